@@ -1,0 +1,1 @@
+"""Blueprint for machines (/v1, token endpoints, JWKS): added with the tenant registry."""

@@ -1,0 +1,94 @@
+"""Flask commands: create-admin, bootstrap-admin, reset-password, rotate-key."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+
+from portal.extensions import db
+from portal.models import ROLES
+from portal.services import admins
+from portal.services.context import Actor
+from portal.services.errors import Conflict, NotFound, ValidationError
+
+
+def _read_password(prompt: str) -> str:
+    """From a hidden prompt on a terminal, else the first line of stdin (for scripts and CI)."""
+    if sys.stdin.isatty():
+        return click.prompt(prompt, hide_input=True, confirmation_prompt=True)
+    line = sys.stdin.readline()
+    if not line:
+        raise click.ClickException("No password on standard input.")
+    return line.rstrip("\r\n")
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    if isinstance(exc, ValidationError):
+        return click.ClickException("; ".join(f"{k}: {v}" if k else v for k, v in exc.errors.items()))
+    return click.ClickException(getattr(exc, "message", str(exc)))
+
+
+@click.command("create-admin")
+@click.option("--username", required=True)
+@click.option("--role", type=click.Choice(ROLES), default="admin", show_default=True)
+def create_admin_command(username: str, role: str) -> None:
+    """Create an administrator; the password is read from a prompt or standard input."""
+    password = _read_password("Password")
+    try:
+        result = admins.create_admin(username, role, Actor.cli(), password=password)
+    except (ValidationError, Conflict) as exc:
+        raise _fail(exc) from exc
+    click.echo(f"Created {result.admin.role} {result.admin.username!r}.")
+
+
+@click.command("bootstrap-admin")
+@click.option("--username", default="admin", show_default=True)
+def bootstrap_admin_command(username: str) -> None:
+    """Create the first administrator if there is none, and print its one-time password."""
+    result = admins.bootstrap_first_admin(username)
+    if result is None:
+        click.echo("Administrators exist already; nothing to do.")
+        return
+    click.echo("=" * 64)
+    click.echo(f"First administrator: {result.admin.username}")
+    click.echo(f"One-time password:   {result.password}")
+    click.echo("You will be asked to choose a new password at first sign-in.")
+    click.echo("=" * 64)
+
+
+@click.command("reset-password")
+@click.option("--username", required=True)
+def reset_password_command(username: str) -> None:
+    """Set an administrator's password (recovery); their sessions end."""
+    password = _read_password("New password")
+    try:
+        admins.set_password_cli(username, password)
+    except (ValidationError, NotFound) as exc:
+        raise _fail(exc) from exc
+    click.echo(f"Password of {username!r} changed; their sessions have ended.")
+
+
+@click.command("rotate-key")
+def rotate_key_command() -> None:
+    """Re-encrypt every stored secret with a new encryption key."""
+    from portal.encryption import rotate_key
+    from portal.models import Base
+
+    key_file = current_app.config.get("ENCRYPTION_KEY_FILE")
+    result = rotate_key(db.session, Base.metadata, Path(key_file) if key_file else None)
+    click.echo(f"Re-encrypted {result.values} secret value(s).")
+    if result.key_file:
+        click.echo(f"New key written to {result.key_file}; back it up.")
+    elif result.generated:
+        click.echo("The key came from the environment. Set PORTAL_ENCRYPTION_KEY to this new value on every")
+        click.echo("instance now (the old key no longer decrypts anything):")
+        click.echo(result.new_key)
+    else:
+        click.echo("Everything is now encrypted with the first key of PORTAL_ENCRYPTION_KEY; remove the others.")
+
+
+def register_commands(app: Flask) -> None:
+    for command in (create_admin_command, bootstrap_admin_command, reset_password_command, rotate_key_command):
+        app.cli.add_command(command)

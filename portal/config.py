@@ -1,0 +1,118 @@
+"""Configuration: safe defaults here; instance/config.py and PORTAL_* environment variables override them.
+
+Secrets never have a usable default. On first start the portal generates a secret key and an encryption key
+in the instance folder (mode 0600) so a fresh install is safe without any set-up.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+
+class DefaultConfig:
+    """Defaults for every install. Nothing here is a secret."""
+
+    SECRET_KEY: str | None = None  # generated into instance/secret_key when not configured
+    ENCRYPTION_KEY: str | None = None  # comma-separated Fernet keys, newest first; else instance/encryption.key
+
+    SQLALCHEMY_DATABASE_URI: str | None = None  # DATABASE_URL, else SQLite in instance/
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+    # Sessions: 30 minutes idle, 12 hours absolute, server-side revocation (see services/sessions.py).
+    SESSION_IDLE_TIMEOUT = timedelta(minutes=30)
+    SESSION_ABSOLUTE_TIMEOUT = timedelta(hours=12)
+    SESSION_TOUCH_INTERVAL = timedelta(seconds=60)  # how often last-seen is written, to spare the database
+    PERMANENT_SESSION_LIFETIME = timedelta(minutes=30)
+    SESSION_REFRESH_EACH_REQUEST = True
+    SESSION_COOKIE_NAME = "portal_session"  # "__Host-" is prefixed whenever the request is HTTPS
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False  # forced on for HTTPS requests
+    REMEMBER_COOKIE_DURATION = timedelta(0)  # no remember-me
+    DEVICE_COOKIE_NAME = "portal_device"
+    DEVICE_COOKIE_MAX_AGE = int(timedelta(days=180).total_seconds())
+
+    # Request size: certificates and forms are small; bulk uploads set their own cap.
+    MAX_CONTENT_LENGTH = 2 * 1024 * 1024
+
+    WTF_CSRF_TIME_LIMIT = 3600
+
+    # Sign-in throttling (Flask-Limiter). Counters are per process with memory://; use Redis for several instances.
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_STRATEGY = "moving-window"
+    RATELIMIT_HEADERS_ENABLED = True
+    LOGIN_LIMIT_PER_IP = "30 per minute;300 per hour"
+    LOGIN_FAILURE_LIMIT_PER_IP_USER = "5 per minute;30 per hour"
+    LOGIN_FAILURE_LIMIT_PER_USER = "20 per hour"  # waived for browsers holding a device cookie for that user
+
+    # Password hashing: argon2id, argon2-cffi's RFC 9106 low-memory profile (t=3, m=64 MiB, p=4).
+    ARGON2_TIME_COST = 3
+    ARGON2_MEMORY_COST = 65536
+    ARGON2_PARALLELISM = 4
+    PASSWORD_MIN_LENGTH = 12
+
+    # Behind nginx: number of trusted proxy hops per header (0 = ProxyFix off).
+    PROXY_FIX_X_FOR = 0
+    PROXY_FIX_X_PROTO = 0
+    PROXY_FIX_X_HOST = 0
+    PROXY_FIX_X_PREFIX = 0
+
+    HSTS_SECONDS = 31536000
+    LOG_LEVEL = "INFO"
+
+
+# SECRET_KEY values that mean "nobody set this".
+WEAK_SECRET_KEYS = frozenset({"", "dev", "development", "secret", "changeme", "change-me", "please-change-me", "test"})
+
+
+class ConfigError(RuntimeError):
+    """The configuration is unsafe or unusable; the app refuses to start."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the usual `postgres://` / `postgresql://` spellings and use psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _read_or_create(path: Path, make: callable) -> str:
+    """Read a generated secret, or create it with mode 0600 without a window where others could read it."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def apply_instance_secrets(config: dict, instance_path: str) -> None:
+    """Fill SECRET_KEY and ENCRYPTION_KEY from instance/ (generating them on first run) when not configured."""
+    folder = Path(instance_path)
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = _read_or_create(folder / "secret_key", lambda: secrets.token_urlsafe(48))
+    if not config.get("ENCRYPTION_KEY"):
+        key_file = folder / "encryption.key"
+        keys = _read_or_create(key_file, lambda: Fernet.generate_key().decode())
+        config["ENCRYPTION_KEY"] = ",".join(keys.split())
+        config["ENCRYPTION_KEY_FILE"] = str(key_file)
+
+
+def check_config(config: dict, *, production: bool) -> None:
+    """Fail fast on settings that would make a production instance unsafe."""
+    if production:
+        key = str(config.get("SECRET_KEY") or "")
+        if key.lower() in WEAK_SECRET_KEYS or len(key) < 32:
+            raise ConfigError(
+                "SECRET_KEY is a default or shorter than 32 characters; unset it to have one generated "
+                "in instance/, or set PORTAL_SECRET_KEY to a long random value."
+            )
+    if not config.get("ENCRYPTION_KEY"):
+        raise ConfigError("ENCRYPTION_KEY is missing.")

@@ -1,0 +1,138 @@
+"""Sign-in, sign-out and server-side sessions.
+
+The browser cookie carries a random token; the database keeps its SHA-256 with the creation and last-seen times.
+A session ends at logout, after 30 minutes idle or 12 hours in all, when the password changes or the account is
+disabled; a copied cookie then finds no live session and is refused.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask import current_app
+
+from portal.extensions import db
+from portal.models import AdminSession, AdminUser
+from portal.models.base import utcnow
+from portal.services import audit, passwords
+from portal.services.context import Actor
+from portal.services.errors import ValidationError
+
+BAD_CREDENTIALS = "Unknown username or wrong password."
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class SignIn:
+    admin: AdminUser
+    token: str
+
+
+def normalise_username(username: str) -> str:
+    return (username or "").strip().lower()
+
+
+def sign_in(username: str, password: str, actor: Actor, user_agent: str | None = None) -> SignIn:
+    """Check the password and open a fresh session. Failures are audited and say nothing about which part was wrong."""
+    name = normalise_username(username)
+    admin = db.session.execute(sa.select(AdminUser).where(AdminUser.username == name)).scalar_one_or_none()
+    if admin is None:
+        passwords.burn_time(password)
+        ok = False
+    else:
+        ok, needs_rehash = passwords.verify_password(admin.password_hash, password)
+    if not ok or not admin.active:
+        audit.record(Actor(name=name[:64] or "-", request_id=actor.request_id, ip=actor.ip), "auth.login_failed",
+                     "admin", admin.id if admin else None,
+                     {"reason": {"before": None, "after": "disabled" if ok else "bad credentials"}})
+        db.session.commit()
+        raise ValidationError(BAD_CREDENTIALS)
+    if needs_rehash:
+        admin.password_hash = passwords.hash_password(password)
+    admin.last_login_at = utcnow()
+    token = _open_session(admin, actor.ip, user_agent)
+    audit.record(Actor(name=admin.username, id=admin.id, request_id=actor.request_id, ip=actor.ip),
+                 "auth.login", "admin", admin.id)
+    db.session.commit()
+    return SignIn(admin=admin, token=token)
+
+
+def _open_session(admin: AdminUser, ip: str | None, user_agent: str | None) -> str:
+    token = secrets.token_urlsafe(32)
+    row = AdminSession(token_hash=_hash(token), admin=admin, ip=ip, user_agent=(user_agent or "")[:255])
+    db.session.add(row)
+    admin.current_session, admin.session_token = row, token
+    return token
+
+
+def load(token: str) -> AdminUser | None:
+    """The admin behind a session token, or None when the session is unknown, revoked, idle or too old."""
+    row = db.session.execute(
+        sa.select(AdminSession).where(AdminSession.token_hash == _hash(token))
+    ).scalar_one_or_none()
+    if row is None or row.revoked_at is not None:
+        return None
+    now = utcnow()
+    cfg = current_app.config
+    reason = None
+    if not row.admin.active:
+        reason = "disabled"
+    elif now - row.last_seen_at > cfg["SESSION_IDLE_TIMEOUT"]:
+        reason = "idle"
+    elif now - row.created_at > cfg["SESSION_ABSOLUTE_TIMEOUT"]:
+        reason = "expired"
+    if reason:
+        row.revoked_at, row.revoked_reason = now, reason
+        db.session.commit()
+        return None
+    if now - row.last_seen_at >= cfg["SESSION_TOUCH_INTERVAL"]:
+        row.last_seen_at = now
+        db.session.commit()
+    admin = row.admin
+    admin.current_session, admin.session_token = row, token
+    return admin
+
+
+def sign_out(admin: AdminUser, actor: Actor) -> None:
+    if admin.current_session is not None:
+        _revoke(admin.current_session, "logout", utcnow())
+    audit.record(actor, "auth.logout", "admin", admin.id)
+    db.session.commit()
+
+
+def revoke_all(admin: AdminUser, reason: str) -> int:
+    """End every live session of an admin (password change, reset, disable). Caller commits."""
+    now = utcnow()
+    rows = db.session.execute(
+        sa.select(AdminSession).where(AdminSession.admin_id == admin.id, AdminSession.revoked_at.is_(None))
+    ).scalars().all()
+    for row in rows:
+        _revoke(row, reason, now)
+    return len(rows)
+
+
+def _revoke(row: AdminSession, reason: str, when: datetime) -> None:
+    row.revoked_at, row.revoked_reason = when, reason
+
+
+def reopen(admin: AdminUser, ip: str | None, user_agent: str | None) -> str:
+    """A new session for the current browser after all were revoked (own password change). Caller commits."""
+    return _open_session(admin, ip, user_agent)
+
+
+def live_sessions(admin_id: int) -> list[AdminSession]:
+    now = utcnow()
+    cfg = current_app.config
+    rows = db.session.execute(
+        sa.select(AdminSession)
+        .where(AdminSession.admin_id == admin_id, AdminSession.revoked_at.is_(None))
+        .order_by(AdminSession.last_seen_at.desc())
+    ).scalars().all()
+    return [r for r in rows if now - r.last_seen_at <= cfg["SESSION_IDLE_TIMEOUT"]
+            and now - r.created_at <= cfg["SESSION_ABSOLUTE_TIMEOUT"]]

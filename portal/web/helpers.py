@@ -1,0 +1,37 @@
+"""Small helpers shared by the views: the acting user, and service errors shown at the right field."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import g, request
+from flask_login import current_user
+from flask_wtf import FlaskForm
+
+from portal.services.context import Actor
+from portal.services.errors import ValidationError
+
+
+def current_actor() -> Actor:
+    user = current_user if current_user.is_authenticated else None
+    return Actor(name=user.username if user else "anonymous", id=user.id if user else None,
+                 role=user.role if user else None, request_id=g.get("request_id"), ip=request.remote_addr)
+
+
+def apply_errors(form: FlaskForm, error: ValidationError) -> None:
+    """Put each service error under its field; errors for unknown fields go to the form as a whole."""
+    form.form_errors = list(getattr(form, "form_errors", []))
+    for field, message in error.errors.items():
+        if field and field in form:
+            form[field].errors = [*form[field].errors, message]
+        else:
+            form.form_errors.append(message)
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Only same-site relative paths: `next` must never send a signed-in admin elsewhere."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
