@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from portal.extensions import db
 from portal.models import ROLES
@@ -31,6 +32,7 @@ def _fail(exc: Exception) -> click.ClickException:
 
 
 @click.command("create-admin")
+@with_appcontext
 @click.option("--username", required=True)
 @click.option("--role", type=click.Choice(ROLES), default="admin", show_default=True)
 def create_admin_command(username: str, role: str) -> None:
@@ -44,6 +46,7 @@ def create_admin_command(username: str, role: str) -> None:
 
 
 @click.command("bootstrap-admin")
+@with_appcontext
 @click.option("--username", default="admin", show_default=True)
 def bootstrap_admin_command(username: str) -> None:
     """Create the first administrator if there is none, and print its one-time password."""
@@ -59,6 +62,7 @@ def bootstrap_admin_command(username: str) -> None:
 
 
 @click.command("reset-password")
+@with_appcontext
 @click.option("--username", required=True)
 def reset_password_command(username: str) -> None:
     """Set an administrator's password (recovery); their sessions end."""
@@ -71,6 +75,7 @@ def reset_password_command(username: str) -> None:
 
 
 @click.command("rotate-key")
+@with_appcontext
 def rotate_key_command() -> None:
     """Re-encrypt every stored secret with a new encryption key."""
     from portal.encryption import rotate_key

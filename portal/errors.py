@@ -48,8 +48,7 @@ def _render(status: int, detail: str | None = None):
     title = MESSAGES.get(status, "Error")
     if wants_json():
         return problem(status, title, detail)
-    return render_template("errors/error.html", status=status, title=title, detail=detail,
-                           request_id=request_id()), status
+    return render_template("errors/error.html", status=status, title=title, detail=detail), status
 
 
 def handle_http(exc: HTTPException):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, current_app, g, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -14,12 +14,13 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 
 def request_id() -> str | None:
-    return g.get("request_id") if has_request_context() else None
-
-
-def _assign_request_id() -> None:
-    incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+    """nginx's X-Request-ID when it looks sane, else a new one; fixed for the rest of the request."""
+    if not has_request_context():
+        return None
+    if "request_id" not in g:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+    return g.request_id
 
 
 def secure_cookie_name(app: Flask, name: str) -> str:
@@ -44,12 +45,10 @@ def _security_headers(response):
     h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     if request.is_secure:
-        from flask import current_app
         h.setdefault("Strict-Transport-Security", f"max-age={current_app.config['HSTS_SECONDS']}; includeSubDomains")
     if request.endpoint != "static":
         h["Cache-Control"] = "no-store"
-    if rid := g.get("request_id"):
-        h["X-Request-ID"] = rid
+    h["X-Request-ID"] = request_id()
     return response
 
 
@@ -58,5 +57,5 @@ def init_app(app: Flask) -> None:
     hops = {k: int(app.config[f"PROXY_FIX_{k.upper()}"]) for k in ("x_for", "x_proto", "x_host", "x_prefix")}
     if any(hops.values()):
         app.wsgi_app = ProxyFix(app.wsgi_app, **hops)
-    app.before_request(_assign_request_id)
+    app.jinja_env.globals["request_id"] = request_id
     app.after_request(_security_headers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import logging.config
 import re
+import sys
 
 from portal.hardening import request_id
 
@@ -34,6 +35,21 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of the event (gunicorn, pytest and tools swap it)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
 def configure(level: str = "INFO") -> None:
     logging.config.dictConfig({
         "version": 1,
@@ -43,7 +59,7 @@ def configure(level: str = "INFO") -> None:
             "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
         }},
         "handlers": {"stderr": {
-            "class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+            "()": StderrHandler,
             "formatter": "line", "filters": ["context"],
         }},
         "root": {"level": level, "handlers": ["stderr"]},

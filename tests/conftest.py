@@ -107,8 +107,10 @@ def runner(app):
 
 
 @pytest.fixture
-def db(app):
-    with app.app_context():
+def db(app, make_app):
+    """The database, for assertions. It lives in the context of a second app on the same database: if the test
+    held `app`'s own context, test-client requests would reuse it and share `g` (and the signed-in user)."""
+    with make_app().app_context():
         yield _db
 
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import g, request
+from flask import request
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
+from portal.hardening import request_id
 from portal.services.context import Actor
 from portal.services.errors import ValidationError
 
@@ -14,7 +15,7 @@ from portal.services.errors import ValidationError
 def current_actor() -> Actor:
     user = current_user if current_user.is_authenticated else None
     return Actor(name=user.username if user else "anonymous", id=user.id if user else None,
-                 role=user.role if user else None, request_id=g.get("request_id"), ip=request.remote_addr)
+                 role=user.role if user else None, request_id=request_id(), ip=request.remote_addr)
 
 
 def apply_errors(form: FlaskForm, error: ValidationError) -> None:

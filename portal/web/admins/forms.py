@@ -1,15 +1,15 @@
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField
+from wtforms import SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
 from portal.models import ROLES
 
-ROLE_CHOICES = [
-    ("admin", "admin: everything"),
-    ("operator", "operator: tenants and synchronisation"),
-    ("auditor", "auditor: read-only"),
-]
-assert [r for r, _ in ROLE_CHOICES] == list(ROLES)
+ROLE_LABELS = {
+    "admin": "admin: everything",
+    "operator": "operator: tenants and synchronisation",
+    "auditor": "auditor: read-only",
+}
+ROLE_CHOICES = [SelectChoice(role, ROLE_LABELS[role]) for role in ROLES]
 
 
 class AdminCreateForm(FlaskForm):

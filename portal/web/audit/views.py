@@ -5,7 +5,7 @@ from datetime import datetime, time, timedelta, timezone
 
 from flask import Blueprint, render_template, request
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectField, StringField
+from wtforms import DateField, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, Optional
 
 from portal.access import roles
@@ -37,7 +37,7 @@ def _day(d, *, end: bool = False) -> datetime | None:
 @roles("admin", "auditor")
 def index():
     form = AuditFilterForm(request.args)
-    form.object_type.choices = [("", "any")] + [(t, t) for t in audit.object_types()]
+    form.object_type.choices = [SelectChoice("", "any")] + [SelectChoice(t, t) for t in audit.object_types()]
     before = request.args.get("before", type=int)
     page = audit.AuditPage(events=[], next_before=None)
     if form.validate():
