@@ -61,6 +61,26 @@ class DefaultConfig:
     PROXY_FIX_X_HOST = 0
     PROXY_FIX_X_PREFIX = 0
 
+    # Tenants. The domain is derived as "<tenantid>.<suffix>" when a registration names none.
+    TENANT_DOMAIN_SUFFIX = "tenants.local"
+    TENANT_DOTLESS_DOMAINS = False  # IS 7's public_cloud_setup=false accepts domains without a dot
+    TENANT_PAGE_SIZE = 50
+
+    # Identity-provider connection checks. OIDC fetches go through the SSRF guard: https only and public
+    # addresses only, unless a lab allows http or lists private networks (CIDRs) here.
+    IDP_CHECK_TIMEOUT = 5.0
+    IDP_PROVISION_USER_STORE = True  # create um_user/um_role/um_user_role in the tenant schema when absent
+    OIDC_ALLOW_HTTP = False
+    OIDC_ALLOWED_NETWORKS: tuple[str, ...] = ()
+    OIDC_CA_BUNDLE: str | None = None  # PEM bundle to trust instead of the system CAs
+    OIDC_MAX_BYTES = 65536
+    LDAP_CA_FILE: str | None = None
+
+    # Bulk onboarding: rows per file and the upload cap for that one form.
+    BULK_MAX_ROWS = 10000
+    BULK_MAX_BYTES = 16 * 1024 * 1024
+    BULK_RUN_INLINE = False  # tests: run jobs in the request instead of a background thread
+
     HSTS_SECONDS = 31536000
     LOG_LEVEL = "INFO"
 

@@ -172,7 +172,7 @@ def _domain_of(root_dn: str) -> str | None:
     return ".".join(labels).lower() if labels else None
 
 
-def _validate(
+def validate_settings(
     url: str,
     domain_name: str,
     root_dn: str,
@@ -256,7 +256,7 @@ def check_ldap(
     """
     if timeout <= 0:
         raise ValueError("timeout must be positive")
-    target, errors, notes = _validate(url, domain_name, root_dn, bind_dn, bind_password, start_tls)
+    target, errors, notes = validate_settings(url, domain_name, root_dn, bind_dn, bind_password, start_tls)
     if errors:
         messages = list(errors.values())
         summary = messages[0] if len(messages) == 1 else (

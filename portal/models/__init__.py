@@ -1,7 +1,11 @@
 """Typed SQLAlchemy 2.x models, one module per aggregate. Importing this package registers them all."""
 from portal.models.admin import ROLES, AdminSession, AdminUser
+from portal.models.api_client import ApiClient
 from portal.models.audit import AuditEvent
 from portal.models.base import Base
+from portal.models.bulk import BulkJob
 from portal.models.setting import Setting
+from portal.models.tenant import ALGORITHMS, IDP_TYPES, PROVISIONING_METHODS, SigningKey, Tenant
 
-__all__ = ["ROLES", "AdminSession", "AdminUser", "AuditEvent", "Base", "Setting"]
+__all__ = ["ALGORITHMS", "IDP_TYPES", "PROVISIONING_METHODS", "ROLES", "AdminSession", "AdminUser", "ApiClient",
+           "AuditEvent", "Base", "BulkJob", "Setting", "SigningKey", "Tenant"]

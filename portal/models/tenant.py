@@ -1,0 +1,106 @@
+"""Tenants, their signing keys, and the settings of their identity provider."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.encryption import EncryptedText
+from portal.models.base import Base, JSONType, UTCDateTime, utcnow
+
+IDP_TYPES = ("ORACLE", "POSTGRES", "LDAP", "EXTERNAL")
+ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512")
+PROVISIONING_METHODS = ("inline-password", "invite-via-email")
+CHECK_STATES = ("unchecked", "passed", "failed")
+KEY_STATES = ("active", "passive", "retired")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Tenant(Base):
+    """One tenant as the registration API describes it. Secrets live in encrypted columns and never leave the
+    service layer: views and the API see `*_set` booleans instead."""
+
+    __tablename__ = "tenant"
+    __table_args__ = (
+        sa.CheckConstraint(_in("idp_type", IDP_TYPES), name="idp_type"),
+        sa.CheckConstraint(_in("support_algorithm", ALGORITHMS), name="support_algorithm"),
+        sa.CheckConstraint(_in("check_status", CHECK_STATES), name="check_status"),
+        # Keyset pagination walks tenant_key; the pattern-ops indexes serve prefix search on PostgreSQL.
+        sa.Index("ix_tenant_key_pattern", "tenant_key", postgresql_ops={"tenant_key": "varchar_pattern_ops"}),
+        sa.Index("ix_tenant_domain_pattern", "domain", postgresql_ops={"domain": "varchar_pattern_ops"}),
+        sa.Index("ix_tenant_name_key_pattern", "name_key", postgresql_ops={"name_key": "varchar_pattern_ops"}),
+        sa.Index("ix_tenant_idp_type_key", "idp_type", "tenant_key"),
+        sa.Index("ix_tenant_active_key", "active", "tenant_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.String(64))  # as registered: "TIBCO"
+    tenant_key: Mapped[str] = mapped_column(sa.String(64), unique=True)  # lower-case: ids are unique ignoring case
+    display_name: Mapped[str] = mapped_column(sa.String(255))
+    name_key: Mapped[str] = mapped_column(sa.String(255))  # lower-case display name, for search
+    domain: Mapped[str] = mapped_column(sa.String(253), unique=True)
+
+    owner_username: Mapped[str | None] = mapped_column(sa.String(255))
+    owner_email: Mapped[str | None] = mapped_column(sa.String(320))
+    owner_first_name: Mapped[str | None] = mapped_column(sa.String(255))
+    owner_last_name: Mapped[str | None] = mapped_column(sa.String(255))
+    owner_provisioning: Mapped[str | None] = mapped_column(sa.String(32))
+    owner_password: Mapped[str | None] = mapped_column(EncryptedText)  # inline-password only, for IS provisioning
+
+    client_id: Mapped[str] = mapped_column(sa.String(255), index=True)
+    client_secret: Mapped[str] = mapped_column(EncryptedText)
+
+    idp_type: Mapped[str] = mapped_column(sa.String(16))
+    idp_settings: Mapped[dict] = mapped_column(JSONType, default=dict)  # the type's settings, secrets excluded
+    idp_secret: Mapped[str | None] = mapped_column(EncryptedText)  # dataSourcePassword or LDAP bindPassword
+
+    support_algorithm: Mapped[str] = mapped_column(sa.String(8), default="HS256")
+
+    active: Mapped[bool] = mapped_column(default=True)
+    check_status: Mapped[str] = mapped_column(sa.String(16), default="unchecked")
+    check_summary: Mapped[str | None] = mapped_column(sa.Text)
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    keys: Mapped[list[SigningKey]] = relationship(
+        back_populates="tenant", cascade="all, delete-orphan", order_by="SigningKey.id"
+    )
+
+    @property
+    def verified(self) -> bool:
+        return self.check_status == "passed"
+
+    @property
+    def active_key(self) -> SigningKey | None:
+        return next((k for k in self.keys if k.status == "active"), None)
+
+
+class SigningKey(Base):
+    """A tenant's token-signing key: an HMAC secret or an RSA private key, encrypted at rest."""
+
+    __tablename__ = "signing_key"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "kid", name="uq_signing_key_tenant_kid"),
+        sa.CheckConstraint(_in("status", KEY_STATES), name="status"),
+        sa.CheckConstraint(_in("algorithm", ALGORITHMS), name="algorithm"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(sa.ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    kid: Mapped[str] = mapped_column(sa.String(64))
+    algorithm: Mapped[str] = mapped_column(sa.String(8))
+    status: Mapped[str] = mapped_column(sa.String(16), default="active")
+    secret: Mapped[str] = mapped_column(EncryptedText)  # HS: the key text; RS: the private key PEM
+    public_pem: Mapped[str | None] = mapped_column(sa.Text)  # RS only
+    key_bits: Mapped[int] = mapped_column()  # HS: bytes * 8; RS: modulus size
+    generated: Mapped[bool] = mapped_column(default=False)  # made by the portal rather than supplied
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    tenant: Mapped[Tenant] = relationship(back_populates="keys")

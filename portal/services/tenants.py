@@ -1,0 +1,388 @@
+"""The tenant registry. register_tenant, update_tenant and set_tenant_active are the only ways a tenant changes;
+the HTML form and the /v1 API both call them, and each commits the change with its audit entry."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from portal.clients.checks import CheckResult
+from portal.extensions import db
+from portal.models import SigningKey, Tenant
+from portal.models.base import utcnow
+from portal.services import audit, idp_checks, signing_keys, tenant_spec
+from portal.services.context import Actor
+from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
+from portal.services.tenant_spec import TenantSpec
+
+SECRET_FIELDS = frozenset({"clientSecret", "signingKey", "dataSourcePassword", "bindPassword", "ownerPassword"})
+
+
+@dataclass
+class Registration:
+    tenant: Tenant
+    check: CheckResult | None  # None when the check was skipped
+
+
+def rules() -> tenant_spec.Rules:
+    config = current_app.config
+    return tenant_spec.Rules(domain_suffix=config["TENANT_DOMAIN_SUFFIX"],
+                             dotless_domains=bool(config["TENANT_DOTLESS_DOMAINS"]),
+                             allow_http_urls=bool(config["OIDC_ALLOW_HTTP"]))
+
+
+def get_tenant(tenant_id: str) -> Tenant:
+    tenant = db.session.execute(
+        sa.select(Tenant).where(Tenant.tenant_key == str(tenant_id).lower())
+    ).scalar_one_or_none()
+    if tenant is None:
+        raise NotFound(f"No tenant with id {tenant_id!r}.")
+    return tenant
+
+
+# --- changes ----------------------------------------------------------------------------------------------
+
+
+def register_tenant(body: Any, actor: Actor, *, skip_check: bool = False) -> Registration:
+    """Validate, check the identity provider for real, store the tenant and its first signing key, audit."""
+    spec = tenant_spec.parse(body, rules())
+    _refuse_duplicates(spec)
+    key = _key_for(spec)
+    check = _check(spec, skip_check)
+    tenant = Tenant(tenant_id=spec.tenant_id, tenant_key=spec.tenant_id.lower(), domain=spec.domain, active=True)
+    _apply(tenant, spec)
+    tenant.keys.append(_signing_key(key))
+    _record_check(tenant, check)
+    db.session.add(tenant)
+    _commit_new(tenant, actor, "tenant.register", None)
+    return Registration(tenant, check)
+
+
+def update_tenant(tenant_id: str, body: Any, actor: Actor, *, skip_check: bool = False) -> Registration:
+    """Replace the tenant's mutable fields. A blank secret keeps the stored one; tenantId and domain stay."""
+    tenant = get_tenant(tenant_id)
+    spec = tenant_spec.parse(body, rules(), existing=existing_view(tenant))
+    before = _audit_view(tenant)
+    new_key = None
+    if spec.signing_key or spec.algorithm != tenant.support_algorithm:
+        new_key = _key_for(spec)
+    settings_changed = (spec.idp_type, spec.idp_settings) != (tenant.idp_type, tenant.idp_settings) or (
+        spec.idp_secret is not None and spec.idp_secret != tenant.idp_secret)
+    settings_changed = settings_changed or spec.algorithm != tenant.support_algorithm
+    check = None
+    if settings_changed and not skip_check:  # a rename must not depend on the provider being up
+        check = _check(spec, False, stored_secret=tenant.idp_secret if spec.idp_type == tenant.idp_type else None)
+    _apply(tenant, spec)
+    if new_key is not None:
+        _rotate(tenant, new_key)
+    if check is not None:
+        _record_check(tenant, check)
+    elif settings_changed:
+        _record_check(tenant, None)
+    changes = audit.diff(before, _audit_view(tenant), SECRET_FIELDS)
+    if changes:
+        audit.record(actor, "tenant.update", "tenant", tenant.tenant_id, changes)
+    db.session.commit()
+    return Registration(tenant, check)
+
+
+def set_tenant_active(tenant_id: str, active: bool, actor: Actor) -> Tenant:
+    tenant = get_tenant(tenant_id)
+    if tenant.active == active:
+        return tenant
+    before = _audit_view(tenant)
+    tenant.active = active
+    audit.record(actor, "tenant.activate" if active else "tenant.deactivate", "tenant", tenant.tenant_id,
+                 audit.diff(before, _audit_view(tenant), SECRET_FIELDS))
+    db.session.commit()
+    return tenant
+
+
+def recheck_tenant(tenant_id: str, actor: Actor) -> CheckResult:
+    """Run the stored settings' check again; a pass marks an unverified tenant verified."""
+    tenant = get_tenant(tenant_id)
+    result = idp_checks.run(tenant.idp_type, tenant.idp_settings, tenant.idp_secret, tenant.support_algorithm)
+    before = _audit_view(tenant)
+    _record_check(tenant, result)
+    audit.record(actor, "tenant.check", "tenant", tenant.tenant_id,
+                 {**audit.diff(before, _audit_view(tenant), SECRET_FIELDS),
+                  "result": {"before": None, "after": result.summary}})
+    db.session.commit()
+    return result
+
+
+def test_connection(body: Any, tenant_id: str | None = None) -> CheckResult:
+    """The form's "Test connection": validate what was typed, then connect, without storing anything.
+    On an edit form a blank password means the stored one."""
+    existing = None
+    stored = None
+    if tenant_id:
+        tenant = get_tenant(tenant_id)
+        existing = existing_view(tenant)
+        stored = tenant.idp_secret
+    try:
+        spec = tenant_spec.parse(body, rules(), existing=existing)
+    except ValidationError as exc:
+        relevant = {k: v for k, v in exc.errors.items() if _is_idp_field(k)}
+        if relevant:
+            raise ValidationError(relevant) from None
+        spec = None
+    if spec is None:  # other fields are wrong, the provider's are fine: parse again leniently for the check
+        spec = _lenient_spec(body, existing)
+    secret = spec.idp_secret if spec.idp_secret is not None else stored
+    return idp_checks.run(spec.idp_type, spec.idp_settings, secret, spec.algorithm)
+
+
+# --- reading ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TenantQuery:
+    q: str = ""
+    idp_type: str = ""
+    status: str = ""  # "", "active", "inactive", "unverified"
+    after: str | None = None  # keyset cursors: tenant_key of the last / first row shown
+    before: str | None = None
+    limit: int = 50
+
+
+@dataclass
+class TenantPage:
+    tenants: list[Tenant]
+    next_after: str | None
+    prev_before: str | None
+
+
+def list_tenants(query: TenantQuery) -> TenantPage:
+    """Keyset-paged on tenant_key: one query per page, as fast on page 2,000 as on page 1."""
+    limit = max(1, min(query.limit, 500))
+    stmt = sa.select(Tenant)
+    q = query.q.strip().lower()
+    if q:
+        pattern = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(sa.or_(Tenant.tenant_key.like(pattern, escape="\\"),
+                                 Tenant.domain.like(pattern, escape="\\"),
+                                 Tenant.name_key.like(pattern, escape="\\")))
+    if query.idp_type:
+        stmt = stmt.where(Tenant.idp_type == query.idp_type)
+    if query.status == "active":
+        stmt = stmt.where(Tenant.active.is_(True))
+    elif query.status == "inactive":
+        stmt = stmt.where(Tenant.active.is_(False))
+    elif query.status == "unverified":
+        stmt = stmt.where(Tenant.check_status != "passed")
+    backwards = query.before is not None and query.after is None
+    if backwards:
+        stmt = stmt.where(Tenant.tenant_key < query.before).order_by(Tenant.tenant_key.desc())
+    else:
+        if query.after is not None:
+            stmt = stmt.where(Tenant.tenant_key > query.after)
+        stmt = stmt.order_by(Tenant.tenant_key)
+    rows = list(db.session.execute(stmt.limit(limit + 1)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+        return TenantPage(rows, next_after=rows[-1].tenant_key if rows else None,
+                          prev_before=rows[0].tenant_key if more and rows else None)
+    return TenantPage(rows, next_after=rows[-1].tenant_key if more and rows else None,
+                      prev_before=rows[0].tenant_key if query.after is not None and rows else None)
+
+
+def to_api(tenant: Tenant) -> dict[str, Any]:
+    """The tenant in the registration API's field names, secrets replaced by whether they are set."""
+    body: dict[str, Any] = {
+        "tenantId": tenant.tenant_id,
+        "displayName": tenant.display_name,
+        "tenantDomain": tenant.domain,
+        "clientId": tenant.client_id,
+        "clientSecretSet": bool(tenant.client_secret),
+        "identityProviderType": tenant.idp_type,
+        "supportAlgorithm": tenant.support_algorithm,
+        "status": "active" if tenant.active else "inactive",
+        "verified": tenant.verified,
+        "connectionCheck": {"status": tenant.check_status, "summary": tenant.check_summary,
+                            "checkedAt": _iso(tenant.checked_at)},
+        "createdAt": _iso(tenant.created_at),
+        "updatedAt": _iso(tenant.updated_at),
+    }
+    key = tenant.active_key
+    body["signingKey"] = None if key is None else {
+        "kid": key.kid, "algorithm": key.algorithm, "bits": key.key_bits, "generated": key.generated,
+        "publicKeyPem": key.public_pem, "createdAt": _iso(key.created_at)}
+    if tenant.owner_username:
+        body["owner"] = {"username": tenant.owner_username, "email": tenant.owner_email,
+                         "firstName": tenant.owner_first_name, "lastName": tenant.owner_last_name,
+                         "provisioningMethod": tenant.owner_provisioning,
+                         "passwordSet": tenant.owner_password is not None}
+    else:
+        body["owner"] = None
+    settings = tenant.idp_settings or {}
+    if tenant.idp_type in tenant_spec.RELATIONAL:
+        body["relationalSchema"] = {**settings, "dataSourcePasswordSet": tenant.idp_secret is not None}
+    elif tenant.idp_type == "LDAP":
+        body["ldapSchema"] = {**settings, "bindPasswordSet": tenant.idp_secret is not None}
+    else:
+        body["jwkSetUrl"] = settings.get("jwkSetUrl")
+        body["issuer"] = settings.get("issuer")
+        body["oidcSchema"] = settings.get("oidcSchema")
+    return body
+
+
+def existing_view(tenant: Tenant) -> dict[str, Any]:
+    """What the validator needs to know of a stored tenant: fixed identifiers and which secrets are set."""
+    return {"tenantId": tenant.tenant_id, "tenantDomain": tenant.domain, "identityProviderType": tenant.idp_type,
+            "clientSecretSet": bool(tenant.client_secret), "idpSecretSet": tenant.idp_secret is not None,
+            "ownerPasswordSet": tenant.owner_password is not None}
+
+
+def count_tenants() -> dict[str, int]:
+    rows = db.session.execute(sa.select(Tenant.active, sa.func.count()).group_by(Tenant.active)).all()
+    counts = {bool(active): n for active, n in rows}
+    return {"active": counts.get(True, 0), "inactive": counts.get(False, 0)}
+
+
+# --- internals ----------------------------------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _refuse_duplicates(spec: TenantSpec) -> None:
+    clash = db.session.execute(
+        sa.select(Tenant.tenant_key, Tenant.domain).where(
+            sa.or_(Tenant.tenant_key == spec.tenant_id.lower(), Tenant.domain == spec.domain))
+    ).all()
+    errors = {}
+    for key, domain in clash:
+        if key == spec.tenant_id.lower():
+            errors["tenantId"] = f"A tenant with id {spec.tenant_id!r} already exists (ids are compared ignoring case)."
+        if domain == spec.domain:
+            errors["tenantDomain"] = f"The domain {spec.domain} is already used by another tenant."
+    if errors:
+        raise Conflict(" ".join(errors.values()), errors)
+
+
+def _key_for(spec: TenantSpec) -> signing_keys.KeyMaterial:
+    try:
+        return signing_keys.make_key(spec.algorithm, spec.signing_key, spec.rsa_key_size)
+    except signing_keys.KeyProblem as exc:
+        raise ValidationError({"signingKey": str(exc)}) from None
+
+
+def _check(spec: TenantSpec, skip: bool, stored_secret: str | None = None) -> CheckResult | None:
+    if skip:
+        return None
+    secret = spec.idp_secret if spec.idp_secret is not None else stored_secret
+    result = idp_checks.run(spec.idp_type, spec.idp_settings, secret, spec.algorithm)
+    if not result.ok:
+        raise CheckFailed(result)
+    return result
+
+
+def _record_check(tenant: Tenant, result: CheckResult | None) -> None:
+    if result is None:
+        tenant.check_status, tenant.check_summary = "unchecked", "Registered without a connection check."
+    else:
+        tenant.check_status = "passed" if result.ok else "failed"
+        tenant.check_summary = result.summary[:2000]
+    tenant.checked_at = utcnow() if result is not None else None
+
+
+def _apply(tenant: Tenant, spec: TenantSpec) -> None:
+    tenant.display_name = spec.display_name
+    tenant.name_key = spec.display_name.lower()
+    tenant.client_id = spec.client_id
+    if spec.client_secret is not None:
+        tenant.client_secret = spec.client_secret
+    if spec.owner is None:
+        tenant.owner_username = tenant.owner_email = tenant.owner_first_name = tenant.owner_last_name = None
+        tenant.owner_provisioning = tenant.owner_password = None
+    else:
+        tenant.owner_username, tenant.owner_email = spec.owner.username, spec.owner.email
+        tenant.owner_first_name, tenant.owner_last_name = spec.owner.first_name, spec.owner.last_name
+        tenant.owner_provisioning = spec.owner.provisioning
+        if spec.owner.provisioning == "invite-via-email":
+            tenant.owner_password = None
+        elif spec.owner.password is not None:
+            tenant.owner_password = spec.owner.password
+    if spec.idp_type != tenant.idp_type:
+        tenant.idp_secret = None
+    tenant.idp_type = spec.idp_type
+    tenant.idp_settings = spec.idp_settings
+    if spec.idp_secret is not None:
+        tenant.idp_secret = spec.idp_secret
+    elif spec.idp_type == "LDAP" and not spec.idp_settings.get("bindDN"):
+        tenant.idp_secret = None  # anonymous bind: no password to keep
+    elif spec.idp_type == "EXTERNAL":
+        tenant.idp_secret = None
+    tenant.support_algorithm = spec.algorithm
+
+
+def _signing_key(key: signing_keys.KeyMaterial) -> SigningKey:
+    return SigningKey(kid=key.kid, algorithm=key.algorithm, status="active", secret=key.secret,
+                      public_pem=key.public_pem, key_bits=key.bits, generated=key.generated)
+
+
+def _rotate(tenant: Tenant, key: signing_keys.KeyMaterial) -> None:
+    """The new key signs from now on. Same algorithm: the old key stays passive so issued tokens still validate;
+    a different algorithm: old keys are retired, since validation pins the tenant's algorithm."""
+    now = utcnow()
+    for old in tenant.keys:
+        if old.status == "retired":
+            continue
+        if old.algorithm == key.algorithm and old.status == "active":
+            old.status = "passive"
+        elif old.algorithm != key.algorithm:
+            old.status, old.retired_at = "retired", now
+    tenant.keys.append(_signing_key(key))
+
+
+def _audit_view(tenant: Tenant) -> dict[str, Any]:
+    key = tenant.active_key
+    view = {
+        "tenantId": tenant.tenant_id, "displayName": tenant.display_name, "tenantDomain": tenant.domain,
+        "clientId": tenant.client_id, "clientSecret": tenant.client_secret,
+        "identityProviderType": tenant.idp_type, "supportAlgorithm": tenant.support_algorithm,
+        "signingKeyId": key.kid if key else None,
+        "status": "active" if tenant.active else "inactive", "connectionCheck": tenant.check_status,
+        "ownerUsername": tenant.owner_username, "ownerEmail": tenant.owner_email,
+        "ownerFirstName": tenant.owner_first_name, "ownerLastName": tenant.owner_last_name,
+        "ownerProvisioning": tenant.owner_provisioning, "ownerPassword": tenant.owner_password,
+    }
+    for name, value in (tenant.idp_settings or {}).items():
+        view[name] = value
+    view["dataSourcePassword" if tenant.idp_type in tenant_spec.RELATIONAL else "bindPassword"] = tenant.idp_secret
+    return view
+
+
+def _commit_new(tenant: Tenant, actor: Actor, action: str, before: dict | None) -> None:
+    db.session.flush()
+    audit.record(actor, action, "tenant", tenant.tenant_id, audit.diff(before, _audit_view(tenant), SECRET_FIELDS))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # a concurrent registration won the race for the id or domain
+        raise Conflict(f"A tenant with id {tenant.tenant_id!r} or domain {tenant.domain} already exists.",
+                       {"tenantId": "A tenant with this id or domain already exists."}) from None
+
+
+def _is_idp_field(path: str) -> bool:
+    return path.split(".")[0] in {"identityProviderType", "supportAlgorithm", "relationalSchema", "ldapSchema",
+                                  "oidcSchema", "jwkSetUrl", "issuer"}
+
+
+def _lenient_spec(body: dict, existing: dict | None) -> TenantSpec:
+    """Fill the non-provider fields with valid stand-ins so only the provider's settings decide the check."""
+    stand_in = {**body, "tenantId": (existing or {}).get("tenantId", "check"), "clientId": "check",
+                "clientSecret": "check", "displayName": None, "owner": None, "signingKey": None, "rsaKeySize": 2048}
+    if existing is None:
+        stand_in["tenantDomain"] = None
+    else:
+        stand_in.pop("tenantDomain", None)
+    return tenant_spec.parse(stand_in, rules(), existing=existing)
