@@ -94,6 +94,34 @@ def rotate_key_command() -> None:
         click.echo("Everything is now encrypted with the first key of PORTAL_ENCRYPTION_KEY; remove the others.")
 
 
+@click.command("create-api-client")
+@with_appcontext
+@click.option("--name", required=True, help="Who uses the key, e.g. the CI pipeline that registers tenants.")
+def create_api_client_command(name: str) -> None:
+    """Create a /v1 API client and print its app id and key (shown once, stored hashed)."""
+    from portal.services import api_clients
+
+    try:
+        client, key = api_clients.create_client(name, Actor.cli())
+    except ValidationError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"X-API-AppId: {client.app_id}")
+    click.echo(f"X-API-Key:   {key}")
+    click.echo("The key is shown once; store it now.", err=True)
+
+
+@click.command("seed-demo")
+@with_appcontext
+@click.option("--tenants", "count", type=click.IntRange(1, 1_000_000), default=100, show_default=True)
+def seed_demo_command(count: int) -> None:
+    """Fill the database with COUNT demo tenants (for trying the list at scale and for benchmarks)."""
+    from portal.services import demo
+
+    added = demo.seed_demo(count)
+    click.echo(f"Added {added} demo tenant(s).")
+
+
 def register_commands(app: Flask) -> None:
-    for command in (create_admin_command, bootstrap_admin_command, reset_password_command, rotate_key_command):
+    for command in (create_admin_command, bootstrap_admin_command, reset_password_command, rotate_key_command,
+                    create_api_client_command, seed_demo_command):
         app.cli.add_command(command)
