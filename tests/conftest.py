@@ -16,6 +16,10 @@ from portal.extensions import db as _db
 from portal.models import Base
 from portal.services import admins
 from portal.services.context import Actor
+from tests.ldap_server import slapd_fixture
+from tests.oidc_server import idp  # noqa: F401 - a session fixture: the fake OpenID provider
+
+slapd = slapd_fixture(scope="session")  # one real OpenLDAP server for the whole run
 
 PG_ADMIN_URL = os.environ.get("PORTAL_TEST_PG_ADMIN_URL")
 PASSWORD = "correct horse battery staple"

@@ -21,12 +21,11 @@ from portal.clients.ldap import (
     parse_ldap_url,
 )
 from tests import ldap_server
-from tests.ldap_server import Slapd, SlapdNotInstalled, free_ports, slapd_fixture
+from tests.ldap_server import Slapd, SlapdNotInstalled, free_ports
 
 ALL_FIELDS = {URL_FIELD, DOMAIN_FIELD, ROOT_DN_FIELD, BIND_DN_FIELD, PASSWORD_FIELD}
 
 
-slapd = slapd_fixture(scope="session")
 
 
 @pytest.fixture
