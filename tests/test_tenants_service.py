@@ -76,6 +76,7 @@ RULES = [
     ("tenantId", "x" * 65, "tenantId", "At most 64"),
     ("tenantId", "string", "tenantId", "placeholder"),
     ("tenantId", 42, "tenantId", "string"),
+    ("tenantId", "New", "tenantId", "reserved"),
     ("tenantDomain", "Acme.com", "tenantDomain", "lower-case"),
     ("tenantDomain", ".acme.com", "tenantDomain", "cannot start with a dot"),
     ("tenantDomain", "acme", "tenantDomain", "needs a dot"),

@@ -23,6 +23,7 @@ DOMAIN_RE = re.compile(r"[a-z0-9._-]+")  # IS 7 TM-60007
 EMAIL_RE = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
 OWNER_USERNAME_RE = re.compile(r"[A-Za-z0-9._@-]{1,255}")
 RESERVED_DOMAINS = frozenset({"carbon.super"})
+RESERVED_TENANT_IDS = frozenset({"new", "bulk"})  # page addresses under /tenants/
 RESERVED_FIRST_LABELS = frozenset({"atom", "registry", "resource"})  # IS answers 500 for these
 
 RELATIONAL = ("ORACLE", "POSTGRES")
@@ -107,6 +108,8 @@ def parse(body: Any, rules: Rules, *, existing: dict[str, Any] | None = None) ->
         tenant_id = existing["tenantId"]
     elif tenant_id and not TENANT_ID_RE.fullmatch(tenant_id):
         errors.add("tenantId", "Use 1 to 64 letters, digits, '_' or '-'.")
+    elif tenant_id and tenant_id.lower() in RESERVED_TENANT_IDS:
+        errors.add("tenantId", f"{tenant_id!r} is reserved by the portal; choose another tenant id.")
 
     display_name = _text(body, "displayName", errors, limit=255) or tenant_id or ""
     domain = _domain(body, tenant_id, rules, errors, existing)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.orm  # noqa: F401 - sa.orm.defer
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
@@ -157,10 +158,17 @@ class TenantPage:
     prev_before: str | None
 
 
-def list_tenants(query: TenantQuery) -> TenantPage:
-    """Keyset-paged on tenant_key: one query per page, as fast on page 2,000 as on page 1."""
+def list_tenants(query: TenantQuery, *, for_display: bool = False) -> TenantPage:
+    """Keyset-paged on tenant_key: one query per page, as fast on page 2,000 as on page 1.
+
+    for_display leaves the encrypted columns unloaded (a page of 50 would otherwise decrypt 150 values it never
+    shows); touching one then raises instead of quietly issuing a query per row."""
     limit = max(1, min(query.limit, 500))
     stmt = sa.select(Tenant)
+    if for_display:
+        stmt = stmt.options(sa.orm.defer(Tenant.client_secret, raiseload=True),
+                            sa.orm.defer(Tenant.owner_password, raiseload=True),
+                            sa.orm.defer(Tenant.idp_secret, raiseload=True))
     q = query.q.strip().lower()
     if q:
         pattern = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

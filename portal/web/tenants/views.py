@@ -1,12 +1,139 @@
-"""Tenant pages: list, register, detail, edit, activate/deactivate, connection checks."""
+"""Tenant pages: list, register, detail, edit, activate/deactivate, connection checks.
+
+Every change goes through services.tenants, the same calls the /v1 API makes, so the form shows the API's own
+validation messages, mapped from API field paths to form fields (forms.FIELD_OF_PATH)."""
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+
+from portal.access import roles
+from portal.clients.checks import CheckResult
+from portal.models import Tenant
+from portal.services import audit, tenants
+from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
+from portal.web.forms import ConfirmForm
+from portal.web.helpers import apply_errors, current_actor
+from portal.web.tenants.forms import TenantForm, TenantSearchForm, form_errors
 
 bp = Blueprint("tenants", __name__, url_prefix="/tenants")
 
+READERS = ("admin", "operator", "auditor")
+WRITERS = ("admin", "operator")
+
+
+def _get_or_404(tenant_id: str) -> Tenant:
+    try:
+        return tenants.get_tenant(tenant_id)
+    except NotFound:
+        abort(404, f"No tenant with id {tenant_id}.")
+
 
 @bp.get("/")
-@__import__("portal.access", fromlist=["roles"]).roles("admin", "operator", "auditor")
-def index():  # placeholder, replaced by the tenant list
-    return "tenants"
+@roles(*READERS)
+def index():
+    form = TenantSearchForm(request.args)
+    page = tenants.TenantPage(tenants=[], next_after=None, prev_before=None)
+    if form.validate():
+        page = tenants.list_tenants(tenants.TenantQuery(
+            q=form.q.data or "", idp_type=form.type.data or "", status=form.status.data or "",
+            after=request.args.get("after") or None, before=request.args.get("before") or None,
+            limit=int(current_app.config["TENANT_PAGE_SIZE"])), for_display=True)
+    args = {k: v for k, v in request.args.items() if k in ("q", "type", "status") and v}
+    return render_template("tenants/index.html", form=form, page=page, args=args,
+                           has_bulk="bulk.index" in current_app.view_functions)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@roles(*WRITERS)
+def create():
+    return _form_page(TenantForm(), None)
+
+
+@bp.route("/<tenant_id>/edit", methods=["GET", "POST"])
+@roles(*WRITERS)
+def edit(tenant_id: str):
+    tenant = _get_or_404(tenant_id)
+    api = tenants.to_api(tenant)
+    form = TenantForm(data=TenantForm.data_from_api(api)) if request.method == "GET" else TenantForm()
+    form.for_edit(api)
+    return _form_page(form, tenant)
+
+
+def _form_page(form: TenantForm, tenant: Tenant | None):
+    """Register (tenant None) or edit: show the chosen type's fields, test the connection, or save (PRG)."""
+    check: CheckResult | None = None
+    tenant_id = tenant.tenant_id if tenant else None
+    if form.is_submitted() and not form.refresh.data and form.validate():
+        body = form.body(editing=tenant is not None)
+        try:
+            if form.test_connection.data:
+                check = tenants.test_connection(body, tenant_id=tenant_id)
+                apply_errors(form, form_errors(check.field_errors))
+            elif tenant is None:
+                done = tenants.register_tenant(body, current_actor(), skip_check=bool(form.skip_check.data))
+                return _saved(done, "registered")
+            else:
+                done = tenants.update_tenant(tenant_id, body, current_actor(), skip_check=bool(form.skip_check.data))
+                return _saved(done, "saved")
+        except CheckFailed as exc:
+            check = exc.result
+            apply_errors(form, form_errors(exc.errors))
+        except (ValidationError, Conflict) as exc:
+            apply_errors(form, form_errors(exc.errors))
+        except NotFound:
+            abort(404)
+    return render_template("tenants/form.html", form=form, tenant=tenant, check=check, chosen=form.chosen_type())
+
+
+def _saved(done: tenants.Registration, verb: str):
+    tenant = done.tenant
+    if done.check is not None:
+        flash(f"Tenant {tenant.tenant_id} {verb}. Connection check passed: {done.check.summary}", "success")
+    elif tenant.verified:
+        flash(f"Tenant {tenant.tenant_id} {verb}.", "success")
+    else:
+        flash(f"Tenant {tenant.tenant_id} {verb} without a passing connection check; it shows as unverified "
+              "until a check passes.", "info")
+    return redirect(url_for("tenants.detail", tenant_id=tenant.tenant_id))
+
+
+@bp.get("/<tenant_id>")
+@roles(*READERS)
+def detail(tenant_id: str):
+    tenant = _get_or_404(tenant_id)
+    changes = audit.search(audit.AuditFilter(object_type="tenant", object_id=tenant.tenant_id), limit=10)
+    return render_template("tenants/detail.html", tenant=tenant, api=tenants.to_api(tenant),
+                           changes=changes.events, confirm=ConfirmForm())
+
+
+def _set_active(tenant_id: str, active: bool):
+    tenant = _get_or_404(tenant_id)
+    if ConfirmForm().validate_on_submit():
+        tenants.set_tenant_active(tenant.tenant_id, active, current_actor())
+        flash(f"Tenant {tenant.tenant_id} {'activated' if active else 'deactivated'}.", "success")
+    return redirect(url_for("tenants.detail", tenant_id=tenant.tenant_id))
+
+
+@bp.post("/<tenant_id>/activate")
+@roles(*WRITERS)
+def activate(tenant_id: str):
+    return _set_active(tenant_id, True)
+
+
+@bp.post("/<tenant_id>/deactivate")
+@roles(*WRITERS)
+def deactivate(tenant_id: str):
+    return _set_active(tenant_id, False)
+
+
+@bp.post("/<tenant_id>/check")
+@roles(*WRITERS)
+def recheck(tenant_id: str):
+    tenant = _get_or_404(tenant_id)
+    if ConfirmForm().validate_on_submit():
+        result = tenants.recheck_tenant(tenant.tenant_id, current_actor())
+        if result.ok:
+            flash(f"Connection check passed: {result.summary}", "success")
+        else:
+            flash(f"Connection check failed: {result.summary}", "error")
+    return redirect(url_for("tenants.detail", tenant_id=tenant.tenant_id))
