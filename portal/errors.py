@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -56,7 +56,9 @@ def handle_http(exc: HTTPException):
     detail = None
     if status in (400, 403, 404, 429) and exc.description and exc.description != type(exc).description:
         detail = exc.description  # our own abort(…, "message"), never werkzeug's boilerplate
-    response = _render(status, detail)
+    response = make_response(_render(status, detail))
+    if status == 405 and getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(exc.valid_methods)  # RFC 9110 15.5.6: a 405 names what is allowed
     return response
 
 

@@ -448,3 +448,25 @@ def test_no_secret_reaches_the_logs(ctx, caplog, pg_userstore):
     tenants.register_tenant(postgres_body(pg_userstore, clientSecret="client-secret-XYZZY"), ACTOR)
     for secret in ("client-secret-XYZZY", pg_userstore["password"], SEED_KEY):
         assert secret not in caplog.text
+
+
+def test_api_listing_costs_two_queries_and_decrypts_nothing(ctx, monkeypatch):
+    from portal import encryption
+    from portal.extensions import db as _db
+
+    for i in range(12):
+        register(ldap_body(tenantId=f"q{i:02d}"))
+    statements: list[str] = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731 - before_cursor_execute(conn, cursor, stmt, ...)
+    decrypted: list[str] = []
+    real_decrypt = encryption.Cipher.decrypt
+    monkeypatch.setattr(encryption.Cipher, "decrypt", lambda self, token: decrypted.append(token) or real_decrypt(self, token))
+    sa.event.listen(_db.engine, "before_cursor_execute", listener)
+    try:
+        page = tenants.list_tenants(tenants.TenantQuery(limit=10))
+        bodies = [tenants.to_api(t) for t in page.tenants]
+    finally:
+        sa.event.remove(_db.engine, "before_cursor_execute", listener)
+    assert len(bodies) == 10 and all(b["clientSecretSet"] and b["signingKey"]["kid"] for b in bodies)
+    assert len(statements) == 2, statements  # the page, then the signing keys of the whole page
+    assert decrypted == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from portal.encryption import EncryptedText
 from portal.models.base import Base, JSONType, UTCDateTime, utcnow
@@ -67,6 +67,11 @@ class Tenant(Base):
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    # Whether each secret is set, computed by the database: lists report it without decrypting anything.
+    client_secret_set: Mapped[bool] = column_property(client_secret.column.is_not(None))
+    owner_password_set: Mapped[bool] = column_property(owner_password.column.is_not(None))
+    idp_secret_set: Mapped[bool] = column_property(idp_secret.column.is_not(None))
 
     keys: Mapped[list[SigningKey]] = relationship(
         back_populates="tenant", cascade="all, delete-orphan", order_by="SigningKey.id"

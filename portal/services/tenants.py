@@ -161,14 +161,14 @@ class TenantPage:
 def list_tenants(query: TenantQuery, *, for_display: bool = False) -> TenantPage:
     """Keyset-paged on tenant_key: one query per page, as fast on page 2,000 as on page 1.
 
-    for_display leaves the encrypted columns unloaded (a page of 50 would otherwise decrypt 150 values it never
-    shows); touching one then raises instead of quietly issuing a query per row."""
+    The encrypted columns are never loaded here (a page of 50 would decrypt 150 values nobody sees); touching one
+    raises instead of quietly issuing a query per row. for_display also skips the signing keys."""
     limit = max(1, min(query.limit, 500))
-    stmt = sa.select(Tenant)
-    if for_display:
-        stmt = stmt.options(sa.orm.defer(Tenant.client_secret, raiseload=True),
-                            sa.orm.defer(Tenant.owner_password, raiseload=True),
-                            sa.orm.defer(Tenant.idp_secret, raiseload=True))
+    # The secrets stay encrypted and unloaded: a page reports only whether each is set (column properties).
+    stmt = sa.select(Tenant).options(*(sa.orm.defer(column, raiseload=True) for column in (
+        Tenant.client_secret, Tenant.owner_password, Tenant.idp_secret)))
+    if not for_display:
+        stmt = stmt.options(sa.orm.selectinload(Tenant.keys).defer(SigningKey.secret, raiseload=True))  # to_api shows the active key: one query per page
     q = query.q.strip().lower()
     if q:
         pattern = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -208,7 +208,7 @@ def to_api(tenant: Tenant) -> dict[str, Any]:
         "displayName": tenant.display_name,
         "tenantDomain": tenant.domain,
         "clientId": tenant.client_id,
-        "clientSecretSet": bool(tenant.client_secret),
+        "clientSecretSet": tenant.client_secret_set,
         "identityProviderType": tenant.idp_type,
         "supportAlgorithm": tenant.support_algorithm,
         "status": "active" if tenant.active else "inactive",
@@ -226,14 +226,14 @@ def to_api(tenant: Tenant) -> dict[str, Any]:
         body["owner"] = {"username": tenant.owner_username, "email": tenant.owner_email,
                          "firstName": tenant.owner_first_name, "lastName": tenant.owner_last_name,
                          "provisioningMethod": tenant.owner_provisioning,
-                         "passwordSet": tenant.owner_password is not None}
+                         "passwordSet": tenant.owner_password_set}
     else:
         body["owner"] = None
     settings = tenant.idp_settings or {}
     if tenant.idp_type in tenant_spec.RELATIONAL:
-        body["relationalSchema"] = {**settings, "dataSourcePasswordSet": tenant.idp_secret is not None}
+        body["relationalSchema"] = {**settings, "dataSourcePasswordSet": tenant.idp_secret_set}
     elif tenant.idp_type == "LDAP":
-        body["ldapSchema"] = {**settings, "bindPasswordSet": tenant.idp_secret is not None}
+        body["ldapSchema"] = {**settings, "bindPasswordSet": tenant.idp_secret_set}
     else:
         body["jwkSetUrl"] = settings.get("jwkSetUrl")
         body["issuer"] = settings.get("issuer")
@@ -244,8 +244,8 @@ def to_api(tenant: Tenant) -> dict[str, Any]:
 def existing_view(tenant: Tenant) -> dict[str, Any]:
     """What the validator needs to know of a stored tenant: fixed identifiers and which secrets are set."""
     return {"tenantId": tenant.tenant_id, "tenantDomain": tenant.domain, "identityProviderType": tenant.idp_type,
-            "clientSecretSet": bool(tenant.client_secret), "idpSecretSet": tenant.idp_secret is not None,
-            "ownerPasswordSet": tenant.owner_password is not None}
+            "clientSecretSet": tenant.client_secret_set, "idpSecretSet": tenant.idp_secret_set,
+            "ownerPasswordSet": tenant.owner_password_set}
 
 
 def count_tenants() -> dict[str, int]:

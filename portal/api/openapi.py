@@ -1,0 +1,518 @@
+"""The OpenAPI 3.1 document of the /v1 API, served at /v1/openapi.json.
+
+Built as a plain dict so tests can validate real responses against the same schemas clients read. The request
+schemas state what the server checks structurally (types, required fields, unknown fields, enumerations); rules
+a JSON Schema cannot express (the JDBC URL grammar, the placeholder "string", a real connection check) are in
+the descriptions, and a body that breaks them gets a 400 problem naming the field.
+"""
+from __future__ import annotations
+
+from copy import deepcopy
+from typing import Any
+
+from flask import current_app, jsonify
+
+from portal.access import public
+from portal.api import bp
+from portal.api.auth import APP_ID_HEADER, KEY_HEADER
+from portal.api.tenants import CURSOR_RE, DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_LENGTH, SKIP_CHECK_FIELD, STATUSES
+from portal.models.tenant import ALGORITHMS, IDP_TYPES, PROVISIONING_METHODS
+from portal.services.signing_keys import RSA_KEY_SIZES
+from portal.services.tenant_spec import EMAIL_RE, OWNER_USERNAME_RE, TENANT_ID_RE
+
+Schema = dict[str, Any]
+
+REF = "#/components/schemas/"
+PROBLEM_MEDIA = "application/problem+json"
+PLACEHOLDER_NOTE = ' The sample requests\' placeholder "string" is refused.'
+RSA_ALGORITHMS = [name for name in ALGORITHMS if name.startswith("RS")]
+# Patterns that help generators and readers; the server's own rules stay the reference (see the descriptions).
+JDBC_PATTERN = r"^jdbc:(postgresql://[^/?#]+/[A-Za-z_][A-Za-z0-9_$]*(\?.*)?|oracle:thin:@.+)$"
+LDAP_URL_PATTERN = r"^ldaps?://[^/?#@]+/?$"
+DN_PATTERN = r"^[A-Za-z][A-Za-z0-9-]*=[^,]+(,[A-Za-z][A-Za-z0-9-]*=[^,]+)*$"
+HTTPS_PATTERN = r"^https?://[^\s/?#@]+(/[^\s#]*)?$"
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": REF + name}
+
+
+def _nullable(schema: Schema) -> Schema:
+    """The same schema, also accepting null (the server reads null as "not given")."""
+    schema = deepcopy(schema)
+    schema["type"] = [schema["type"], "null"]
+    return schema
+
+
+def _text(description: str, max_length: int | None = None, **extra: Any) -> Schema:
+    schema: Schema = {"type": "string", "description": description, **extra}
+    if max_length:
+        schema["maxLength"] = max_length
+    return schema
+
+
+# --- request bodies --------------------------------------------------------------------------------------
+
+
+def _common_properties(update: bool) -> dict[str, Schema]:
+    keep = " On update, leave it out (or null) to keep the stored value." if update else ""
+    return {
+        "tenantId": _text(
+            "Unique tenant id, compared ignoring case: 1 to 64 letters, digits, '_' or '-'. It cannot change: on "
+            "update it may be left out or repeated unchanged." + PLACEHOLDER_NOTE,
+            pattern=f"^{TENANT_ID_RE.pattern}$"),
+        "displayName": _nullable(_text("Display name; defaults to the tenant id.", 255)),
+        "tenantDomain": _nullable(_text(
+            "The WSO2 tenant domain: lower-case letters, digits, '.', '_' and '-', no leading dot, and a dot "
+            "unless dot-less domains are switched on. Defaults to '<tenantid>.<configured suffix>'. It cannot "
+            "change after registration.", 253)),
+        "owner": {"oneOf": [_ref("OwnerRequest"), {"type": "null"}],
+                  "description": "The tenant owner created in the Identity Server."},
+        "clientId": _text("The tenant's OAuth client id (no spaces)." + PLACEHOLDER_NOTE, 255, pattern=r"^\S+$"),
+        "clientSecret": (_nullable if update else (lambda s: s))(_text(
+            "The tenant's OAuth client secret. Stored encrypted and never returned." + keep + PLACEHOLDER_NOTE,
+            512, writeOnly=True)),
+        "supportAlgorithm": {
+            "type": ["string", "null"], "enum": [*ALGORITHMS, None], "default": "HS256",
+            "description": "Token signing algorithm (case-insensitive). EXTERNAL providers sign with their own "
+                           "RSA keys, so they need RS256, RS384 or RS512."},
+        "signingKey": _nullable(_text(
+            "For HS*: the shared secret, at least as long as the hash (32, 48 or 64 bytes for HS256, HS384, "
+            "HS512). For RS*: a PEM RSA private key of at least 2048 bits. Left out, the portal generates one "
+            "(on update: keeps the current key unless the algorithm changes). Stored encrypted, never returned.",
+            16384, writeOnly=True)),
+        "rsaKeySize": {
+            "anyOf": [{"type": "integer", "enum": list(RSA_KEY_SIZES)},
+                      {"type": "string", "pattern": "^0*(" + "|".join(map(str, RSA_KEY_SIZES)) + ")$"}],
+            "default": 2048, "description": "Size of the RSA key the portal generates for RS* when no signingKey "
+                                            "is given."},
+        SKIP_CHECK_FIELD: {
+            "type": "boolean", "default": False,
+            "description": "Store the tenant without the connection check. It is then shown as unverified "
+                           "(connectionCheck.status 'unchecked') until a check passes."},
+    }
+
+
+def _type_property(types: tuple[str, ...]) -> Schema:
+    return {"type": "string", "enum": list(types),
+            "description": "Identity provider type (case-insensitive); decides which settings section applies."}
+
+
+def _registration_variant(title: str, types: tuple[str, ...], sections: dict[str, Schema], update: bool) -> Schema:
+    properties = {**_common_properties(update), "identityProviderType": _type_property(types), **sections}
+    required = ["identityProviderType", *sections]
+    if not update:
+        required = ["tenantId", "clientId", "clientSecret", *required]
+    else:
+        required = ["clientId", *required]
+    return {"title": title, "type": "object", "additionalProperties": False, "properties": properties,
+            "required": required}
+
+
+def _request_variants(update: bool) -> list[Schema]:
+    suffix = "Update" if update else "Request"
+    return [
+        _registration_variant("Relational (ORACLE, POSTGRES)", ("ORACLE", "POSTGRES"),
+                              {"relationalSchema": _ref("RelationalSchema" + suffix)}, update),
+        _registration_variant("LDAP", ("LDAP",), {"ldapSchema": _ref("LdapSchema" + suffix)}, update),
+        _registration_variant("EXTERNAL (OpenID Connect)", ("EXTERNAL",), {
+            "supportAlgorithm": {
+                "type": "string", "enum": RSA_ALGORITHMS,
+                "description": "Required for EXTERNAL: the provider signs with its own RSA keys (case-insensitive)."},
+            "jwkSetUrl": _text("The provider's JWKS URL (https; http only where the portal allows it for labs). "
+                               "The check fetches it and requires keys that fit supportAlgorithm (RSA of at least "
+                               "2048 bits).", 2048, format="uri", pattern=HTTPS_PATTERN),
+            "issuer": _text("The provider's issuer. The check fetches <issuer>/.well-known/openid-configuration "
+                            "and requires its `issuer` to equal this value exactly.", 2048, format="uri",
+                            pattern=HTTPS_PATTERN),
+            "oidcSchema": _ref("OidcSchemaRequest"),
+        }, update),
+    ]
+
+
+def _relational_schema(update: bool) -> Schema:
+    keep = " On update, leave it out to keep the stored password." if update else ""
+    password = _text("The database password. Stored encrypted, never returned." + keep, 512, writeOnly=True)
+    return {
+        "type": "object", "additionalProperties": False,
+        "required": ["dataSourceURL", "dataSourceUserName"] + ([] if update else ["dataSourcePassword"]),
+        "properties": {
+            "dataSourceURL": _text(
+                "JDBC URL: jdbc:postgresql://host[:port]/database[?currentSchema=schema] for POSTGRES; "
+                "jdbc:oracle:thin:@//host[:port]/service, jdbc:oracle:thin:@host:port/service or "
+                "jdbc:oracle:thin:@host:port:SID for ORACLE. The check connects for real and creates the user "
+                "store (um_user, um_role, um_user_role) in the schema when absent.", 2048, pattern=JDBC_PATTERN),
+            "dataSourceUserName": _text("The database user.", 128),
+            "dataSourcePassword": _nullable(password) if update else password,
+        },
+    }
+
+
+def _ldap_schema(update: bool) -> Schema:
+    keep = " On update, leave it out to keep the stored password." if update else ""
+    return {
+        "type": "object", "additionalProperties": False,
+        "required": ["ldapURLForDirectoryService", "directoryServiceDomainName",
+                     "directoryServiceRootDistinguishedName"],
+        "properties": {
+            "ldapURLForDirectoryService": _text("ldap://host[:port] or ldaps://host[:port], nothing else.", 2048,
+                                                pattern=LDAP_URL_PATTERN),
+            "directoryServiceDomainName": _text("The directory's DNS domain name, e.g. example.com.", 253,
+                                                pattern=r"^([A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*$"),
+            "directoryServiceRootDistinguishedName": _text("The root DN the check reads, e.g. dc=example,dc=com.",
+                                                           1024, pattern=DN_PATTERN),
+            "bindDN": _nullable(_text("DN to bind as (with bindPassword); left out, the check binds anonymously.",
+                                      1024)),
+            "bindPassword": _nullable(_text("Password of bindDN. Stored encrypted, never returned." + keep, 512,
+                                            writeOnly=True)),
+            "startTLS": {"type": "boolean", "default": False,
+                         "description": "Upgrade an ldap:// connection with StartTLS."},
+        },
+    }
+
+
+def _oidc_schema() -> Schema:
+    return {
+        "type": "object", "additionalProperties": False,
+        "required": ["authUrl", "accessTokenUrl", "scope"],
+        "properties": {
+            "authUrl": _text("The provider's authorization endpoint (https).", 2048, format="uri",
+                             pattern=HTTPS_PATTERN),
+            "accessTokenUrl": _text("The provider's token endpoint (https).", 2048, format="uri",
+                                    pattern=HTTPS_PATTERN),
+            "scope": _text('Space-separated scopes (RFC 6749 3.3), e.g. "openid profile".', 1024,
+                           pattern=r"^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$"),
+        },
+    }
+
+
+def _owner_request() -> Schema:
+    return {
+        "type": "object", "additionalProperties": False, "required": ["username", "email"],
+        "properties": {
+            "username": _text("Owner user name: letters, digits, '.', '_', '@' or '-'.", 255,
+                              pattern=f"^{OWNER_USERNAME_RE.pattern}$"),
+            "email": _text("Owner email address.", 320, pattern=f"^{EMAIL_RE.pattern}$"),
+            "firstName": _nullable(_text("First name.", 255)),
+            "lastName": _nullable(_text("Last name.", 255)),
+            "provisioningMethod": {
+                "type": ["string", "null"], "enum": [*PROVISIONING_METHODS, None],
+                "description": "inline-password (with password) or invite-via-email (the owner gets a link). "
+                               "Defaults to inline-password when a password is given, else invite-via-email."},
+            "password": _nullable(_text("Owner password for inline-password. Stored encrypted, never returned.",
+                                        256, writeOnly=True)),
+        },
+    }
+
+
+# --- responses -------------------------------------------------------------------------------------------
+
+
+def _timestamp(description: str, nullable: bool = False) -> Schema:
+    return {"type": ["string", "null"] if nullable else "string", "format": "date-time", "description": description}
+
+
+def _tenant_schema() -> Schema:
+    nullable_text = {"type": ["string", "null"]}
+    return {
+        "type": "object", "additionalProperties": False,
+        "description": "A tenant in the registration API's field names. Secrets are never returned: *Set flags "
+                       "say whether one is stored.",
+        "required": ["tenantId", "displayName", "tenantDomain", "clientId", "clientSecretSet", "identityProviderType",
+                     "supportAlgorithm", "status", "verified", "connectionCheck", "createdAt", "updatedAt",
+                     "signingKey", "owner"],
+        "properties": {
+            "tenantId": {"type": "string"},
+            "displayName": {"type": "string"},
+            "tenantDomain": {"type": "string"},
+            "clientId": {"type": "string"},
+            "clientSecretSet": {"type": "boolean"},
+            "identityProviderType": {"type": "string", "enum": list(IDP_TYPES)},
+            "supportAlgorithm": {"type": "string", "enum": list(ALGORITHMS)},
+            "status": {"type": "string", "enum": ["active", "inactive"]},
+            "verified": {"type": "boolean", "description": "The last connection check passed."},
+            "connectionCheck": {
+                "type": "object", "additionalProperties": False, "required": ["status", "summary", "checkedAt"],
+                "properties": {"status": {"type": "string", "enum": ["unchecked", "passed", "failed"]},
+                               "summary": nullable_text,
+                               "checkedAt": _timestamp("When the check ran; null when it was skipped.", True)}},
+            "createdAt": _timestamp("Registration time (UTC)."),
+            "updatedAt": _timestamp("Last change (UTC)."),
+            "signingKey": {"oneOf": [_ref("SigningKey"), {"type": "null"}]},
+            "owner": {"oneOf": [_ref("Owner"), {"type": "null"}]},
+            "relationalSchema": {
+                "type": "object", "additionalProperties": False,
+                "required": ["dataSourceURL", "dataSourceUserName", "dataSourcePasswordSet"],
+                "properties": {"dataSourceURL": {"type": "string"}, "dataSourceUserName": {"type": "string"},
+                               "dataSourcePasswordSet": {"type": "boolean"}}},
+            "ldapSchema": {
+                "type": "object", "additionalProperties": False,
+                "required": ["ldapURLForDirectoryService", "directoryServiceDomainName",
+                             "directoryServiceRootDistinguishedName", "bindPasswordSet"],
+                "properties": {"ldapURLForDirectoryService": {"type": "string"},
+                               "directoryServiceDomainName": {"type": "string"},
+                               "directoryServiceRootDistinguishedName": {"type": "string"},
+                               "bindDN": nullable_text, "startTLS": {"type": "boolean"},
+                               "bindPasswordSet": {"type": "boolean"}}},
+            "jwkSetUrl": {"type": "string"},
+            "issuer": {"type": "string"},
+            "oidcSchema": {
+                "type": "object", "additionalProperties": False, "required": ["authUrl", "accessTokenUrl", "scope"],
+                "properties": {"authUrl": {"type": "string"}, "accessTokenUrl": {"type": "string"},
+                               "scope": {"type": "string"}}},
+        },
+        # The settings section of the tenant's own type, and no other.
+        "allOf": [
+            {"if": {"properties": {"identityProviderType": {"enum": ["ORACLE", "POSTGRES"]}}},
+             "then": {"required": ["relationalSchema"],
+                      "not": {"anyOf": [{"required": [n]} for n in ("ldapSchema", "oidcSchema", "jwkSetUrl",
+                                                                     "issuer")]}}},
+            {"if": {"properties": {"identityProviderType": {"const": "LDAP"}}},
+             "then": {"required": ["ldapSchema"],
+                      "not": {"anyOf": [{"required": [n]} for n in ("relationalSchema", "oidcSchema", "jwkSetUrl",
+                                                                     "issuer")]}}},
+            {"if": {"properties": {"identityProviderType": {"const": "EXTERNAL"}}},
+             "then": {"required": ["jwkSetUrl", "issuer", "oidcSchema"],
+                      "not": {"anyOf": [{"required": [n]} for n in ("relationalSchema", "ldapSchema")]}}},
+        ],
+    }
+
+
+def _signing_key_schema() -> Schema:
+    return {
+        "type": "object", "additionalProperties": False, "description": "The active signing key, public parts only.",
+        "required": ["kid", "algorithm", "bits", "generated", "publicKeyPem", "createdAt"],
+        "properties": {
+            "kid": {"type": "string"},
+            "algorithm": {"type": "string", "enum": list(ALGORITHMS)},
+            "bits": {"type": "integer", "description": "HS: key length in bits; RS: modulus size."},
+            "generated": {"type": "boolean", "description": "Made by the portal rather than supplied."},
+            "publicKeyPem": {"type": ["string", "null"], "description": "RS only: the public key."},
+            "createdAt": _timestamp("When the key was created."),
+        },
+    }
+
+
+def _owner_schema() -> Schema:
+    return {
+        "type": "object", "additionalProperties": False,
+        "required": ["username", "email", "firstName", "lastName", "provisioningMethod", "passwordSet"],
+        "properties": {
+            "username": {"type": "string"}, "email": {"type": "string"},
+            "firstName": {"type": ["string", "null"]}, "lastName": {"type": ["string", "null"]},
+            "provisioningMethod": {"type": "string", "enum": list(PROVISIONING_METHODS)},
+            "passwordSet": {"type": "boolean"},
+        },
+    }
+
+
+def _problem_schema() -> Schema:
+    return {
+        "type": "object", "additionalProperties": False, "required": ["type", "title", "status"],
+        "description": "RFC 9457 problem details.",
+        "properties": {
+            "type": {"type": "string", "description": "Always about:blank: the status and title say it all."},
+            "title": {"type": "string"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": {"type": "string"},
+            "request_id": {"type": ["string", "null"], "description": "Quote it when reporting a problem."},
+            "errors": {"type": "object", "additionalProperties": {"type": "string"},
+                       "description": "Messages keyed by the body's field path (e.g. relationalSchema.dataSourceURL) "
+                                      "or by query parameter."},
+            "check": {"type": "object", "additionalProperties": False, "required": ["summary", "details"],
+                      "description": "The failed connection check: its summary and the steps taken.",
+                      "properties": {"summary": {"type": "string"},
+                                     "details": {"type": "array", "items": {"type": "string"}}}},
+        },
+    }
+
+
+# --- operations ------------------------------------------------------------------------------------------
+
+
+def _problem_response(description: str) -> Schema:
+    return {"description": description, "content": {PROBLEM_MEDIA: {"schema": _ref("Problem")}}}
+
+
+RESPONSES = {
+    "BadRequest": "Invalid: malformed JSON, a refused field (see `errors`), or a failed connection check (see "
+                  "`check`).",
+    "Unauthorized": f"{APP_ID_HEADER} or {KEY_HEADER} missing, wrong, or of a revoked client.",
+    "NotFound": "No tenant with this id.",
+    "Conflict": "A tenant with this tenantId (ignoring case) or tenantDomain exists already; `errors` names the "
+                "field.",
+    "PayloadTooLarge": "The body is larger than the configured limit.",
+    "UnsupportedMediaType": "The body is not sent as application/json.",
+    "ServerError": "Unexpected error; logged with the request id.",
+}
+
+
+def _errors(*names: str) -> dict[str, Schema]:
+    codes = {"BadRequest": "400", "Unauthorized": "401", "NotFound": "404", "Conflict": "409",
+             "PayloadTooLarge": "413", "UnsupportedMediaType": "415", "ServerError": "500"}
+    return {codes[name]: {"$ref": f"#/components/responses/{name}"} for name in (*names, "Unauthorized",
+                                                                                 "ServerError")}
+
+
+def _tenant_id_parameter() -> Schema:
+    return {"name": "tenantId", "in": "path", "required": True, "description": "The tenant id (any case).",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}
+
+
+def _tenant_ok(description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": _ref("Tenant")}}}
+
+
+def _body(schema: str, description: str, examples: dict | None = None) -> Schema:
+    media: Schema = {"schema": _ref(schema)}
+    if examples:
+        media["examples"] = examples
+    return {"required": True, "description": description, "content": {"application/json": media}}
+
+
+REGISTRATION_EXAMPLES = {
+    "postgres": {"summary": "POSTGRES, as in the registration guide", "value": {
+        "tenantId": "TIBCO", "clientId": "order", "clientSecret": "order", "identityProviderType": "POSTGRES",
+        "supportAlgorithm": "HS256", "signingKey": "100f4c1f-f333-4c25-bd8c-e4809722b6a7",
+        "relationalSchema": {"dataSourceURL": "jdbc:postgresql://localhost:5432/userdbll?currentSchema=userschemall",
+                             "dataSourceUserName": "userll", "dataSourcePassword": "userll"}}},
+    "external": {"summary": "EXTERNAL (an OpenID provider)", "value": {
+        "tenantId": "acme", "clientId": "acme-portal", "clientSecret": "acme-client-secret",
+        "identityProviderType": "EXTERNAL", "supportAlgorithm": "RS256",
+        "jwkSetUrl": "https://login.acme.example/discovery/keys", "issuer": "https://login.acme.example/",
+        "oidcSchema": {"authUrl": "https://login.acme.example/authorize",
+                       "accessTokenUrl": "https://login.acme.example/token", "scope": "openid profile"},
+        SKIP_CHECK_FIELD: True}},
+}
+
+
+def _paths() -> dict[str, Schema]:
+    list_parameters = [
+        {"name": "q", "in": "query", "description": "Prefix of the tenant id, domain or display name "
+                                                    "(case-insensitive).",
+         "schema": {"type": "string", "maxLength": MAX_QUERY_LENGTH}},
+        {"name": "identityProviderType", "in": "query", "schema": {"type": "string", "enum": list(IDP_TYPES)}},
+        {"name": "status", "in": "query", "description": "unverified: the last connection check did not pass.",
+         "schema": {"type": "string", "enum": list(STATUSES)}},
+        {"name": "limit", "in": "query", "description": "Page size.",
+         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
+        {"name": "after", "in": "query", "description": "Cursor: follow the `next` link of the previous page "
+                                                        "rather than building it.",
+         "schema": {"type": "string", "pattern": f"^{CURSOR_RE.pattern}$"}},
+    ]
+    return {
+        "/v1/tenant": {
+            "post": {
+                "operationId": "registerTenant", "tags": ["tenants"], "summary": "Register one tenant",
+                "description": "Validates the body, runs the identity provider's connection check (unless "
+                               f"{SKIP_CHECK_FIELD} is true) and stores the tenant. One tenant per request: a JSON "
+                               "array is refused.",
+                "requestBody": _body("TenantRegistration", "The tenant, in the registration API's field names.",
+                                     REGISTRATION_EXAMPLES),
+                "responses": {
+                    "201": {**_tenant_ok("Registered."), "headers": {"Location": {
+                        "description": "The new tenant's URL.", "required": True,
+                        "schema": {"type": "string", "format": "uri-reference"}}}},
+                    **_errors("BadRequest", "Conflict", "PayloadTooLarge", "UnsupportedMediaType"),
+                },
+            },
+            "get": {
+                "operationId": "listTenants", "tags": ["tenants"], "summary": "List tenants, a page at a time",
+                "description": "Ordered by tenant id (ignoring case); keyset-paged, so every page is as fast as "
+                               "the first.",
+                "parameters": list_parameters,
+                "responses": {
+                    "200": {"description": "A page of tenants.",
+                            "content": {"application/json": {"schema": _ref("TenantList")}}},
+                    **_errors("BadRequest"),
+                },
+            },
+        },
+        "/v1/tenant/{tenantId}": {
+            "parameters": [_tenant_id_parameter()],
+            "get": {"operationId": "getTenant", "tags": ["tenants"], "summary": "Read one tenant",
+                    "responses": {"200": _tenant_ok("The tenant."), **_errors("NotFound")}},
+            "put": {
+                "operationId": "updateTenant", "tags": ["tenants"], "summary": "Replace a tenant's settings",
+                "description": "A full update: fields left out are cleared, except secrets, which are kept when "
+                               "left out. tenantId and tenantDomain cannot change. The connection check runs "
+                               "again when the provider settings change.",
+                "requestBody": _body("TenantUpdate", "The tenant's new settings."),
+                "responses": {"200": _tenant_ok("Updated."),
+                              **_errors("BadRequest", "NotFound", "PayloadTooLarge", "UnsupportedMediaType")},
+            },
+        },
+        "/v1/tenant/{tenantId}/activate": {
+            "parameters": [_tenant_id_parameter()],
+            "post": {"operationId": "activateTenant", "tags": ["tenants"], "summary": "Activate a tenant",
+                     "responses": {"200": _tenant_ok("Active (idempotent)."), **_errors("NotFound")}},
+        },
+        "/v1/tenant/{tenantId}/deactivate": {
+            "parameters": [_tenant_id_parameter()],
+            "post": {"operationId": "deactivateTenant", "tags": ["tenants"], "summary": "Deactivate a tenant",
+                     "responses": {"200": _tenant_ok("Inactive (idempotent)."), **_errors("NotFound")}},
+        },
+        "/v1/openapi.json": {
+            "get": {"operationId": "openapi", "tags": ["meta"], "summary": "This document", "security": [],
+                    "responses": {"200": {"description": "The OpenAPI 3.1 document.",
+                                          "content": {"application/json": {"schema": {"type": "object"}}}},
+                                  "500": {"$ref": "#/components/responses/ServerError"}}},
+        },
+    }
+
+
+def document() -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    return {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "info": {
+            "title": "Tenant Portal registration API", "version": "1",
+            "description": "Register and manage tenants. Authenticate every call (except this document) with the "
+                           f"{APP_ID_HEADER} and {KEY_HEADER} headers of an API client created by an administrator "
+                           "in the portal (API clients page) or with `flask --app portal create-api-client`. "
+                           "Errors are RFC 9457 problem bodies (application/problem+json)"
+                           + (f"; request bodies are limited to {limit} bytes." if limit else "."),
+        },
+        "tags": [{"name": "tenants"}, {"name": "meta"}],
+        "security": [{"AppId": [], "ApiKey": []}],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "AppId": {"type": "apiKey", "in": "header", "name": APP_ID_HEADER,
+                          "description": "The API client's app id (app_...)."},
+                "ApiKey": {"type": "apiKey", "in": "header", "name": KEY_HEADER,
+                           "description": "The API client's key, shown once when the client was created."},
+            },
+            "responses": {name: _problem_response(text) for name, text in RESPONSES.items()},
+            "schemas": {
+                "TenantRegistration": {"oneOf": _request_variants(update=False),
+                                       "description": "One tenant. The identityProviderType decides the section: "
+                                                      "relationalSchema, ldapSchema, or jwkSetUrl + issuer + "
+                                                      "oidcSchema."},
+                "TenantUpdate": {"oneOf": _request_variants(update=True)},
+                "OwnerRequest": _owner_request(),
+                "RelationalSchemaRequest": _relational_schema(update=False),
+                "RelationalSchemaUpdate": _relational_schema(update=True),
+                "LdapSchemaRequest": _ldap_schema(update=False),
+                "LdapSchemaUpdate": _ldap_schema(update=True),
+                "OidcSchemaRequest": _oidc_schema(),
+                "Tenant": _tenant_schema(),
+                "TenantList": {
+                    "type": "object", "additionalProperties": False, "required": ["items", "next"],
+                    "properties": {"items": {"type": "array", "items": _ref("Tenant")},
+                                   "next": {"type": ["string", "null"], "format": "uri-reference",
+                                            "description": "The next page; null on the last page."}}},
+                "SigningKey": _signing_key_schema(),
+                "Owner": _owner_schema(),
+                "Problem": _problem_schema(),
+            },
+        },
+    }
+
+
+@bp.get("/openapi.json")
+@public
+def openapi_document():
+    return jsonify(document())
