@@ -7,7 +7,7 @@ FLASK := $(BIN)/flask --app portal
 PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?= -q
 
-.PHONY: run test test-sqlite test-postgres install install-dev migrate clean
+.PHONY: run test test-sqlite test-postgres install install-dev migrate bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ test-sqlite: install-dev
 
 test-postgres: install-dev
 	PORTAL_TEST_PG_ADMIN_URL=$(PG_ADMIN_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make bench: tenant list throughput at 100 and 100,000 tenants against a bare Flask page (bench/README.md)
+bench: install-dev
+	$(BIN)/python bench/tenant_list.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
