@@ -76,6 +76,9 @@ class DefaultConfig:
     OIDC_MAX_BYTES = 65536
     LDAP_CA_FILE: str | None = None
 
+    # WSO2 Identity Server 7: where the portal calls it (pre-fills the mutual-TLS check).
+    IS7_BASE_URL: str | None = None
+
     # Bulk onboarding: rows per file and the upload cap for that one form.
     BULK_MAX_ROWS = 10000
     BULK_MAX_BYTES = 16 * 1024 * 1024

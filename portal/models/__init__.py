@@ -4,6 +4,7 @@ from portal.models.api_client import ApiClient
 from portal.models.audit import AuditEvent
 from portal.models.base import Base
 from portal.models.bulk import BulkJob
+from portal.models.certificate import Certificate as Certificate, ThumbprintMapping as ThumbprintMapping
 from portal.models.setting import Setting
 from portal.models.tenant import ALGORITHMS, IDP_TYPES, PROVISIONING_METHODS, SigningKey, Tenant
 

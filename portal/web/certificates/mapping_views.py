@@ -1,0 +1,167 @@
+"""Thumbprint mapping pages: ordered lists with their lint, create/edit/delete/move, the key manager's mTLS user,
+explain a call, and the generated IS 7 deployment.toml block."""
+from __future__ import annotations
+
+from flask import Response, abort, flash, redirect, render_template, request, url_for
+from wtforms import SelectChoice
+
+from portal.access import roles
+from portal.models.certificate import MAPPING_KINDS
+from portal.services import certificates, mappings
+from portal.services.errors import NotFound, ValidationError
+from portal.web.certificates import READERS, WRITERS, bp
+from portal.web.certificates.forms import ConfigForm, ExplainForm, KeyManagerUserForm, MappingForm
+from portal.web.forms import ConfirmForm
+from portal.web.helpers import apply_errors, current_actor
+
+TOML_FILENAME = "is7-client-certificate-authentication.toml"
+
+
+def _mappings_page(km_form: KeyManagerUserForm, status: int = 200):
+    return render_template("certificates/mappings.html", report=mappings.lint(), km_form=km_form,
+                           confirm=ConfirmForm()), status
+
+
+@bp.get("/mappings")
+@roles(*READERS)
+def mapping_list():
+    return _mappings_page(KeyManagerUserForm(username=mappings.km_username()))
+
+
+@bp.post("/mappings/key-manager-user")
+@roles(*WRITERS)
+def key_manager_user():
+    form = KeyManagerUserForm()
+    if form.validate_on_submit():
+        try:
+            value = mappings.set_km_username(form.username.data or "", current_actor())
+        except ValidationError as exc:
+            apply_errors(form, exc)
+        else:
+            flash(f"The key manager's mutual-TLS username is now {value!r}.", "success")
+            return redirect(url_for("certificates.mapping_list"))
+    return _mappings_page(form, 400)
+
+
+def _input(form: MappingForm) -> mappings.MappingInput:
+    return mappings.MappingInput(form.trusted_issuer.data or "", form.cert_thumbprint.data or "",
+                                 form.usernames(), form.allowed_system_user.data or "")
+
+
+@bp.route("/mappings/new/<kind>", methods=["GET", "POST"])
+@roles(*WRITERS)
+def mapping_new(kind: str):
+    if kind not in MAPPING_KINDS:
+        abort(404, "A mapping is a user or a system mapping.")
+    form = MappingForm()
+    source = request.args.get("certificate", type=int)
+    if request.method == "GET" and source:
+        try:
+            prefill = mappings.prefill_from_certificate(source, kind)
+        except NotFound as exc:
+            abort(404, exc.message)
+        form = MappingForm(data={"trusted_issuer": prefill.trusted_issuer, "cert_thumbprint": prefill.cert_thumbprint,
+                                 "allowed_usernames": "\n".join(prefill.allowed_usernames),
+                                 "allowed_system_user": prefill.allowed_system_user})
+    if form.validate_on_submit():
+        try:
+            mapping = mappings.create_mapping(kind, _input(form), current_actor())
+        except ValidationError as exc:
+            apply_errors(form, exc)
+        else:
+            flash(f"{kind.capitalize()} mapping added at the end of the list.", "success")
+            return redirect(url_for("certificates.mapping_list", _anchor=f"mapping-{mapping.id}"))
+    status = 400 if form.errors or getattr(form, "form_errors", None) else 200
+    return render_template("certificates/mapping_form.html", form=form, kind=kind, mapping=None), status
+
+
+@bp.route("/mappings/<int:mapping_id>/edit", methods=["GET", "POST"])
+@roles(*WRITERS)
+def mapping_edit(mapping_id: int):
+    try:
+        mapping = mappings.get_mapping(mapping_id)
+    except NotFound as exc:
+        abort(404, exc.message)
+    if request.method == "GET":
+        form = MappingForm(data={"trusted_issuer": mapping.trusted_issuer, "cert_thumbprint": mapping.cert_thumbprint,
+                                 "allowed_usernames": "\n".join(mapping.allowed_usernames),
+                                 "allowed_system_user": mapping.allowed_system_user})
+    else:
+        form = MappingForm()
+    if form.validate_on_submit():
+        try:
+            mappings.update_mapping(mapping_id, _input(form), current_actor())
+        except ValidationError as exc:
+            apply_errors(form, exc)
+        else:
+            flash("Mapping saved.", "success")
+            return redirect(url_for("certificates.mapping_list", _anchor=f"mapping-{mapping_id}"))
+    status = 400 if form.errors or getattr(form, "form_errors", None) else 200
+    return render_template("certificates/mapping_form.html", form=form, kind=mapping.kind,
+                           mapping=mapping), status
+
+
+def _act(mapping_id: int, action, done: str):
+    if ConfirmForm().validate_on_submit():
+        try:
+            result = action()
+        except NotFound as exc:
+            abort(404, exc.message)
+        if result is not False:
+            flash(done, "success")
+    return redirect(url_for("certificates.mapping_list", _anchor=f"mapping-{mapping_id}"))
+
+
+@bp.post("/mappings/<int:mapping_id>/delete")
+@roles(*WRITERS)
+def mapping_delete(mapping_id: int):
+    return _act(mapping_id, lambda: mappings.delete_mapping(mapping_id, current_actor()), "Mapping deleted.")
+
+
+@bp.post("/mappings/<int:mapping_id>/move-up")
+@roles(*WRITERS)
+def mapping_up(mapping_id: int):
+    return _act(mapping_id, lambda: mappings.move_mapping(mapping_id, -1, current_actor()), "Mapping moved up.")
+
+
+@bp.post("/mappings/<int:mapping_id>/move-down")
+@roles(*WRITERS)
+def mapping_down(mapping_id: int):
+    return _act(mapping_id, lambda: mappings.move_mapping(mapping_id, 1, current_actor()), "Mapping moved down.")
+
+
+@bp.get("/explain")
+@roles(*READERS)
+def explain():
+    form = ExplainForm(request.args)
+    stored = certificates.list_certificates()
+    form.certificate.choices = [SelectChoice(0, "—")] + [
+        SelectChoice(c.id, f"{c.label} ({certificates.ROLE_LABELS[c.role]})") for c in stored]
+    result, status = None, 200
+    if request.args and form.validate():
+        try:
+            result = mappings.explain(form.certificate.data or None, form.pem.data or "", form.user.data)
+        except ValidationError as exc:
+            apply_errors(form, exc)
+            status = 400
+        except NotFound as exc:
+            form.certificate.errors = [*form.certificate.errors, exc.message]
+            status = 400
+    return render_template("certificates/explain.html", form=form, result=result), status
+
+
+@bp.get("/config")
+@roles(*READERS)
+def config():
+    form = ConfigForm(request.args)
+    toml = mappings.deployment_toml(log_client_cert_info=bool(form.log_client_cert_info.data))
+    return render_template("certificates/config.html", form=form, toml=toml, report=mappings.lint())
+
+
+@bp.get("/config/download")
+@roles(*READERS)
+def config_download():
+    form = ConfigForm(request.args)
+    toml = mappings.deployment_toml(log_client_cert_info=bool(form.log_client_cert_info.data))
+    return Response(toml, mimetype="text/plain",
+                    headers={"Content-Disposition": f'attachment; filename="{TOML_FILENAME}"'})

@@ -1,0 +1,366 @@
+"""The IS 7 REST client against the simulator over real mutual TLS: typed results, errors mapped to UpstreamError
+with IS's code and trace id, TLS and network failures mapped to plain causes, timeouts, retries, trust."""
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import tempfile
+import time
+
+import pytest
+import requests
+import urllib3
+
+from portal.clients.identity_server import (
+    Cause,
+    IdentityServerClient,
+    TenantsPage,
+    UpstreamError,
+    build_ssl_context,
+    classify,
+    normalise_base_url,
+)
+from portal.services.cert_auth import SystemMapping, UserMapping
+from portal.services.certificates import java_dn
+from tests.simulators.is7 import Is7Simulator
+from tests.simulators.pki import Authority, is7_pki
+
+SHORT = (2.0, 2.0)
+
+
+@pytest.fixture(scope="module")
+def pki():
+    return is7_pki()
+
+
+@pytest.fixture
+def is7(pki):
+    issuer = java_dn(pki.client.cert.issuer)
+    with Is7Simulator(server_cert_pem=pki.server.cert_pem, server_key_pem=pki.server.key_pem,
+                      client_ca_pem=pki.client_ca.cert_pem,
+                      user_mappings=[UserMapping(issuer, pki.client.thumbprint, ("admin",))],
+                      system_mappings=[SystemMapping(issuer, pki.client.thumbprint, "admin")]) as sim:
+        yield sim
+
+
+def client_for(sim, pki, **overrides) -> IdentityServerClient:
+    settings = {"ca_pem": pki.server_ca.cert_pem, "cert_pem": pki.client.cert_pem, "key_pem": pki.client.key_pem,
+                "identity_user": "admin", "timeout": SHORT, "retries": 0}
+    settings.update(overrides)
+    return IdentityServerClient(settings.pop("base_url", sim.base_url), **settings)
+
+
+def failure(sim, pki, call=lambda c: c.list_tenants(limit=1), **overrides) -> UpstreamError:
+    with pytest.raises(UpstreamError) as info, client_for(sim, pki, **overrides) as client:
+        call(client)
+    return info.value
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- Results ---------------------------------------------------------------------------------------------------
+
+
+def test_list_tenants_returns_a_typed_page_never_a_response(is7, pki):
+    for i in range(3):
+        is7.add_tenant(f"t{i}.com", owner=f"owner{i}")
+    with client_for(is7, pki) as client:
+        page = client.list_tenants(limit=2, offset=1, sort_order="desc")
+    assert isinstance(page, TenantsPage)
+    assert (page.total_results, page.start_index, page.count) == (3, 2, 2)
+    assert [t.domain for t in page.tenants] == ["t1.com", "t0.com"]
+    assert page.tenants[0].owners[0].username == "owner1" and page.tenants[0].activated is True
+    assert ("previous", "/api/server/v1/tenants?offset=0&limit=1") in page.links
+    sent = is7.requests[-1]
+    assert sent.query == "limit=2&offset=1&sortOrder=DESC"  # IS compares sortOrder case-sensitively
+    assert sent.headers["wso2-identity-user"] == "admin" and sent.headers["accept"] == "application/json"
+    assert sent.headers["activityid"]
+
+
+def test_an_empty_page_has_no_tenants(is7, pki):
+    with client_for(is7, pki) as client:
+        page = client.list_tenants()
+    assert page.tenants == () and page.total_results == 0 and page.count == 0
+
+
+def test_without_identity_user_no_header_is_sent(is7, pki):
+    with client_for(is7, pki, identity_user="  ") as client:
+        client.list_tenants(limit=1)
+    assert "wso2-identity-user" not in is7.requests[-1].headers
+    assert is7.requests[-1].decision.kind == "system"
+
+
+def test_sort_order_must_be_asc_or_desc(is7, pki):
+    with client_for(is7, pki) as client, pytest.raises(ValueError):
+        client.list_tenants(sort_order="up")
+
+
+# --- HTTP errors -> UpstreamError ----------------------------------------------------------------------------------
+
+
+def test_an_api_error_keeps_code_message_description_and_trace_id(is7, pki):
+    error = failure(is7, pki, lambda c: c.list_tenants(limit=-1, correlation_id="corr-42"))
+    assert (error.cause, error.status, error.code) == (Cause.HTTP_ERROR, 400, "TM-60010")
+    assert error.message == "Unable to list existing tenants."
+    assert error.description == "Limit should not be negative."
+    assert error.trace_id == "corr-42" == error.correlation_id
+    assert error.product == "WSO2 Identity Server" and not error.not_found
+    assert str(error) == ("WSO2 Identity Server answered 400 TM-60010: Unable to list existing tenants. Limit should "
+                          "not be negative. (trace id corr-42)")
+
+
+def test_the_valves_401_has_an_integer_code_kept_as_text(is7, pki):
+    error = failure(is7, pki, identity_user="bob")
+    assert (error.status, error.code, error.message) == (401, "401", "Unauthorized")
+    assert error.description.startswith("Authorization failure.")
+
+
+def test_not_found_is_recognised_from_ims_400_codes(is7, pki):
+    error = failure(is7, pki, lambda c: c._call("GET", "tenants/unknown-id"))
+    assert (error.status, error.code, error.not_found) == (400, "TM-60014", True)
+
+
+def test_an_error_without_an_is_body(is7, pki):
+    error = failure(is7, pki, lambda c: c._call("GET", "no-such-api"))
+    assert (error.status, error.code, error.not_found) == (404, None, True)
+    assert error.message == "HTTP 404 without an IS error body."
+    assert error.trace_id == is7.requests[-1].trace_id  # from the X-WSO2-TraceId header
+
+
+def test_server_errors_and_injected_bodies(is7, pki):
+    is7.push_fault("GET", "/api/server/v1/tenants", 500, body={"code": "TM-65001", "message": "Unable to list "
+                   "existing tenants.", "description": "Server encountered an error while listing the tenants."})
+    error = failure(is7, pki)
+    assert (error.status, error.code) == (500, "TM-65001")
+
+
+def test_a_success_with_an_unexpected_body_is_a_bad_response(is7, pki):
+    is7.push_fault("GET", "/api/server/v1/tenants", 200, body={"unexpected": True})
+    error = failure(is7, pki)
+    assert error.cause == Cause.BAD_RESPONSE and error.status is None
+
+
+def test_an_oversized_answer_is_refused(is7, pki):
+    is7.push_fault("GET", "/api/server/v1/tenants", 500, body={"description": "x" * (2 * 1024 * 1024 + 10)})
+    error = failure(is7, pki)
+    assert error.cause == Cause.BAD_RESPONSE and "larger than" in error.message
+
+
+# --- Timeouts and retries ---------------------------------------------------------------------------------------
+
+
+def test_a_slow_answer_times_out(is7, pki):
+    is7.set_latency(1.5)
+    started = time.monotonic()
+    error = failure(is7, pki, timeout=(1.0, 0.2))
+    assert error.cause == Cause.TIMEOUT and "0.2 s" in error.message
+    assert error.status is None and error.correlation_id
+    assert time.monotonic() - started < 1.2  # one attempt (retries=0), cut short by the read timeout
+
+
+def test_a_server_that_never_accepts_the_connection_times_out(pki):
+    """A listening socket whose accept queue is full drops new SYNs: the connect timeout applies."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        queued = []
+        for _ in range(3):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+            queued.append(sock)
+        try:
+            client = IdentityServerClient(f"https://127.0.0.1:{port}", ca_pem=pki.server_ca.cert_pem,
+                                          timeout=(0.3, 5.0), retries=0)
+            with client, pytest.raises(UpstreamError) as info:
+                client.list_tenants()
+        finally:
+            for sock in queued:
+                sock.close()
+    assert info.value.cause == Cause.TIMEOUT
+    assert info.value.message == "IS did not accept the connection within 0.3 s."
+
+
+def test_a_read_timeout_on_a_get_is_retried_once(is7, pki):
+    is7.push_fault("GET", "/api/server/v1/tenants", 200, delay=0.5)  # only the first attempt is slow
+    with client_for(is7, pki, timeout=(1.0, 0.2), retries=2) as client:
+        page = client.list_tenants()
+    assert page.total_results == 0
+    assert len(is7.requests) == 2
+
+
+def test_503_is_retried_for_idempotent_calls(is7, pki):
+    is7.push_fault("GET", "/api/server/v1/tenants", 503)
+    with client_for(is7, pki, retries=1) as client:
+        assert client.list_tenants().total_results == 0
+    assert [r.status for r in is7.requests] == [503, 200]
+    is7.push_fault("GET", "/api/server/v1/tenants", 503)
+    assert failure(is7, pki, retries=0).status == 503
+
+
+def test_a_reset_connection(is7, pki):
+    is7.push_fault(None, "/api/server/v1/tenants", "reset")
+    error = failure(is7, pki)
+    assert error.cause == Cause.CONNECTION_RESET
+
+
+# --- TLS and network failures in plain words -------------------------------------------------------------------------
+
+
+def test_an_untrusted_server_certificate(is7, pki):
+    error = failure(is7, pki, ca_pem=Authority("Some other CA").cert_pem)
+    assert error.cause == Cause.SERVER_NOT_TRUSTED and "CERTIFICATE_VERIFY_FAILED" in error.detail
+    assert is7.requests == []
+
+
+def test_trust_comes_only_from_the_given_bundle_not_the_environment(is7, pki, tmp_path, monkeypatch):
+    bundle = tmp_path / "right-ca.pem"
+    bundle.write_text(pki.server_ca.cert_pem)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(bundle))
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{free_port()}")  # a proxy that is not there
+    assert failure(is7, pki, ca_pem=Authority("Some other CA").cert_pem).cause == Cause.SERVER_NOT_TRUSTED
+    with client_for(is7, pki) as client:  # and the proxy variable is ignored too
+        assert client.list_tenants().total_results == 0
+
+
+def test_a_server_certificate_for_another_name(pki):
+    server = pki.server_ca.server(hosts=("is.example.test",), common_name="is.example.test")
+    with Is7Simulator(server_cert_pem=server.cert_pem, server_key_pem=server.key_pem,
+                      client_ca_pem=pki.client_ca.cert_pem) as sim:
+        error = failure(sim, pki)
+    assert error.cause == Cause.SERVER_NAME_MISMATCH
+
+
+def test_a_client_ca_unknown_to_is(is7, pki):
+    stranger = Authority("Stranger CA").client("portal")
+    error = failure(is7, pki, cert_pem=stranger.cert_pem, key_pem=stranger.key_pem)
+    assert error.cause == Cause.CLIENT_CA_UNKNOWN and "UNKNOWN_CA" in error.detail
+
+
+def test_an_expired_client_certificate(is7, pki):
+    expired = pki.client_ca.client("portal", not_before=datetime.datetime.now(datetime.UTC)
+                                   - datetime.timedelta(days=10), days=1)
+    error = failure(is7, pki, cert_pem=expired.cert_pem, key_pem=expired.key_pem)
+    assert error.cause == Cause.CLIENT_CERTIFICATE_REJECTED
+
+
+def test_no_client_certificate_when_is_requires_one(pki):
+    with Is7Simulator(server_cert_pem=pki.server.cert_pem, server_key_pem=pki.server.key_pem,
+                      client_ca_pem=pki.client_ca.cert_pem, require_client_certificate=True) as sim:
+        error = failure(sim, pki, cert_pem=None, key_pem=None)
+    assert error.cause == Cause.NO_CLIENT_CERTIFICATE
+
+
+def test_a_key_that_does_not_match_fails_before_connecting(is7, pki):
+    other = pki.client_ca.client("other")
+    with pytest.raises(UpstreamError) as info:
+        client_for(is7, pki, key_pem=other.key_pem)
+    assert info.value.cause == Cause.KEY_MISMATCH and "KEY_VALUES_MISMATCH" in info.value.detail
+    assert is7.requests == []
+
+
+def test_refused(pki):
+    client = IdentityServerClient(f"https://127.0.0.1:{free_port()}", ca_pem=pki.server_ca.cert_pem,
+                                  cert_pem=pki.client.cert_pem, key_pem=pki.client.key_pem, timeout=SHORT, retries=0)
+    with client, pytest.raises(UpstreamError) as info:
+        client.list_tenants()
+    assert info.value.cause == Cause.REFUSED
+
+
+def test_a_host_that_does_not_resolve_is_named_as_such():
+    """Built from the exceptions urllib3 raises (a live DNS lookup would depend on the network)."""
+    reason = urllib3.exceptions.NameResolutionError("nowhere.invalid", None,
+                                                    socket.gaierror(-2, "Name or service not known"))
+    exc = requests.exceptions.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/", reason))
+    assert classify(exc, sent_certificate=True)[0] == Cause.HOST_UNKNOWN
+
+
+@pytest.mark.parametrize(("message", "sent", "cause"), [
+    ("[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required", False,
+     Cause.NO_CLIENT_CERTIFICATE),
+    ("EOF occurred in violation of protocol (_ssl.c:2427)", False, Cause.NO_CLIENT_CERTIFICATE),
+    ("EOF occurred in violation of protocol (_ssl.c:2427)", True, Cause.TLS),
+    ("[SSL: WRONG_VERSION_NUMBER] wrong version number", True, Cause.TLS),
+])
+def test_tls_messages_map_to_causes(message, sent, cause):
+    exc = requests.exceptions.SSLError(urllib3.exceptions.SSLError(message))
+    assert classify(exc, sent_certificate=sent)[0] == cause
+
+
+def test_a_plain_http_port_is_a_tls_failure(pki):
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        client = IdentityServerClient(f"https://127.0.0.1:{server.server_address[1]}",
+                                      ca_pem=pki.server_ca.cert_pem, timeout=SHORT, retries=0)
+        with client, pytest.raises(UpstreamError) as info:
+            client.list_tenants()
+        assert info.value.cause == Cause.TLS
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# --- Credentials and configuration --------------------------------------------------------------------------------
+
+
+def test_credentials_are_loaded_from_private_files_that_are_deleted_at_once(pki, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen = {}
+    real_mkdtemp = tempfile.mkdtemp
+
+    def spy(*args, **kwargs):
+        path = real_mkdtemp(*args, **kwargs)
+        seen["mode"] = os.stat(path).st_mode & 0o777
+        return path
+
+    monkeypatch.setattr(tempfile, "mkdtemp", spy)
+    build_ssl_context(pki.server_ca.cert_pem, pki.client.cert_pem, pki.client.key_pem)
+    assert seen["mode"] == 0o700
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("ca", "cert", "key", "fragment"), [
+    ("not a pem", None, None, "CA bundle"),
+    ("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", None, None, "CA bundle"),
+    (None, "cert", None, "both"),
+    (None, "garbage", "garbage", "could not be read"),
+    (None, None, "-----BEGIN ENCRYPTED PRIVATE KEY-----\n...", "password-protected"),
+])
+def test_unreadable_credentials(pki, ca, cert, key, fragment):
+    cert = pki.client.cert_pem if cert is None and key else cert
+    with pytest.raises(UpstreamError) as info:
+        build_ssl_context(ca or pki.server_ca.cert_pem, cert, key)
+    assert info.value.cause == Cause.BAD_CREDENTIALS and fragment in info.value.message
+
+
+@pytest.mark.parametrize(("url", "fragment"), [
+    ("", "Enter"), ("http://is:9443", "https://"), ("https://user:pw@is:9443", "user name"),
+    ("https://is:9443/?x=1", "query"), ("https://", "host"), ("https://is:99999", "not valid"),
+    ("https://is :9443", "spaces"),
+])
+def test_base_url_rules(url, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        normalise_base_url(url)
+
+
+def test_a_base_url_path_prefix_is_kept():
+    assert normalise_base_url(" https://gw.example.com/is/ ") == "https://gw.example.com/is"
+
+
+def test_identity_user_and_timeouts_are_checked(pki):
+    with pytest.raises(ValueError):
+        IdentityServerClient("https://is:9443", ca_pem=pki.server_ca.cert_pem, identity_user="admin\r\nX: y")
+    with pytest.raises(ValueError):
+        IdentityServerClient("https://is:9443", ca_pem=pki.server_ca.cert_pem, timeout=0)
