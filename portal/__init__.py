@@ -39,8 +39,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     from portal.cli import register_commands
     from portal.web import register_blueprints
 
+    from portal.web import filters
+
     hardening.init_app(app)
     access.init_app(app)
+    filters.init_app(app)
     register_blueprints(app)
     errors.init_app(app)
     register_commands(app)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+import sqlalchemy.orm  # noqa: F401 - sa.orm.joinedload
 from flask import current_app
 
 from portal.extensions import db
@@ -73,8 +74,9 @@ def _open_session(admin: AdminUser, ip: str | None, user_agent: str | None) -> s
 
 def load(token: str) -> AdminUser | None:
     """The admin behind a session token, or None when the session is unknown, revoked, idle or too old."""
-    row = db.session.execute(
-        sa.select(AdminSession).where(AdminSession.token_hash == _hash(token))
+    row = db.session.execute(  # one query for the session and its admin: this runs on every request
+        sa.select(AdminSession).options(sa.orm.joinedload(AdminSession.admin))
+        .where(AdminSession.token_hash == _hash(token))
     ).scalar_one_or_none()
     if row is None or row.revoked_at is not None:
         return None

@@ -151,9 +151,13 @@ class TenantQuery:
     limit: int = 50
 
 
+DISPLAY_COLUMNS = (Tenant.tenant_id, Tenant.tenant_key, Tenant.display_name, Tenant.domain, Tenant.idp_type,
+                   Tenant.support_algorithm, Tenant.active, Tenant.check_status, Tenant.created_at)
+
+
 @dataclass
 class TenantPage:
-    tenants: list[Tenant]
+    tenants: list  # Tenant objects, or rows of DISPLAY_COLUMNS when listed for display
     next_after: str | None
     prev_before: str | None
 
@@ -162,13 +166,19 @@ def list_tenants(query: TenantQuery, *, for_display: bool = False) -> TenantPage
     """Keyset-paged on tenant_key: one query per page, as fast on page 2,000 as on page 1.
 
     The encrypted columns are never loaded here (a page of 50 would decrypt 150 values nobody sees); touching one
-    raises instead of quietly issuing a query per row. for_display also skips the signing keys."""
+    raises instead of quietly issuing a query per row. for_display returns plain rows of DISPLAY_COLUMNS (plus
+    `verified`) for pages, rather than Tenant objects."""
     limit = max(1, min(query.limit, 500))
-    # The secrets stay encrypted and unloaded: a page reports only whether each is set (column properties).
-    stmt = sa.select(Tenant).options(*(sa.orm.defer(column, raiseload=True) for column in (
-        Tenant.client_secret, Tenant.owner_password, Tenant.idp_secret)))
-    if not for_display:
-        stmt = stmt.options(sa.orm.selectinload(Tenant.keys).defer(SigningKey.secret, raiseload=True))  # to_api shows the active key: one query per page
+    if for_display:
+        # Plain rows of the listed columns: no ORM identity map, no secrets, a fraction of the cost per row.
+        stmt = sa.select(*DISPLAY_COLUMNS, (Tenant.check_status == "passed").label("verified"))
+    else:
+        # The secrets stay encrypted and unloaded: a page reports only whether each is set (column properties).
+        stmt = sa.select(Tenant).options(
+            *(sa.orm.defer(column, raiseload=True) for column in (
+                Tenant.client_secret, Tenant.owner_password, Tenant.idp_secret)),
+            sa.orm.selectinload(Tenant.keys).defer(SigningKey.secret, raiseload=True),  # one query per page
+        )
     q = query.q.strip().lower()
     if q:
         pattern = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -190,7 +200,8 @@ def list_tenants(query: TenantQuery, *, for_display: bool = False) -> TenantPage
         if query.after is not None:
             stmt = stmt.where(Tenant.tenant_key > query.after)
         stmt = stmt.order_by(Tenant.tenant_key)
-    rows = list(db.session.execute(stmt.limit(limit + 1)).scalars())
+    result = db.session.execute(stmt.limit(limit + 1))
+    rows = list(result.all() if for_display else result.scalars())
     more = len(rows) > limit
     rows = rows[:limit]
     if backwards:
