@@ -12,9 +12,12 @@ import pytest
 import requests
 import urllib3
 
+from portal.clients.errors import IdempotentRetry
 from portal.clients.identity_server import (
     Cause,
     IdentityServerClient,
+    IsTenant,
+    TenantOwnerSpec,
     TenantsPage,
     UpstreamError,
     build_ssl_context,
@@ -364,3 +367,176 @@ def test_identity_user_and_timeouts_are_checked(pki):
         IdentityServerClient("https://is:9443", ca_pem=pki.server_ca.cert_pem, identity_user="admin\r\nX: y")
     with pytest.raises(ValueError):
         IdentityServerClient("https://is:9443", ca_pem=pki.server_ca.cert_pem, timeout=0)
+
+
+# --- Tenant calls (issue 5) ---------------------------------------------------------------------------------------
+
+
+def owner_spec(**overrides) -> TenantOwnerSpec:
+    values = {"username": "kim", "email": "kim@abc.com", "firstname": "Kim", "lastname": "Lee",
+              "password": "Kim#12345"}
+    values.update(overrides)
+    return TenantOwnerSpec(**values)
+
+
+def test_create_tenant_returns_the_id_from_location_of_an_empty_201(is7, pki):
+    with client_for(is7, pki) as client:
+        tenant_id = client.create_tenant("abc.com", owner_spec())
+    assert tenant_id == is7.tenant("abc.com").id
+    sent = is7.requests[-1]
+    assert (sent.method, sent.path, sent.status) == ("POST", "/api/server/v1/tenants", 201)
+    assert sent.json() == {"domain": "abc.com", "owners": [{
+        "username": "kim", "email": "kim@abc.com", "firstname": "Kim", "lastname": "Lee",
+        "provisioningMethod": "inline-password", "password": "Kim#12345"}]}
+    assert sent.headers["content-type"] == "application/json"
+
+
+def test_create_with_a_name_and_an_invitation_sends_no_password(is7, pki):
+    with client_for(is7, pki) as client:
+        client.create_tenant("inv.com", owner_spec(provisioning_method="invite-via-email"), name="Invited")
+    sent = is7.requests[-1].json()
+    assert sent["name"] == "Invited" and "password" not in sent["owners"][0]
+    assert sent["owners"][0]["provisioningMethod"] == "invite-via-email"
+    with pytest.raises(ValueError):
+        owner_spec(provisioning_method="carrier-pigeon").to_json()
+
+
+def test_create_is_never_repeated_after_a_503_or_a_reset(is7, pki):
+    is7.push_fault("POST", "/api/server/v1/tenants", 503)
+    with client_for(is7, pki, retries=2) as client:
+        with pytest.raises(UpstreamError) as info:
+            client.create_tenant("abc.com", owner_spec())
+        assert info.value.status == 503 and info.value.retryable
+        is7.push_fault("POST", "/api/server/v1/tenants", "reset")
+        with pytest.raises(UpstreamError) as info:
+            client.create_tenant("abc.com", owner_spec())
+        assert info.value.cause == Cause.CONNECTION_RESET
+    assert [r.status for r in is7.requests] == [503, "reset"]
+    assert is7.tenant("abc.com") is None
+
+
+def test_post_is_not_retried_even_after_a_connection_error():
+    """IdempotentRetry refuses to repeat a POST whatever the error; a GET gets its normal retries."""
+    error = urllib3.exceptions.NewConnectionError(None, "refused")
+    retry = IdempotentRetry(total=3, connect=3, allowed_methods=IdempotentRetry.DEFAULT_ALLOWED_METHODS)
+    with pytest.raises(urllib3.exceptions.MaxRetryError) as info:
+        retry.increment(method="POST", url="/tenants", error=error)
+    assert info.value.reason is error
+    assert retry.increment(method="GET", url="/tenants", error=error).connect == 2
+
+
+def test_duplicates_and_bad_input_keep_is_codes(is7, pki):
+    with client_for(is7, pki) as client:
+        client.create_tenant("abc.com", owner_spec())
+        with pytest.raises(UpstreamError) as info:
+            client.create_tenant("abc.com", owner_spec())
+        assert (info.value.status, info.value.code) == (400, "TM-60009") and not info.value.retryable
+        with pytest.raises(UpstreamError) as info:
+            client.create_tenant("mail.com", owner_spec(email="broken"))
+        assert (info.value.status, info.value.code) == (500, "TM-65002") and not info.value.retryable
+
+
+def test_a_201_without_location_is_a_bad_response_naming_the_domain(is7, pki):
+    is7.push_fault("POST", "/api/server/v1/tenants", 201, body={})
+    with client_for(is7, pki) as client, pytest.raises(UpstreamError) as info:
+        client.create_tenant("abc.com", owner_spec())
+    assert info.value.cause == Cause.BAD_RESPONSE and "abc.com" in info.value.message
+
+
+def test_get_tenant_and_by_domain(is7, pki):
+    with client_for(is7, pki) as client:
+        tenant_id = client.create_tenant("abc.com", owner_spec())
+        tenant = client.get_tenant(tenant_id)
+        assert isinstance(tenant, IsTenant)
+        assert (tenant.id, tenant.domain, tenant.name, tenant.activated) == (tenant_id, "abc.com", None, True)
+        assert [o.username for o in tenant.owners] == ["kim"] and tenant.owners[0].id
+        assert tenant.created.tzinfo is not None
+        assert abs((tenant.created - datetime.datetime.now(datetime.UTC)).total_seconds()) < 60
+        by_domain = client.get_tenant_by_domain("abc.com")
+        assert by_domain.id == tenant_id and by_domain.name == "abc.com"  # IS fills a blank name
+        assert client.get_tenant("no-such-id") is None  # 400 TM-60014
+        assert client.get_tenant_by_domain("nope.com") is None  # 400 TM-60015
+
+
+def test_a_plain_404_is_not_a_missing_tenant(is7, pki):
+    """Only IS's own not-found codes mean "no such tenant"; a 404 means a wrong URL, a proxy, something else."""
+    is7.push_fault("GET", "/api/server/v1/tenants/domain", 404)
+    with client_for(is7, pki) as client, pytest.raises(UpstreamError) as info:
+        client.get_tenant_by_domain("abc.com")
+    assert info.value.status == 404
+
+
+def test_path_values_cannot_add_segments(is7, pki):
+    with client_for(is7, pki) as client:
+        assert client.get_tenant_by_domain("../tenants?x=1") is None
+    assert is7.requests[-1].path == "/api/server/v1/tenants/domain/..%2Ftenants%3Fx%3D1"  # one segment
+    assert is7.requests[-1].query == ""
+
+
+def test_tenant_exists_reads_head(is7, pki):
+    is7.add_tenant("abc.com")
+    with client_for(is7, pki) as client:
+        assert client.tenant_exists("abc.com") is True
+        assert client.tenant_exists("free.com") is False
+        assert client.tenant_exists("carbon.super") is True
+    assert is7.requests[-1].method == "HEAD"
+
+
+def test_lifecycle_owners_and_owner_update(is7, pki):
+    with client_for(is7, pki) as client:
+        tenant_id = client.create_tenant("abc.com", owner_spec())
+        client.set_lifecycle(tenant_id, False)
+        assert is7.requests[-1].json() == {"activated": False}
+        assert client.get_tenant(tenant_id).activated is False
+        owners = client.get_owners(tenant_id)
+        assert [o.username for o in owners] == ["kim"]
+        client.update_owner(tenant_id, owners[0].id, "kim@new.com", "Kimberly", "Lee")
+        assert is7.requests[-1].json() == {"email": "kim@new.com", "firstname": "Kimberly", "lastname": "Lee"}
+        client.update_owner(tenant_id, owners[0].id, "kim@new.com", "Kimberly", "Lee", password="New#Pass1")
+        assert is7.requests[-1].json()["password"] == "New#Pass1"
+        with pytest.raises(UpstreamError) as info:
+            client.set_lifecycle("no-such-id", True)
+        assert info.value.code == "TM-60014" and info.value.not_found
+    owner = is7.tenant("abc.com").owner
+    assert (owner.email, owner.firstname, owner.password) == ("kim@new.com", "Kimberly", "New#Pass1")
+
+
+def test_iter_all_tenants_follows_offsets_until_total_results(is7, pki):
+    for i in range(250):
+        is7.add_tenant(f"t{i:03d}.example.com")
+    with client_for(is7, pki) as client:
+        domains = [t.domain for t in client.iter_all_tenants()]
+        assert domains == [f"t{i:03d}.example.com" for i in range(250)]
+        assert [r.query for r in is7.requests] == [f"limit=100&offset={o}&sortOrder=ASC" for o in (0, 100, 200)]
+        is7.clear_log()
+        assert len(list(client.iter_all_tenants(page_size=500))) == 250  # IS clamps to 100; offsets follow
+        assert len(is7.requests) == 3
+
+
+def test_basic_authentication_instead_of_a_certificate(is7, pki):
+    with client_for(is7, pki, cert_pem=None, key_pem=None, identity_user=None, username="admin",
+                    password="admin") as client:
+        client.ping()
+    assert is7.requests[-1].basic_user == "admin" and is7.requests[-1].client_thumbprint is None
+    error = failure(is7, pki, cert_pem=None, key_pem=None, identity_user=None, username="admin", password="nope")
+    assert (error.status, error.code) == (401, "401")
+    with pytest.raises(ValueError):
+        client_for(is7, pki, username="admin")
+
+
+def test_a_long_retry_after_is_not_slept_through(is7, pki):
+    is7.push_fault("GET", "/api/server/v1/tenants", 503, headers={"Retry-After": "120"})
+    started = time.monotonic()
+    error = failure(is7, pki, retries=2)
+    assert time.monotonic() - started < 5
+    assert (error.status, error.retry_after) == (503, 120.0)
+    assert len(is7.requests) == 1
+
+
+@pytest.mark.parametrize(("status", "code", "cause", "retryable"), [
+    (503, None, Cause.HTTP_ERROR, True), (429, None, Cause.HTTP_ERROR, True), (500, None, Cause.HTTP_ERROR, True),
+    (500, "TM-65002", Cause.HTTP_ERROR, False), (400, "TM-60009", Cause.HTTP_ERROR, False),
+    (None, None, Cause.REFUSED, True), (None, None, Cause.SERVER_NOT_TRUSTED, False),
+])
+def test_which_errors_are_worth_retrying(status, code, cause, retryable):
+    assert UpstreamError(cause, "x", status=status, code=code).retryable is retryable

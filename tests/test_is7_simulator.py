@@ -16,7 +16,13 @@ import tomli_w
 
 from portal.services.cert_auth import SystemMapping, UserMapping
 from portal.services.certificates import java_dn
-from tests.simulators.is7 import API_PREFIX, UNAUTHORIZED_DESCRIPTION, Is7Simulator, load_mappings, main
+from tests.simulators.is7 import (
+    API_PREFIX,
+    UNAUTHORIZED_DESCRIPTION,
+    Is7Simulator,
+    load_mappings,
+    main,
+)
 from tests.simulators.pki import Authority, is7_pki
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -512,3 +518,134 @@ def test_the_command_line_starts_a_working_simulator(tmp_path):
         process.wait(timeout=10)
         process.stdout.close()
         process.stderr.close()
+
+
+# --- Basic authentication, tenant numbers, downtime (issue 5) ------------------------------------------------------
+
+
+def basic_caller(sim, pki, directory: Path, auth) -> Caller:
+    caller = Caller(sim, pki, directory, client=False, user=None)
+    caller.session.auth = auth
+    return caller
+
+
+def test_basic_authentication_for_a_super_tenant_user(is7, pki, tmp_path):
+    assert basic_caller(is7, pki, tmp_path, ("admin", "admin"))("GET", "/tenants").status_code == 200
+    assert is7.requests[-1].basic_user == "admin" and is7.requests[-1].decision is None
+    response = basic_caller(is7, pki, tmp_path, ("admin", "wrong"))("GET", "/tenants")
+    assert response.status_code == 401 and response.json()["code"] == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer realm=127.0.0.1"
+    is7.add_basic_user("portal", "Portal#1")
+    assert basic_caller(is7, pki, tmp_path, ("portal", "Portal#1"))("GET", "/tenants").status_code == 200
+    bearer = Caller(is7, pki, tmp_path, client=False, user=None)
+    assert bearer("GET", "/tenants", headers={"Authorization": "Bearer abc"}).status_code == 401
+
+
+def test_a_tenant_owner_authenticates_but_is_forbidden(is7, pki, tmp_path):
+    admin = basic_caller(is7, pki, tmp_path, ("admin", "admin"))
+    assert create(admin).status_code == 201
+    response = basic_caller(is7, pki, tmp_path, ("kim@abc.com", "Kim#12345"))("GET", "/tenants")
+    assert response.status_code == 403 and response.json()["message"] == "Forbidden"
+
+
+def test_a_presented_certificate_decides_alone(is7, pki, tmp_path):
+    """The certificate handler (priority 10) wins over Basic (100) and does not fall back to it."""
+    caller = Caller(is7, pki, tmp_path, user="bob")  # bob is not in the mapping's allowed_username
+    caller.session.auth = ("admin", "admin")
+    assert caller("GET", "/tenants").status_code == 401
+    is7.configure(client_cert_auth=False)  # with certificate authentication off, Basic is used
+    assert caller("GET", "/tenants").status_code == 200 and is7.requests[-1].basic_user == "admin"
+
+
+def test_tenants_get_integer_numbers_as_in_is(is7, call):
+    seeded = is7.add_tenant("seed.com")
+    create(call, "abc.com")
+    create(call, "xyz.com")
+    assert (seeded.number, is7.tenant("abc.com").number, is7.tenant("xyz.com").number) == (1, 2, 3)
+
+
+def test_downtime_refuses_connections_until_the_simulator_comes_back(is7, call):
+    port = is7.port
+    is7.go_down()
+    with pytest.raises(requests.exceptions.ConnectionError):
+        call("GET", "/tenants")
+    is7.come_up()
+    assert is7.port == port and call("GET", "/tenants").status_code == 200
+
+
+# --- IS's TenantSyncListener (§3) ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def receiver(pki):
+    """An API Manager simulator to receive the listener's events (its request log keeps them)."""
+    from tests.simulators.apim import ApimSimulator
+
+    server = pki.server_ca.server()
+    with ApimSimulator(server_cert_pem=server.cert_pem, server_key_pem=server.key_pem) as sim:
+        yield sim
+
+
+def listen(is7, receiver, pki, **overrides) -> None:
+    from tests.simulators.is7 import TenantSyncConfig
+
+    settings = {"username": "admin", "password": "admin", "ca_pem": pki.server_ca.cert_pem, "retry_delay": 0.02}
+    settings.update(overrides)
+    is7.configure_tenant_sync(TenantSyncConfig(receiver.notify_url, **settings))
+
+
+def test_the_listener_posts_section_3s_payload(is7, call, receiver, pki):
+    listen(is7, receiver, pki)
+    before = int(time.time())
+    create(call)
+    assert is7.wait_for_sync(5)
+    sent = receiver.requests[-1]
+    assert (sent.method, sent.path, sent.status) == ("POST", "/internal/data/v1/notify", 200)
+    assert sent.headers["content-type"] == "application/json; charset=UTF-8"
+    assert sent.headers["x-wso2-key-manager"] == "TENANT_MANAGEMENT"
+    assert sent.basic_user == "admin"
+    payload = sent.json()
+    assert list(payload) == ["iss", "jti", "iat", "events"]
+    assert payload["iss"] == is7.base_url and uuid.UUID(payload["jti"]).version == 4
+    assert isinstance(payload["iat"], int) and before <= payload["iat"] <= int(time.time())
+    number = is7.tenant("abc.com").number
+    assert payload["events"] == {"https://schemas.identity.wso2.org/events/tenant/event-type/tenantCreated": {
+        "initiatorType": "SYSTEM", "action": "CREATE", "tenant": {
+            "id": str(number), "domain": "abc.com", "ref": f"{is7.base_url}/api/server/v1/tenants/{number}",
+            "owners": [{"username": "kim", "password": "Kim#12345", "email": "kim@abc.com", "firstname": "Kim",
+                        "lastname": "Lee"}]}}}
+    assert receiver.tenant("abc.com").active is True
+
+
+def test_update_and_lifecycle_events(is7, call, receiver, pki):
+    tenant_id = create(call).headers["Location"].rsplit("/", 1)[1]
+    owner_id = call("GET", f"/tenants/{tenant_id}/owners").json()[0]["id"]
+    listen(is7, receiver, pki)
+    call("PUT", f"/tenants/{tenant_id}/owners/{owner_id}", json={"email": "kim@new.com", "firstname": "",
+                                                               "lastname": "Perera"})
+    call("PUT", f"/tenants/{tenant_id}/lifecycle-status", json={"activated": False})
+    assert is7.wait_for_sync(5)
+    update, deactivate = is7.sync_events
+    key = "https://schemas.identity.wso2.org/events/tenant/event-type/"
+    number = is7.tenant("abc.com").number
+    assert update["events"][key + "tenantOwnerUpdated"]["tenant"]["owners"] == [
+        {"email": "kim@new.com", "firstname": "Kim", "lastname": "Perera"}]  # no username, no unchanged password
+    assert deactivate["events"] == {key + "tenantActivated": {"initiatorType": "SYSTEM", "action": "DEACTIVATE",
+                                                              "tenant": {"id": str(number), "domain": "abc.com",
+                                                                         "ref": f"{is7.base_url}/api/server/v1/"
+                                                                                f"tenants/{number}",
+                                                                         "lifecycleStatus": {"activated": False}}}}
+
+
+def test_a_disabled_listener_and_seeded_tenants_send_nothing(is7, call, receiver, pki):
+    listen(is7, receiver, pki, enable=False)
+    create(call)
+    is7.add_tenant("seed.com")
+    assert is7.wait_for_sync(5) and is7.sync_events == [] and receiver.requests == []
+
+
+def test_the_command_line_offers_the_listener(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "--notify-endpoint" in out and "--basic-user" in out

@@ -1,6 +1,6 @@
 """A WSO2 Identity Server 7 simulator: real HTTPS on 127.0.0.1 that asks for client certificates, authenticates REST
-calls the way IS's ClientCertificateBasedAuthenticationHandler does, and serves the tenant management API under
-/api/server/v1, following `reference/wso2-apis.md` §1 and §2 to the letter, quirks included:
+calls the way IS's authentication handlers do, and serves the tenant management API under /api/server/v1,
+following `reference/wso2-apis.md` §1-§3 to the letter, quirks included:
 
 - not found is 400 TM-60014 / TM-60015; HEAD /tenants/domain/{d} is 200 (taken) or 404 (free);
 - create answers 201 with an EMPTY body and an absolute Location; a duplicate domain is 400 TM-60009; a bad email
@@ -9,38 +9,44 @@ calls the way IS's ClientCertificateBasedAuthenticationHandler does, and serves 
 - API errors are {"code": "TM-…", "message", "description", "traceId"} with X-WSO2-TraceId; the authentication
   valve's errors carry an INTEGER code, `WWW-Authenticate: Bearer realm=…` and application/json;charset=UTF-8.
 
-Authentication uses portal.services.cert_auth.evaluate, the one implementation of IS's mapping rules, over the
-simulator's own mapping list and users. A call without a client certificate gets 401 (with CERT_OPTIONAL, as IS's
-handler cannot run); with `require_client_certificate` the TLS handshake itself refuses it, as a Tomcat connector
-with `clientAuth="true"` does. Simulator choices where IS's behaviour was not read are marked "simulator:".
+Authentication: a presented client certificate (with certificate authentication on) is evaluated by
+portal.services.cert_auth.evaluate, the one implementation of IS's mapping rules, over the simulator's own mapping
+list and users, and wins over any Authorization header (priority 10 against Basic's 100, no fallback); otherwise
+HTTP Basic is checked against the simulator's Basic users (admin/admin by default) and tenant owners' passwords.
+Anything else gets the valve's 401. With `require_client_certificate` the TLS handshake itself refuses a client
+without a certificate, as a Tomcat connector with `clientAuth="true"` does.
+
+IS's own sync to API Manager (§3): when `configure_tenant_sync` is given a notification endpoint, the
+TenantSyncListener posts CREATE / UPDATE / ACTIVATE / DEACTIVATE events (integer tenant ids, Basic auth, the
+configured `header.*` headers) asynchronously on IS's pool (core size 2 over an unbounded queue, so two threads),
+retrying ONLY when the connection fails (5 attempts, delays 1/2/4/8 s times `retry_delay`); any HTTP status ends
+an event, as in IS. `wait_for_sync` lets tests wait for the pool to drain; `sync_attempts` records every try.
 
 Tests import `Is7Simulator`; the demo starts it from the command line (`python -m tests.simulators.is7 --help`).
-Injected latency, injected failures (a status or a connection reset, matched by method and path prefix) and a
-request log make failure handling testable. All state is guarded by one lock.
+Injected latency, failures (a status or a connection reset, matched by method and path prefix), downtime and a
+request log make failure handling testable. Simulator choices where IS's behaviour was not read are marked
+"simulator:".
 """
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import datetime
-import http.server
+import http.client
 import json
-import os
 import re
-import shutil
-import socket
 import ssl
-import struct
 import sys
-import tempfile
 import threading
 import time
 import tomllib
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, quote_plus, unquote, urlsplit
 
 from cryptography import x509
@@ -49,6 +55,15 @@ from cryptography.hazmat.primitives import hashes
 from portal.services import cert_auth
 from portal.services.cert_auth import SystemMapping, UserMapping
 from portal.services.certificates import java_dn
+from tests.simulators.https import (
+    BaseState,
+    Fault,
+    HttpsSimulator,
+    TlsHandler,
+    server_context,
+)
+
+__all__ = ["API_PREFIX", "Fault", "Is7Simulator", "TenantSyncConfig", "load_mappings", "main"]
 
 API_PREFIX = "/api/server/v1"
 SUPER_TENANT = "carbon.super"
@@ -56,9 +71,6 @@ DEFAULT_LIMIT = 15  # carbon.xml ItemsPerPage
 MAX_LIMIT = 100  # carbon.xml MaximumItemsPerPage
 CORRELATION_HEADER = "activityid"  # RequestCorrelationIdValve's default header
 USER_HEADER = "WSO2-Identity-User"
-HANDSHAKE_TIMEOUT = 5.0
-IDLE_TIMEOUT = 30.0
-MAX_BODY = 1024 * 1024
 
 AUTH_JSON = "application/json;charset=UTF-8"
 API_JSON = "application/json"
@@ -74,6 +86,11 @@ DELETING = ("TM-65008", "Unable to delete the tenant metadata.")  # simulator: t
 GETTING_OWNER = ("TM-65009", "Unable to retrieve the tenant owner.")  # simulator: text not read
 UPDATING_OWNER = ("TM-65010", "Unable to update the tenant owner.")  # simulator: text not read
 
+# IdentityMgtConstants.TenantManagement: one event URI per kind; DEACTIVATE reuses the activation URI.
+EVENT_URI_PREFIX = "https://schemas.identity.wso2.org/events/tenant/event-type/"
+EVENT_URIS = {"CREATE": EVENT_URI_PREFIX + "tenantCreated", "UPDATE": EVENT_URI_PREFIX + "tenantOwnerUpdated",
+              "ACTIVATE": EVENT_URI_PREFIX + "tenantActivated", "DEACTIVATE": EVENT_URI_PREFIX + "tenantActivated"}
+
 _ILLEGAL_DOMAIN = re.compile(r"[^a-z0-9._\-]")
 _EMAIL_ILLEGAL = re.compile(r".*[()<>,;:\\\"\[\]].*", re.DOTALL)  # CommonUtil.validateEmail
 _EMAIL_SHAPE = re.compile(r"^[^@]+@[^@.]+\.[^@]*\w\w$", re.ASCII)
@@ -87,6 +104,18 @@ def _java_issuer(cert: x509.Certificate) -> str:
 
 def thumbprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def parse_basic(header: str | None) -> tuple[str, str] | None:
+    """(user, password) from `Authorization: Basic …` (scheme case-insensitive), None when absent or unreadable."""
+    if not header or header[:6].lower() != "basic ":
+        return None
+    try:
+        text = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, colon, password = text.partition(":")
+    return (user, password) if colon else None
 
 
 # --- State ---------------------------------------------------------------------------------------------------
@@ -111,18 +140,7 @@ class Tenant:
     created: datetime.datetime
     name: str | None = None
     activated: bool = True
-
-
-@dataclass
-class Fault:
-    """An injected failure, used once: the first request whose method (None: any) and path prefix match gets
-    `action`, an HTTP status (with `body`, or a generic error body) or "reset" (the TCP connection is reset)."""
-
-    method: str | None
-    path_prefix: str
-    action: int | str
-    delay: float = 0.0
-    body: dict | None = None
+    number: int = 0  # IS's integer tenant id (1, 2, …): what the TenantSyncListener sends, not the REST UUID
 
 
 @dataclass
@@ -137,6 +155,7 @@ class LoggedRequest:
     trace_id: str
     status: int | str | None = None  # "reset" for an injected reset
     decision: cert_auth.Decision | None = None
+    basic_user: str | None = None  # who authenticated with HTTP Basic
 
     @property
     def user(self) -> str | None:
@@ -146,27 +165,34 @@ class LoggedRequest:
         return json.loads(self.body) if self.body else None
 
 
-class Is7State:
+class Is7State(BaseState):
     """Everything the simulator knows, behind one lock (handler threads run concurrently)."""
 
     def __init__(self, *, user_mappings: Iterable[UserMapping] = (), system_mappings: Iterable[SystemMapping] = (),
-                 users: Mapping[str, Iterable[str]] | None = None, public_cloud_setup: bool = True,
-                 tenant_deletion: bool = False, client_cert_auth: bool = True, domain_regex: str | None = None,
-                 latency: float = 0.0) -> None:
-        self.lock = threading.RLock()
+                 users: Mapping[str, Iterable[str]] | None = None, basic_users: Mapping[str, str] | None = None,
+                 public_cloud_setup: bool = True, tenant_deletion: bool = False, client_cert_auth: bool = True,
+                 domain_regex: str | None = None, latency: float = 0.0) -> None:
+        super().__init__(latency=latency)
         self.user_mappings: list[UserMapping] = list(user_mappings)
         self.system_mappings: list[SystemMapping] = list(system_mappings)
         self.users: dict[str, set[str]] = {SUPER_TENANT: {"admin"}}
         for tenant, names in (users or {}).items():
             self.users.setdefault(tenant, set()).update(names)
+        self.basic_users: dict[str, str] = dict({"admin": "admin"} if basic_users is None else basic_users)
+        for name in self.basic_users:
+            if "@" not in name:
+                self.users[SUPER_TENANT].add(name)
         self.public_cloud_setup = public_cloud_setup
         self.tenant_deletion = tenant_deletion
         self.client_cert_auth = client_cert_auth
         self.domain_regex = domain_regex
-        self.latency = latency
         self.tenants: dict[str, Tenant] = {}
-        self.faults: deque[Fault] = deque()
-        self.log: list[LoggedRequest] = []
+        self.next_number = 1
+
+    def take_number(self) -> int:
+        with self.lock:
+            number, self.next_number = self.next_number, self.next_number + 1
+            return number
 
     def user_exists(self, username: str) -> bool:
         """`[USERSTORE/]name[@tenant]` in that tenant's store; user names compare case-insensitively, as IS 7's
@@ -181,13 +207,19 @@ class Is7State:
         with self.lock:
             return name.lower() in {u.lower() for u in self.users.get(tenant, set())}
 
-    def take_fault(self, method: str, path: str) -> Fault | None:
+    def check_password(self, username: str, password: str) -> bool:
+        """Basic authentication: a configured Basic user, or a tenant owner (`name@domain`) with its password."""
         with self.lock:
-            for fault in self.faults:
-                if (fault.method is None or fault.method == method) and path.startswith(fault.path_prefix):
-                    self.faults.remove(fault)
-                    return fault
-        return None
+            for name, secret in self.basic_users.items():
+                if name.lower() == username.lower() and secret == password:
+                    return self.user_exists(username)
+            name, at, domain = username.rpartition("@")
+            if at:
+                tenant = next((t for t in self.tenants.values() if t.domain == domain), None)
+                if tenant and tenant.owner.username.lower() == name.lower() and tenant.owner.password and \
+                        tenant.owner.password == password:
+                    return True
+        return False
 
 
 # --- The tenant management API -------------------------------------------------------------------------------
@@ -232,9 +264,11 @@ def _drop_none(document: dict) -> dict:
 class TenantApi:
     """The tenant management API's behaviour over an Is7State; `handle` maps one request to one Reply."""
 
-    def __init__(self, state: Is7State, origin: Callable[[], str]) -> None:
+    def __init__(self, state: Is7State, origin: Callable[[], str],
+                 events: Callable[[str, Tenant, dict | None], None] | None = None) -> None:
         self.state = state
         self.origin = origin  # "https://<host>:<port>", for Location headers
+        self.events = events or (lambda action, tenant, owner: None)  # the TenantSyncListener, when configured
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Reply:
         parts = [unquote(p) for p in path[len(API_PREFIX):].strip("/").split("/")]
@@ -423,23 +457,20 @@ class TenantApi:
                             name=document.get("name") if isinstance(document.get("name"), str) else None,
                             owner=Owner(id=str(uuid.uuid4()), username=owner["username"], email=owner["email"],
                                         firstname=owner.get("firstname"), lastname=owner.get("lastname"),
-                                        password=password if inline else None, claims=claims))
+                                        password=password if inline else None, claims=claims),
+                            number=self.state.take_number())
             self.state.tenants[tenant.id] = tenant
             self.state.users.setdefault(domain, set()).add(owner["username"])
+            self.events("CREATE", tenant, {"username": tenant.owner.username, "password": tenant.owner.password,
+                                           "email": tenant.owner.email, "firstname": tenant.owner.firstname,
+                                           "lastname": tenant.owner.lastname})
         return Reply(201, headers={"Location": f"{self.origin()}{API_PREFIX}/tenants/{tenant.id}"})
 
     def _validate_domain(self, domain: str) -> None:
-        if not domain:
-            raise ApiError(400, ADDING, "Provided domain name is empty.", "TM-60004")
-        if self.state.public_cloud_setup and domain.rfind(".") <= 0:
-            raise ApiError(400, ADDING, "You should have an extension to your domain.", "TM-60005")
-        if domain.startswith("."):
-            raise ApiError(400, ADDING, "Invalid domain. Domain should not start with '.'", "TM-60006")
-        if _ILLEGAL_DOMAIN.search(domain):
-            raise ApiError(400, ADDING, _illegal_domain(domain), "TM-60007")
-        if self.state.domain_regex and not re.fullmatch(self.state.domain_regex, domain):
-            raise ApiError(400, ADDING, f"Invalid tenant domain: {domain}. Domain should match the regex pattern "
-                           f"{self.state.domain_regex}.", "TM-60017")
+        problem = domain_problem(domain, public_cloud_setup=self.state.public_cloud_setup,
+                                 domain_regex=self.state.domain_regex)
+        if problem is not None:
+            raise ApiError(400, ADDING, problem[1], problem[0])
 
     def get_tenant(self, tenant_id: str) -> Reply:
         with self.state.lock:
@@ -464,7 +495,10 @@ class TenantApi:
         if not isinstance(activated, bool):
             raise ApiError(400, ("UE-10000", "Invalid Request"), "Property activated cannot be null.")  # simulator
         with self.state.lock:
-            self._tenant(tenant_id, UPDATING).activated = activated
+            tenant = self._tenant(tenant_id, UPDATING)
+            tenant.activated = activated
+            # IS's activateTenant / deactivateTenant notify the listeners whatever the previous state was.
+            self.events("ACTIVATE" if activated else "DEACTIVATE", tenant, None)
         # 200, no Location; Jackson serialises the URI the implementation returns as a JSON string.
         return Reply(200, _json(f"{self.origin()}{API_PREFIX}/tenants/{tenant_id}"), API_JSON)
 
@@ -504,11 +538,17 @@ class TenantApi:
                 value = document.get(key)
                 if isinstance(value, str) and value.strip():  # blank keeps the old value
                     setattr(owner, key, value)
-            if isinstance(document.get("password"), str) and document["password"]:
-                owner.password = document["password"]
+            password = document["password"] if isinstance(document.get("password"), str) and \
+                document["password"] else None
+            if password:
+                owner.password = password
             for claim in document.get("additionalClaims") or []:
                 if isinstance(claim, dict) and isinstance(claim.get("claim"), str):
                     owner.claims[claim["claim"]] = claim.get("value")
+            # simulator: the bean IS hands its listeners carries the owner's values after the update.
+            self.events("UPDATE", self.state.tenants[tenant_id], {"password": password, "email": owner.email,
+                                                                   "firstname": owner.firstname,
+                                                                   "lastname": owner.lastname})
         return Reply(200)
 
     def delete_metadata(self, tenant_id: str) -> Reply:
@@ -531,6 +571,28 @@ def _illegal_domain(domain: str) -> str:
             "lowercase letters, numbers, '.', '-' and '_'.")
 
 
+def domain_problem(domain: str, *, public_cloud_setup: bool,
+                   domain_regex: str | None = None) -> tuple[str, str] | None:
+    """TenantMgtUtil.validateDomain's checks in IS's order: (TM code, message), or None for a valid domain."""
+    if not domain:
+        return "TM-60004", "Provided domain name is empty."
+    if public_cloud_setup and domain.rfind(".") <= 0:
+        return "TM-60005", "You should have an extension to your domain."
+    if domain.startswith("."):
+        return "TM-60006", "Invalid domain. Domain should not start with '.'"
+    if _ILLEGAL_DOMAIN.search(domain):
+        return "TM-60007", _illegal_domain(domain)
+    if domain_regex and not re.fullmatch(domain_regex, domain):
+        return "TM-60017", (f"Invalid tenant domain: {domain}. Domain should match the regex pattern "
+                            f"{domain_regex}.")
+    return None
+
+
+def email_problem(email: str) -> str | None:
+    """CommonUtil.validateEmail's messages, or None for a valid address."""
+    return _email_problem(email)
+
+
 def _email_problem(email: str) -> str | None:
     """CommonUtil.validateEmail's messages; IS wraps them into a 500 TM-65002."""
     email = email.strip()
@@ -543,74 +605,163 @@ def _email_problem(email: str) -> str | None:
     return None
 
 
+# --- IS's TenantSyncListener (§3) ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TenantSyncConfig:
+    """The `[[event_listener]]` TenantSyncListener block of IS's deployment.toml. `ca_pem` is what IS's truststore
+    trusts for the endpoint (None: the system CAs); `retry_delay` scales IS's 1/2/4/8 s waits so tests run fast."""
+
+    notification_endpoint: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    headers: Mapping[str, str] = field(default_factory=lambda: {"X-WSO2-KEY-MANAGER": "TENANT_MANAGEMENT"})
+    ca_pem: str | None = None
+    enable: bool = True
+    retry_delay: float = 1.0
+    max_attempts: int = 5
+    timeout: float = 10.0
+
+
+@dataclass
+class SyncAttempt:
+    """One try at delivering one event: `outcome` is the HTTP status, or "error: …" when the connection failed."""
+
+    jti: str
+    action: str
+    domain: str
+    attempt: int
+    outcome: int | str
+    at: float
+
+
+class TenantSyncListener:
+    """org.wso2.carbon.identity.mgt.listener.TenantSyncListener: builds §3's payload for each tenant event and posts
+    it from a two-thread pool; an IOException (here: OSError, TLS errors included) is retried up to 5 attempts with
+    doubling delays, and any HTTP answer, success or not, ends the event."""
+
+    MAX_DELAY = 120.0
+
+    def __init__(self, origin: Callable[[], str]) -> None:
+        self.origin = origin  # IdentityUtil.getServerURL: "https://<host>:<port>"
+        self.config: TenantSyncConfig | None = None
+        self.attempts: list[SyncAttempt] = []
+        self.sent: list[dict] = []  # every payload handed to the pool, in firing order
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending = 0
+        self._idle = threading.Condition()
+        self._stopping = threading.Event()
+
+    def configure(self, config: TenantSyncConfig | None) -> None:
+        with self._idle:
+            self.config = config
+            if config is not None and self._executor is None:
+                self._stopping.clear()
+                self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="is7-tenant-sync")
+
+    def payload(self, action: str, tenant: Tenant, owner: dict | None) -> dict:
+        """TenantManagementEventDTO as Gson writes it (nulls omitted): owners only for CREATE / UPDATE, the user
+        name only for CREATE, lifecycleStatus only for the two activation events."""
+        iss = self.origin()
+        body: dict[str, Any] = {"id": str(tenant.number), "domain": tenant.domain,
+                                "ref": f"{iss}{API_PREFIX}/tenants/{tenant.number}"}
+        if action in ("CREATE", "UPDATE") and owner is not None:
+            fields = ["username", "password", "email", "firstname", "lastname"] if action == "CREATE" else \
+                ["password", "email", "firstname", "lastname"]
+            body["owners"] = [{key: owner[key] for key in fields if owner.get(key) is not None}]
+        if action in ("ACTIVATE", "DEACTIVATE"):
+            body["lifecycleStatus"] = {"activated": action == "ACTIVATE"}
+        return {"iss": iss, "jti": str(uuid.uuid4()), "iat": int(time.time()),
+                "events": {EVENT_URIS[action]: {"initiatorType": "SYSTEM", "action": action, "tenant": body}}}
+
+    def fire(self, action: str, tenant: Tenant, owner: dict | None) -> None:
+        with self._idle:
+            config, executor = self.config, self._executor
+            if config is None or not config.enable or executor is None:
+                return
+            event = self.payload(action, tenant, owner)
+            self.sent.append(event)
+            self._pending += 1
+        executor.submit(self._deliver, config, event, action, tenant.domain)
+
+    def _deliver(self, config: TenantSyncConfig, event: dict, action: str, domain: str) -> None:
+        try:
+            content = json.dumps(event, separators=(",", ":")).encode()
+            headers = {"Content-Type": "application/json; charset=UTF-8"}
+            if config.username and config.password:
+                token = base64.b64encode(f"{config.username}:{config.password}".encode()).decode()
+                headers["Authorization"] = f"Basic {token}"
+            headers.update(config.headers)
+            for attempt in range(1, config.max_attempts + 1):
+                try:
+                    status = _post(config, content, headers)
+                except OSError as exc:  # IOException: connection refused or reset, TLS failure, timeout
+                    outcome: int | str = f"error: {type(exc).__name__}: {exc}"
+                else:
+                    outcome = status
+                with self._idle:
+                    self.attempts.append(SyncAttempt(event["jti"], action, domain, attempt, outcome, time.time()))
+                if isinstance(outcome, int):
+                    return  # any HTTP status ends the event; 4xx and 5xx are only logged by IS
+                if attempt < config.max_attempts:
+                    delay = min(config.retry_delay * 2 ** (attempt - 1), self.MAX_DELAY)
+                    if self._stopping.wait(delay):
+                        return
+        finally:
+            with self._idle:
+                self._pending -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until every fired event has been delivered or given up; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def shutdown(self) -> None:
+        self._stopping.set()
+        with self._idle:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _post(config: TenantSyncConfig, content: bytes, headers: dict[str, str]) -> int:
+    url = urlsplit(config.notification_endpoint)
+    if url.scheme == "https":
+        context = ssl.create_default_context(cadata=config.ca_pem) if config.ca_pem else \
+            ssl.create_default_context()
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            url.hostname, url.port or 443, timeout=config.timeout, context=context)
+    else:
+        connection = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=config.timeout)
+    try:
+        path = url.path or "/"
+        connection.request("POST", path + (f"?{url.query}" if url.query else ""), body=content, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except http.client.HTTPException as exc:  # a broken answer is an IOException in Apache HttpClient too
+        raise OSError(str(exc)) from exc
+    finally:
+        connection.close()
+
+
 # --- HTTPS server ----------------------------------------------------------------------------------------------
 
 
-class _HandshakeFailed(Exception):
-    pass
-
-
-def _drain_and_close(tls: ssl.SSLSocket) -> None:
-    """After a refused handshake, read what the client still sends before closing: closing with unread data makes
-    the kernel send a RST, which can overtake the TLS alert, and the client would see "connection reset" instead
-    of "unknown ca"."""
-    try:
-        raw = socket.socket(fileno=os.dup(tls.fileno()))
-    except OSError:
-        tls.close()
-        return
-    try:
-        raw.shutdown(socket.SHUT_WR)
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline:
-            raw.settimeout(max(0.01, deadline - time.monotonic()))
-            if not raw.recv(65536):
-                break
-    except OSError:
-        pass
-    finally:
-        raw.close()
-        tls.close()
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-    server_version = "WSO2 Carbon Server"  # the Server header of IS's Tomcat connector
-
-    def version_string(self) -> str:
-        return self.server_version
-
-    def setup(self) -> None:
-        # The handshake runs in the request thread, so a client that stalls cannot block accept().
-        self.request.settimeout(HANDSHAKE_TIMEOUT)
-        tls = self.server.tls.wrap_socket(self.request, server_side=True, do_handshake_on_connect=False)
-        try:
-            tls.do_handshake()
-        except (ssl.SSLError, OSError):
-            _drain_and_close(tls)
-            raise _HandshakeFailed from None
-        tls.settimeout(IDLE_TIMEOUT)
-        self.request = self.connection = tls
-        self.server.track(tls, add=True)
-        super().setup()
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-        finally:
-            self.server.track(self.request, add=False)
-            self.request.close()
-
-    def log_message(self, format: str, *args: object) -> None:
-        if self.server.sim.verbose:
-            sys.stderr.write(f"is7-sim {self.address_string()} {format % args}\n")
+class _Handler(TlsHandler):
+    log_prefix = "is7-sim"
 
     def _dispatch(self) -> None:
-        sim = self.server.sim
-        body = self._read_body()
+        sim: Is7Simulator = self.server.sim  # type: ignore[assignment]
+        body = self.read_body()
         if body is None:
             return
         split = urlsplit(self.path)
@@ -626,18 +777,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             latency = sim.state.latency
         if latency:
             time.sleep(latency)
-        fault = sim.state.take_fault(self.command, split.path)
+        fault = sim.state.take_fault(self.command, split.path, entry)
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
             if fault.action == "reset":
                 entry.status = "reset"
-                self._reset()
+                self.reset()
                 return
             status = int(fault.action)
             document = fault.body or {"code": f"SIM-{status}", "message": "Injected failure.",
                                       "description": f"The simulator was told to answer {status}."}
-            self._send(entry, Reply(status, _json({**document, "traceId": trace_id}), API_JSON))
+            self._send(entry, Reply(status, _json({**document, "traceId": trace_id}), API_JSON,
+                                    dict(fault.headers or {})))
             return
         refusal = self._authenticate(cert, entry)
         if refusal is not None:
@@ -652,38 +804,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _dispatch
 
-    def _read_body(self) -> bytes | None:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            self._plain(411)
-            return None
-        length = self.headers.get("Content-Length") or "0"
-        if not length.isdigit() or int(length) > MAX_BODY:
-            self._plain(413)
-            return None
-        return self.rfile.read(int(length)) if int(length) else b""
-
-    def _plain(self, status: int) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.close_connection = True
-
     def _authenticate(self, cert: x509.Certificate | None, entry: LoggedRequest) -> Reply | None:
-        """None when the call may proceed, else the valve's 401/403."""
+        """None when the call may proceed, else the valve's 401/403. The certificate handler (priority 10) runs
+        when a certificate was presented and certificate authentication is on, and then decides alone; otherwise
+        the Basic handler (priority 100) runs if there is an Authorization: Basic header."""
         state = self.server.sim.state
-        if cert is None or not state.client_cert_auth:
-            # The certificate handler cannot run (canHandle false) and the simulator has no other handler.
-            return self._valve(401, "Unauthorized", UNAUTHORIZED_DESCRIPTION, entry.trace_id)
-        with state.lock:
-            user_mappings, system_mappings = list(state.user_mappings), list(state.system_mappings)
-        decision = cert_auth.evaluate(entry.client_issuer or "", entry.client_thumbprint or "",
-                                      self.headers.get(USER_HEADER), user_mappings, system_mappings,
-                                      user_exists=state.user_exists)
-        entry.decision = decision
-        if not decision.ok:
-            return self._valve(401, "Unauthorized", UNAUTHORIZED_DESCRIPTION, entry.trace_id)
-        if decision.user is not None and cert_auth.tenant_of(decision.user) != SUPER_TENANT:
+        if cert is not None and state.client_cert_auth:
+            with state.lock:
+                user_mappings, system_mappings = list(state.user_mappings), list(state.system_mappings)
+            decision = cert_auth.evaluate(entry.client_issuer or "", entry.client_thumbprint or "",
+                                          self.headers.get(USER_HEADER), user_mappings, system_mappings,
+                                          user_exists=state.user_exists)
+            entry.decision = decision
+            if not decision.ok:
+                return self._valve(401, "Unauthorized", UNAUTHORIZED_DESCRIPTION, entry.trace_id)
+            user = decision.user
+        else:
+            credentials = parse_basic(self.headers.get("Authorization"))
+            if credentials is None or not state.check_password(*credentials):
+                return self._valve(401, "Unauthorized", UNAUTHORIZED_DESCRIPTION, entry.trace_id)
+            user = entry.basic_user = credentials[0]
+        if user is not None and cert_auth.tenant_of(user) != SUPER_TENANT:
             # simulator: the tenant management API runs in the super tenant; a tenant's user is not permitted.
             return self._valve(403, "Forbidden", FORBIDDEN_DESCRIPTION, entry.trace_id)
         return None
@@ -695,142 +836,36 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _send(self, entry: LoggedRequest, reply: Reply) -> None:
         entry.status = reply.status
-        self.send_response(reply.status)
-        if reply.content_type and reply.body:
-            self.send_header("Content-Type", reply.content_type)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header("X-WSO2-TraceId", entry.trace_id)
-        body = b"" if self.command == "HEAD" else reply.body
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if body:
-            self.wfile.write(body)
-
-    def _reset(self) -> None:
-        """Abort the TCP connection (RST), as a crashing server or a middlebox would."""
-        self.close_connection = True
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-        self.wfile = _Sink()
-        self.connection.close()
+        self.write_answer(reply.status, reply.body, reply.content_type,
+                          {**reply.headers, "X-WSO2-TraceId": entry.trace_id})
 
 
-class _Sink:
-    """Stands in for wfile after a reset so http.server's flush in finish() has nowhere to write."""
-
-    def write(self, data: bytes) -> int:
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    @property
-    def closed(self) -> bool:
-        return False
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, address: tuple[str, int], tls: ssl.SSLContext, sim: Is7Simulator) -> None:
-        self.tls = tls
-        self.sim = sim
-        self._open: set[ssl.SSLSocket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def track(self, connection: ssl.SSLSocket, *, add: bool) -> None:
-        with self._open_lock:
-            (self._open.add if add else self._open.discard)(connection)
-
-    def close_connections(self) -> None:
-        with self._open_lock:
-            connections, self._open = list(self._open), set()
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # Refused handshakes, clients hanging up, injected resets: all expected here. Real bugs surface in tests
-        # as wrong answers; print them only when asked.
-        if self.sim.verbose:
-            super().handle_error(request, client_address)
-
-
-def _server_context(cert_pem: str, key_pem: str, client_ca_pem: str, require: bool) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    directory = tempfile.mkdtemp(prefix="is7-sim-")
-    try:
-        cert_path, key_path = os.path.join(directory, "server.pem"), os.path.join(directory, "server-key.pem")
-        for path, text in ((cert_path, cert_pem), (key_path, key_pem)):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-        context.load_cert_chain(cert_path, key_path)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-    context.load_verify_locations(cadata=client_ca_pem)
-    context.verify_mode = ssl.CERT_REQUIRED if require else ssl.CERT_OPTIONAL
-    return context
-
-
-class Is7Simulator:
+class Is7Simulator(HttpsSimulator):
     """IS 7 on https://127.0.0.1:<port>. Use as a context manager, or start()/stop()."""
+
+    thread_name = "is7-simulator"
 
     def __init__(self, *, server_cert_pem: str, server_key_pem: str, client_ca_pem: str,
                  user_mappings: Iterable[UserMapping] = (), system_mappings: Iterable[SystemMapping] = (),
-                 users: Mapping[str, Iterable[str]] | None = None, host: str = "127.0.0.1", port: int = 0,
-                 hostname: str | None = None, require_client_certificate: bool = False,
-                 public_cloud_setup: bool = True, tenant_deletion: bool = False, client_cert_auth: bool = True,
-                 domain_regex: str | None = None, latency: float = 0.0, verbose: bool = False) -> None:
+                 users: Mapping[str, Iterable[str]] | None = None, basic_users: Mapping[str, str] | None = None,
+                 host: str = "127.0.0.1", port: int = 0, hostname: str | None = None,
+                 require_client_certificate: bool = False, public_cloud_setup: bool = True,
+                 tenant_deletion: bool = False, client_cert_auth: bool = True, domain_regex: str | None = None,
+                 latency: float = 0.0, tenant_sync: TenantSyncConfig | None = None, verbose: bool = False) -> None:
         self.state = Is7State(user_mappings=user_mappings, system_mappings=system_mappings, users=users,
-                              public_cloud_setup=public_cloud_setup, tenant_deletion=tenant_deletion,
-                              client_cert_auth=client_cert_auth, domain_regex=domain_regex, latency=latency)
-        self.hostname = hostname or host  # what IS puts in Location and the WWW-Authenticate realm
-        self.verbose = verbose
-        self.api = TenantApi(self.state, lambda: self.base_url)
-        context = _server_context(server_cert_pem, server_key_pem, client_ca_pem, require_client_certificate)
-        self._server = _Server((host, port), context, self)
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle ---
-
-    def start(self) -> Is7Simulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="is7-simulator", daemon=True)
-        self._thread.start()
-        return self
+                              basic_users=basic_users, public_cloud_setup=public_cloud_setup,
+                              tenant_deletion=tenant_deletion, client_cert_auth=client_cert_auth,
+                              domain_regex=domain_regex, latency=latency)
+        context = server_context(server_cert_pem, server_key_pem, client_ca_pem, require_client_certificate)
+        super().__init__(context=context, handler=_Handler, host=host, port=port, hostname=hostname,
+                         verbose=verbose)
+        self.sync = TenantSyncListener(lambda: self.base_url)
+        self.sync.configure(tenant_sync)
+        self.api = TenantApi(self.state, lambda: self.base_url, self.sync.fire)
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.close_connections()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1]
-
-    @property
-    def base_url(self) -> str:
-        return f"https://{self.hostname}:{self.port}"
+        self.sync.shutdown()
+        super().stop()
 
     # --- test controls (thread-safe) ---
 
@@ -855,12 +890,18 @@ class Is7Simulator:
         with self.state.lock:
             self.state.users.get(tenant, set()).discard(name)
 
+    def add_basic_user(self, username: str, password: str) -> None:
+        """A user that may authenticate with HTTP Basic (a super-tenant user unless `name@tenant`)."""
+        with self.state.lock:
+            self.state.basic_users[username] = password
+        self.add_user(username)
+
     def add_tenant(self, domain: str, *, owner: str = "admin", email: str | None = None,
                    activated: bool = True, name: str | None = None) -> Tenant:
-        """Seed a tenant directly (no validation), e.g. to test paging."""
+        """Seed a tenant directly (no validation, no listener event), e.g. to test paging."""
         with self.state.lock:
             tenant = Tenant(id=str(uuid.uuid4()), domain=domain, created=datetime.datetime.now(datetime.UTC),
-                            name=name, activated=activated,
+                            name=name, activated=activated, number=self.state.take_number(),
                             owner=Owner(id=str(uuid.uuid4()), username=owner, email=email or f"{owner}@{domain}"))
             self.state.tenants[tenant.id] = tenant
             self.state.users.setdefault(domain, set()).add(owner)
@@ -869,17 +910,6 @@ class Is7Simulator:
     def tenant(self, domain: str) -> Tenant | None:
         with self.state.lock:
             return next((t for t in self.state.tenants.values() if t.domain == domain), None)
-
-    def push_fault(self, method: str | None, path_prefix: str, action: int | str, *, delay: float = 0.0,
-                   body: dict | None = None) -> None:
-        if action != "reset" and not (isinstance(action, int) and 100 <= action <= 599):
-            raise ValueError("action is an HTTP status or 'reset'")
-        with self.state.lock:
-            self.state.faults.append(Fault(method, path_prefix, action, delay, body))
-
-    def set_latency(self, seconds: float) -> None:
-        with self.state.lock:
-            self.state.latency = seconds
 
     def configure(self, **settings: Any) -> None:
         """public_cloud_setup, tenant_deletion, client_cert_auth, domain_regex."""
@@ -891,14 +921,22 @@ class Is7Simulator:
             for key, value in settings.items():
                 setattr(self.state, key, value)
 
-    @property
-    def requests(self) -> list[LoggedRequest]:
-        with self.state.lock:
-            return list(self.state.log)
+    def configure_tenant_sync(self, config: TenantSyncConfig | None) -> None:
+        """Turn IS's push to API Manager on (a TenantSyncConfig) or off (None)."""
+        self.sync.configure(config)
 
-    def clear_log(self) -> None:
-        with self.state.lock:
-            self.state.log.clear()
+    def wait_for_sync(self, timeout: float = 10.0) -> bool:
+        return self.sync.wait_idle(timeout)
+
+    @property
+    def sync_attempts(self) -> list[SyncAttempt]:
+        with self.sync._idle:
+            return list(self.sync.attempts)
+
+    @property
+    def sync_events(self) -> list[dict]:
+        with self.sync._idle:
+            return list(self.sync.sent)
 
 
 # --- Command line ----------------------------------------------------------------------------------------------
@@ -926,11 +964,19 @@ def _parse_user(text: str) -> tuple[str, str]:
     return tenant, name
 
 
+def _parse_credentials(text: str) -> tuple[str, str]:
+    name, sep, password = text.partition(":")
+    if not sep or not name or not password:
+        raise argparse.ArgumentTypeError("use USERNAME:PASSWORD")
+    return name, password
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.simulators.is7",
-        description="WSO2 IS 7 simulator (test tool): HTTPS with client-certificate authentication and the tenant "
-                    "management API at /api/server/v1.")
+        description="WSO2 IS 7 simulator (test tool): HTTPS with client-certificate or Basic authentication, the "
+                    "tenant management API at /api/server/v1, and optionally IS's TenantSyncListener push to API "
+                    "Manager.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=9443, help="port (default 9443; 0 picks a free one)")
     parser.add_argument("--hostname", help="host name used in Location headers (default: --host)")
@@ -940,6 +986,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mappings", type=Path, help="TOML with the client_certificate_based_authentication block")
     parser.add_argument("--user", action="append", type=_parse_user, default=[], metavar="TENANT:USERNAME",
                         help="a user that exists (repeatable); carbon.super:admin always exists")
+    parser.add_argument("--basic-user", action="append", type=_parse_credentials, default=[],
+                        metavar="USERNAME:PASSWORD", help="a Basic-auth user (repeatable; admin:admin always)")
     parser.add_argument("--demo-pki", type=Path, metavar="DIR",
                         help="make a throwaway PKI in DIR and map its client certificate to admin (ignores --cert, "
                              "--key, --client-ca)")
@@ -948,6 +996,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-public-cloud-setup", action="store_true", help="accept domains without a dot")
     parser.add_argument("--tenant-deletion", action="store_true", help="enable DELETE /tenants/{id}/metadata")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    parser.add_argument("--notify-endpoint", help="turn the TenantSyncListener on: API Manager's "
+                                                  "https://…/internal/data/v1/notify")
+    parser.add_argument("--notify-credentials", type=_parse_credentials, metavar="USERNAME:PASSWORD",
+                        help="the API Manager user the listener authenticates as")
+    parser.add_argument("--notify-ca", type=Path, help="PEM of the CA that issued API Manager's certificate")
+    parser.add_argument("--sync-retry-delay", type=float, default=1.0,
+                        help="first retry delay of the listener in seconds (IS: 1, doubling)")
     parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
     args = parser.parse_args(argv)
 
@@ -978,15 +1033,23 @@ def main(argv: list[str] | None = None) -> int:
     extra_users: dict[str, set[str]] = {}
     for tenant, name in args.user:
         extra_users.setdefault(tenant, set()).add(name)
+    sync = None
+    if args.notify_endpoint:
+        username, password = args.notify_credentials or (None, None)
+        sync = TenantSyncConfig(args.notify_endpoint, username, password,
+                                ca_pem=args.notify_ca.read_text() if args.notify_ca else None,
+                                retry_delay=args.sync_retry_delay)
     simulator = Is7Simulator(server_cert_pem=cert_pem, server_key_pem=key_pem, client_ca_pem=client_ca_pem,
                              user_mappings=user_mappings, system_mappings=system_mappings, users=extra_users,
+                             basic_users={"admin": "admin", **dict(args.basic_user)},
                              host=args.host, port=args.port, hostname=args.hostname,
                              require_client_certificate=args.require_client_certificate,
                              public_cloud_setup=not args.no_public_cloud_setup, tenant_deletion=args.tenant_deletion,
-                             latency=args.latency, verbose=args.verbose)
+                             latency=args.latency, tenant_sync=sync, verbose=args.verbose)
     simulator.start()
     print(f"IS 7 simulator on {simulator.base_url}{API_PREFIX} ({len(user_mappings)} user and "
-          f"{len(system_mappings)} system mappings). Ctrl-C stops it.", flush=True)
+          f"{len(system_mappings)} system mappings"
+          f"{'; pushing tenant events to ' + args.notify_endpoint if sync else ''}). Ctrl-C stops it.", flush=True)
     try:
         while True:
             time.sleep(3600)

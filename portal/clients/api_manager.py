@@ -1,0 +1,469 @@
+"""Outbound calls to WSO2 API Manager: the SOAP admin service `TenantMgtAdminService` (wso2-apis.md §6) and the
+internal notify API `/internal/data/v1/notify` (§4). API Manager has no REST API for tenants.
+
+One `ApiManagerClient` owns one `requests.Session`: API Manager's server certificate is verified against the CA
+bundle given and nothing else (`trust_env` off), every call has a timeout, and calls authenticate with HTTP Basic
+as a super-tenant user (the admin service needs the monitor-tenants permission to read and add, modify-tenants to
+update, activate and deactivate; notify needs modify-tenants).
+
+SOAP: SOAP 1.1 envelopes built with xml.etree, `SOAPAction: "urn:<operation>"`, the operation elements in
+`http://services.mgt.tenant.carbon.wso2.org` and the TenantInfoBean fields in
+`http://beans.common.stratos.carbon.wso2.org/xsd`, both qualified, the fields in the WSDL's sequence order (ADB
+refuses any other). Answers are parsed only below a size cap and never with a DTD (no entity expansion). A fault
+becomes an `UpstreamError` carrying the fault string as its message and, as its code, the exception the detail
+names (`TenantMgtAdminServiceException` for the service's own refusals) or else the fault code (an authentication
+or authorization refusal by Carbon's handlers).
+
+Retries: every SOAP call is a POST, so the session never retries by itself; this client repeats the idempotent
+operations (get, list, update, activate, deactivate) after a connection failure, a timeout or a 429/502/503/504,
+honouring a short Retry-After. `addTenant` and notify are never repeated: a lost answer may mean the tenant exists.
+
+API Manager's quirks handled here: `retrievePaginatedTenants` counts pages from 0 and answers a page past the end
+with the LAST page again, so `iter_all_tenants` stops at `numberOfPages`; an empty list is numberOfPages 0 with a
+nil bean; list beans carry only id, domain, email, created date and active (no admin or names: use `get_tenant`);
+`getTenant` for an unknown domain fails with a service fault (or an empty bean), both read as "no such tenant";
+void operations answer 202 (or 200) with no body; `updateTenant` needs the tenant's id, read first with getTenant.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import random
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.auth import HTTPBasicAuth
+
+from portal.clients.errors import (
+    MAX_BODY_BYTES,
+    MAX_INLINE_RETRY_AFTER,
+    PRODUCT_APIM,
+    RETRYABLE_STATUSES,
+    Cause,
+    TooLarge,
+    UpstreamError,
+    classify,
+    detail_of,
+    parse_retry_after,
+    read_capped,
+)
+from portal.clients.identity_server import (
+    TlsAdapter,
+    build_ssl_context,
+    normalise_base_url,
+)
+
+__all__ = ["NOTIFY_PATH", "SERVICE_PATH", "ApiManagerClient", "ApimTenant", "ApimTenantSpec"]
+
+PRODUCT = PRODUCT_APIM
+SERVICE_PATH = "/services/TenantMgtAdminService"
+NOTIFY_PATH = "/internal/data/v1/notify"
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+SERVICES_NS = "http://services.mgt.tenant.carbon.wso2.org"
+BEANS_NS = "http://beans.common.stratos.carbon.wso2.org/xsd"
+PAGINATED_NS = "http://beans.mgt.tenant.carbon.wso2.org/xsd"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+BEAN_FIELDS = ("active", "admin", "adminPassword", "createdDate", "email", "firstname", "lastname", "name",
+               "originatedService", "successKey", "tenantDomain", "tenantId", "usagePlan")  # the WSDL's order
+SERVICE_EXCEPTION = "TenantMgtAdminServiceException"
+KEY_MANAGER_HEADER = "X-WSO2-KEY-MANAGER"
+TENANT_MANAGEMENT = "TENANT_MANAGEMENT"
+CORRELATION_HEADER = "activityid"
+DEFAULT_TIMEOUT = (3.05, 15.0)
+DEFAULT_RETRIES = 2
+_TRANSIENT = frozenset({Cause.TIMEOUT, Cause.REFUSED, Cause.CONNECTION_RESET, Cause.NETWORK})
+_VOID_OPERATIONS = frozenset({"updateTenant", "activateTenant", "deactivateTenant"})
+
+
+@dataclass(frozen=True)
+class ApimTenantSpec:
+    """A tenant as addTenant / updateTenant take it. API Manager activates every tenant the super tenant adds,
+    whatever `active` says; on update a None or empty password leaves the admin's password as it is."""
+
+    domain: str
+    admin: str
+    admin_password: str | None = field(repr=False)
+    email: str
+    firstname: str | None = None
+    lastname: str | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class ApimTenant:
+    """A TenantInfoBean. From a list, `admin`, `firstname` and `lastname` are None (API Manager does not fill them
+    there); `get_tenant` fills them."""
+
+    tenant_id: int
+    domain: str
+    admin: str | None
+    email: str | None
+    firstname: str | None
+    lastname: str | None
+    active: bool
+    created: datetime.datetime | None
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes = field(repr=False)
+
+
+def _check_text(value: str, what: str) -> str:
+    if any((ord(ch) < 0x20 and ch not in "\t\n\r") or ord(ch) in (0xFFFE, 0xFFFF) for ch in value):
+        raise ValueError(f"{what} contains a character XML cannot carry")
+    return value
+
+
+def _element(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
+    child = ET.SubElement(parent, tag)
+    if text is not None:
+        child.text = _check_text(text, tag)
+    return child
+
+
+def build_envelope(operation: str, fill: Any = None) -> bytes:
+    """A SOAP 1.1 request: `<soapenv:Envelope><soapenv:Body><ser:operation>…`, the prefixes declared once on the
+    envelope (as in §6's sample). `fill(element)` adds the operation's children."""
+    root = ET.Element("soapenv:Envelope", {"xmlns:soapenv": SOAP_ENV, "xmlns:ser": SERVICES_NS,
+                                           "xmlns:xsd": BEANS_NS})
+    body = ET.SubElement(root, "soapenv:Body")
+    element = ET.SubElement(body, f"ser:{operation}")
+    if fill is not None:
+        fill(element)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def _bean(parent: ET.Element, values: Mapping[str, Any]) -> None:
+    """`<ser:tenantInfoBean>` with the given fields in the WSDL's order; None fields are left out (minOccurs 0)."""
+    bean = ET.SubElement(parent, "ser:tenantInfoBean")
+    for name in BEAN_FIELDS:
+        value = values.get(name)
+        if value is None:
+            continue
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        _element(bean, f"xsd:{name}", text)
+
+
+class ApiManagerClient:
+    """Client for one API Manager. Build it once per process (or per check) and `close()` it."""
+
+    def __init__(self, base_url: str, *, ca_pem: str, username: str, password: str,
+                 timeout: float | tuple[float, float] = DEFAULT_TIMEOUT, retries: bool | int = True,
+                 pool_maxsize: int = 4, backoff: float = 0.5) -> None:
+        self.base_url = normalise_base_url(base_url, product=PRODUCT)
+        if not username or password is None or password == "":
+            raise ValueError("API Manager needs a user name and a password")
+        self.timeout = (float(timeout), float(timeout)) if isinstance(timeout, int | float) else tuple(timeout)
+        if len(self.timeout) != 2 or min(self.timeout) <= 0:
+            raise ValueError("timeouts must be positive")
+        self.retries = (DEFAULT_RETRIES if retries else 0) if isinstance(retries, bool) else max(0, int(retries))
+        self.backoff = backoff
+        context = build_ssl_context(ca_pem, product=PRODUCT)
+        self._session = requests.Session()
+        self._session.trust_env = False  # no REQUESTS_CA_BUNDLE, no proxies, no .netrc
+        self._session.verify = True
+        self._session.auth = HTTPBasicAuth(username, password)
+        self._session.headers.update({"User-Agent": "tenant-portal"})
+        # Retries are this client's own (only for idempotent operations): the adapter never repeats a request.
+        self._session.mount("https://", TlsAdapter(context, pool_connections=1, pool_maxsize=pool_maxsize,
+                                                   max_retries=0))
+        self._session.mount("http://", HTTPAdapter(max_retries=0))  # unreachable: base URLs are https only
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- TenantMgtAdminService ------------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Pre-flight: list the first page. Raises UpstreamError (with a plain cause) when it fails."""
+        self.list_tenants_page(0)
+
+    def add_tenant(self, spec: ApimTenantSpec) -> str:
+        """addTenant; returns what API Manager returns (the tenant's UUID). Never repeated automatically."""
+        values = {"active": spec.active, "admin": spec.admin, "adminPassword": spec.admin_password,
+                  "email": spec.email, "firstname": spec.firstname, "lastname": spec.lastname,
+                  "tenantDomain": spec.domain}
+        result = self._soap("addTenant", lambda op: _bean(op, values), idempotent=False)
+        returned = result.find(f"{{{SERVICES_NS}}}return") if result is not None else None
+        if returned is None or returned.get(f"{{{XSI}}}nil") == "true":
+            raise UpstreamError(Cause.BAD_RESPONSE, "API Manager's addTenant answer has no return value.",
+                                product=PRODUCT, target=self.base_url)
+        return (returned.text or "").strip()
+
+    def update_tenant(self, spec: ApimTenantSpec, *, tenant_id: int | None = None) -> None:
+        """updateTenant: names, email and (when given) the admin's password. API Manager finds the tenant's
+        registry by the bean's tenantId, so the id is read with getTenant first unless given."""
+        if tenant_id is None:
+            current = self.get_tenant(spec.domain)
+            if current is None:
+                raise UpstreamError(Cause.NOT_FOUND, f"API Manager has no tenant {spec.domain}.", product=PRODUCT,
+                                    target=self.base_url)
+            tenant_id = current.tenant_id
+        values = {"active": spec.active, "admin": spec.admin, "adminPassword": spec.admin_password or None,
+                  "email": spec.email, "firstname": spec.firstname, "lastname": spec.lastname,
+                  "tenantDomain": spec.domain, "tenantId": int(tenant_id)}
+        self._soap("updateTenant", lambda op: _bean(op, values), idempotent=True)
+
+    def get_tenant(self, domain: str) -> ApimTenant | None:
+        """getTenant; None when API Manager has no such tenant (it answers with a service fault, or with an empty
+        bean). Authentication and authorization refusals still raise."""
+        try:
+            result = self._soap("getTenant", lambda op: _element(op, "ser:tenantDomain", domain), idempotent=True)
+        except UpstreamError as exc:
+            if exc.code == SERVICE_EXCEPTION:
+                return None
+            raise
+        returned = result.find(f"{{{SERVICES_NS}}}return") if result is not None else None
+        tenant = _tenant(returned) if returned is not None else None
+        if tenant is None or tenant.tenant_id <= 0 or not tenant.domain:
+            return None
+        return tenant
+
+    def activate_tenant(self, domain: str) -> None:
+        """activateTenant. With API Manager's tenant sharing on, API Manager may roll this back when IS fails, and
+        the call still succeeds: read the tenant back to know."""
+        self._soap("activateTenant", lambda op: _element(op, "ser:tenantDomain", domain), idempotent=True)
+
+    def deactivate_tenant(self, domain: str) -> None:
+        """deactivateTenant (the same caveat as activate_tenant)."""
+        self._soap("deactivateTenant", lambda op: _element(op, "ser:tenantDomain", domain), idempotent=True)
+
+    def list_tenants_page(self, page_number: int) -> tuple[list[ApimTenant], int]:
+        """retrievePaginatedTenants: (tenants, numberOfPages). Pages count from 0; a page past the end comes back
+        as the last page."""
+        result = self._soap("retrievePaginatedTenants",
+                            lambda op: _element(op, "ser:pageNumber", str(int(page_number))), idempotent=True)
+        returned = result.find(f"{{{SERVICES_NS}}}return") if result is not None else None
+        if returned is None or returned.get(f"{{{XSI}}}nil") == "true":
+            return [], 0
+        pages_text = returned.findtext(f"{{{PAGINATED_NS}}}numberOfPages") or "0"
+        try:
+            pages = int(pages_text.strip())
+        except ValueError:
+            raise UpstreamError(Cause.BAD_RESPONSE, "API Manager's page count is not a number.", product=PRODUCT,
+                                target=self.base_url) from None
+        tenants = [t for t in (_tenant(bean) for bean in returned.findall(f"{{{PAGINATED_NS}}}tenantInfoBeans"))
+                   if t is not None]
+        return tenants, pages
+
+    def iter_all_tenants(self) -> Iterator[ApimTenant]:
+        """Every tenant, page by page up to numberOfPages (never "until an empty page": there is none)."""
+        seen: set[str] = set()
+        page, pages = 0, 1
+        while page < pages:
+            tenants, pages = self.list_tenants_page(page)
+            for tenant in tenants:
+                if tenant.domain not in seen:  # a tenant added meanwhile shifts the pages
+                    seen.add(tenant.domain)
+                    yield tenant
+            page += 1
+
+    # --- /internal/data/v1/notify ---------------------------------------------------------------------------
+
+    def notify(self, event: Mapping[str, Any], *, username: str, password: str) -> None:
+        """POST a tenant management event as IS's TenantSyncListener would (`X-WSO2-KEY-MANAGER:
+        TENANT_MANAGEMENT`, Basic as `username`, who needs the modify-tenant permission). 200 means API Manager
+        has applied it. Never repeated automatically."""
+        body = json.dumps(event, separators=(",", ":")).encode()
+        answer = self._post(NOTIFY_PATH, body, {"Content-Type": "application/json",
+                                                KEY_MANAGER_HEADER: TENANT_MANAGEMENT},
+                            auth=HTTPBasicAuth(username, password))
+        if answer.status != 200:
+            raise _notify_error(answer, self.base_url)
+
+    # --- Plumbing -----------------------------------------------------------------------------------------
+
+    def _soap(self, operation: str, fill: Any, *, idempotent: bool) -> ET.Element | None:
+        """One operation; returns the `<ns:operationResponse>` element, or None for a void operation."""
+        envelope = build_envelope(operation, fill)
+        headers = {"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": f'"urn:{operation}"',
+                   "Accept": "text/xml"}
+        attempts = 1 + (self.retries if idempotent else 0)
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                answer = self._post(SERVICE_PATH, envelope, headers)
+            except UpstreamError as exc:
+                if last or exc.cause not in _TRANSIENT:
+                    raise
+                self._sleep(attempt, None)
+                continue
+            if answer.status in RETRYABLE_STATUSES and not last:
+                wait = parse_retry_after(_header(answer, "retry-after"))
+                if wait is None or wait <= MAX_INLINE_RETRY_AFTER:
+                    self._sleep(attempt, wait)
+                    continue
+            return self._soap_result(operation, answer, void=operation in _VOID_OPERATIONS)
+        raise AssertionError("unreachable")
+
+    def _sleep(self, attempt: int, retry_after: float | None) -> None:
+        if retry_after is not None:
+            time.sleep(retry_after)
+        else:
+            time.sleep(self.backoff * (2 ** attempt) * (1 + random.uniform(0, 0.3)))
+
+    def _soap_result(self, operation: str, answer: _Answer, *, void: bool) -> ET.Element | None:
+        if void and answer.status in (200, 202) and not answer.body.strip():
+            return None  # a void operation: Axis2 answers 202 Accepted with no body
+        if answer.status != 200:
+            fault = _fault_in(answer)
+            if fault is not None:
+                raise _fault_error(fault, answer, self.base_url)
+            raise UpstreamError(Cause.HTTP_ERROR, f"HTTP {answer.status} without a SOAP fault.", product=PRODUCT,
+                                status=answer.status, target=self.base_url,
+                                retry_after=parse_retry_after(_header(answer, "retry-after")))
+        document = _parse_xml(answer, self.base_url)
+        body = document.find(f"{{{SOAP_ENV}}}Body")
+        first = body[0] if body is not None and len(body) else None
+        if first is not None and first.tag == f"{{{SOAP_ENV}}}Fault":
+            raise _fault_error(first, answer, self.base_url)
+        if void and first is None:
+            return None
+        if first is None or first.tag != f"{{{SERVICES_NS}}}{operation}Response":
+            raise UpstreamError(Cause.BAD_RESPONSE, f"API Manager's answer to {operation} is not a "
+                                f"{operation}Response.", product=PRODUCT, target=self.base_url)
+        return first
+
+    def _post(self, path: str, body: bytes, headers: Mapping[str, str],
+              auth: HTTPBasicAuth | None = None) -> _Answer:
+        correlation_id = str(uuid.uuid4())
+        try:
+            response = self._session.post(f"{self.base_url}{path}", data=body,
+                                          headers={**headers, CORRELATION_HEADER: correlation_id},
+                                          timeout=self.timeout, allow_redirects=False, stream=True,
+                                          auth=auth)
+            try:
+                content = read_capped(response)
+            finally:
+                response.close()
+        except requests.RequestException as exc:
+            # API Manager never asks for a client certificate: a closed connection is not blamed on one.
+            cause, message = classify(exc, sent_certificate=True, timeout=self.timeout, product=PRODUCT)
+            raise UpstreamError(cause, message, product=PRODUCT, detail=detail_of(exc), target=self.base_url,
+                                correlation_id=correlation_id) from None
+        except TooLarge:
+            raise UpstreamError(Cause.BAD_RESPONSE, f"The answer to POST {path} is larger than "
+                                f"{MAX_BODY_BYTES // 1024} KiB.", product=PRODUCT, target=self.base_url,
+                                correlation_id=correlation_id) from None
+        return _Answer(response.status_code, dict(response.headers), content)
+
+
+def _header(answer: _Answer, name: str) -> str | None:
+    return {k.lower(): v for k, v in answer.headers.items()}.get(name)
+
+
+def _parse_xml(answer: _Answer, target: str) -> ET.Element:
+    """Parse a success answer that is already size-capped; a DTD is refused outright, so no entity is ever
+    expanded."""
+    if _has_dtd(answer.body):
+        raise UpstreamError(Cause.BAD_RESPONSE, "API Manager's answer carries a DTD; the portal does not parse those.",
+                            product=PRODUCT, target=target)
+    try:
+        return ET.fromstring(answer.body)
+    except ET.ParseError as exc:
+        content_type = _header(answer, "content-type") or "no content type"
+        raise UpstreamError(Cause.BAD_RESPONSE, f"API Manager answered {answer.status} with a body that is not XML "
+                            f"({content_type}).", product=PRODUCT, detail=str(exc), target=target) from None
+
+
+def _has_dtd(body: bytes) -> bool:
+    lowered = body.lower()
+    return b"<!doctype" in lowered or b"<!entity" in lowered
+
+
+def _fault_in(answer: _Answer) -> ET.Element | None:
+    """The SOAP fault in an error answer, or None when the body is something else (a proxy's page, nothing)."""
+    if not answer.body.lstrip().startswith(b"<") or _has_dtd(answer.body):
+        return None
+    try:
+        document = ET.fromstring(answer.body)
+    except ET.ParseError:
+        return None
+    fault = document.find(f"{{{SOAP_ENV}}}Body/{{{SOAP_ENV}}}Fault")
+    return fault
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _fault_error(fault: ET.Element, answer: _Answer, target: str) -> UpstreamError:
+    """SOAP 1.1 fault: faultcode / faultstring / detail are unqualified. The code is the exception the detail names
+    (the service refused) or else the fault code (Carbon's authentication or authorization handlers refused)."""
+    faultcode = (fault.findtext("faultcode") or "").strip() or None
+    faultstring = (fault.findtext("faultstring") or "").strip()
+    detail = fault.find("detail")
+    exception = detail[0] if detail is not None and len(detail) else None
+    code = _local(exception.tag) if exception is not None else faultcode
+    description = None
+    if exception is not None:
+        message = next((e.text for e in exception.iter() if _local(e.tag) == "Message" and e.text), None)
+        description = message.strip() if message else None
+    return UpstreamError(Cause.HTTP_ERROR, faultstring or f"SOAP fault {faultcode or ''} without a message.",
+                         product=PRODUCT, status=answer.status, code=code, description=description, target=target,
+                         retry_after=parse_retry_after(_header(answer, "retry-after")))
+
+
+def _notify_error(answer: _Answer, target: str) -> UpstreamError:
+    """notify's failures: 500 {"Message": …} from the event handler, a 401 error body from the authentication
+    interceptor, an empty 403 for a caller outside the super tenant."""
+    message = code = description = None
+    try:
+        document = json.loads(answer.body) if answer.body else None
+    except ValueError:
+        document = None
+    if isinstance(document, dict):
+        message = document.get("Message") or document.get("message")
+        raw_code = document.get("code")
+        code = str(raw_code) if isinstance(raw_code, str | int) and not isinstance(raw_code, bool) else None
+        description = document.get("description") if isinstance(document.get("description"), str) else None
+    if not isinstance(message, str) or not message:
+        message = f"HTTP {answer.status} without an API Manager error body."
+    return UpstreamError(Cause.HTTP_ERROR, message, product=PRODUCT, status=answer.status, code=code,
+                         description=description, target=target,
+                         retry_after=parse_retry_after(_header(answer, "retry-after")))
+
+
+def _value(bean: ET.Element, name: str) -> str | None:
+    element = bean.find(f"{{{BEANS_NS}}}{name}")
+    if element is None or element.get(f"{{{XSI}}}nil") == "true":
+        return None
+    return element.text or ""
+
+
+def _tenant(bean: ET.Element) -> ApimTenant | None:
+    """A TenantInfoBean element (nil: None)."""
+    if bean.get(f"{{{XSI}}}nil") == "true":
+        return None
+    raw_id = (_value(bean, "tenantId") or "0").strip()
+    raw_active = (_value(bean, "active") or "false").strip()
+    created = None
+    raw_created = _value(bean, "createdDate")
+    if raw_created:
+        try:
+            created = datetime.datetime.fromisoformat(raw_created.strip())
+        except ValueError:
+            created = None
+    try:
+        tenant_id = int(raw_id or "0")
+    except ValueError:
+        raise UpstreamError(Cause.BAD_RESPONSE, "A tenant id in API Manager's answer is not a number.",
+                            product=PRODUCT) from None
+    return ApimTenant(tenant_id=tenant_id, domain=_value(bean, "tenantDomain") or "", admin=_value(bean, "admin"),
+                      email=_value(bean, "email"), firstname=_value(bean, "firstname"),
+                      lastname=_value(bean, "lastname"), active=raw_active in ("true", "1"), created=created)
