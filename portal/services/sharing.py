@@ -1,0 +1,448 @@
+"""Tenant sharing between IS 7 and API Manager: which product pushes tenants to the other, the settings of each
+direction, the pre-flight before saving, and the deployment.toml fragments for the chosen direction.
+
+The direction is one column with three values ("off", "apim_to_is", "is_to_apim"), so "both directions at once",
+which the WSO2 docs forbid, has no spelling. Leaving a direction (for the other one or for off) needs a
+confirmation, because the product that was pushing keeps pushing until its deployment.toml block is removed: the page
+shows that block first. The settings of the direction not chosen are kept for a later switch back.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from portal.clients.checks import CheckResult
+from portal.clients.errors import UpstreamError
+from portal.extensions import db
+from portal.models.sharing import DIRECTIONS, SharingSettings
+from portal.services import audit, certificates, connections, wso2_config
+from portal.services.context import Actor
+from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
+
+DIRECTION_LABELS = {
+    "off": "Off: the portal creates and updates tenants in both products itself",
+    "apim_to_is": "API Manager → IS 7: API Manager pushes its tenants to IS 7",
+    "is_to_apim": "IS 7 → API Manager: IS 7 pushes its tenants to API Manager",
+}
+SHORT_LABELS = {"off": "Off", "apim_to_is": "API Manager → IS 7", "is_to_apim": "IS 7 → API Manager"}
+SOURCE = {"apim_to_is": "apim", "is_to_apim": "is"}  # the product the portal writes to; the other catches up
+FORCED_SKIP_REASON = ("skip_create_resident_key_manager is forced on while auto_configure_key_manager is on: API "
+                      "Manager would otherwise try to add the IS 7 key manager on top of the Resident Key Manager "
+                      "it creates for each tenant, and fail (WSO2 docs).")
+APIM_PERMISSION_NOTE = ("The API Manager user needs the super tenant's modify-tenant permission "
+                        "(/permission/protected/manage/modify/tenants). The pre-flight proves it: it posts a no-op "
+                        "event (an owner update without owners, which API Manager ignores) to the notify endpoint as "
+                        "this user.")
+# The pre-flight's event: TenantManagementEventHandler checks the caller's permission first, then ignores an UPDATE
+# without owners (wso2-apis.md §4, steps 1 and 4), so a 200 proves sign-in and permission and changes nothing.
+PROBE_DOMAIN = "preflight.tenant-portal.invalid"
+PROBE_EVENT_URI = "https://schemas.identity.wso2.org/events/tenant/event-type/tenantOwnerUpdated"
+FILENAMES = {"is": "is7-deployment-tenant-sharing.toml", "apim": "apim-deployment-tenant-sharing.toml"}
+EMPTY = "# Nothing to add to this product's deployment.toml for this direction.\n"
+
+IS_TO_APIM_FIELDS = ("apim_username", "apim_password")
+APIM_TO_IS_FIELDS = ("identity_server_base_url", "is_username", "is_password", "auto_configure_key_manager",
+                     "skip_create_resident_key_manager")
+SECRET_FIELDS = frozenset({"apim_password", "is_password"})
+
+
+class ConfirmationRequired(ValidationError):
+    """Leaving a direction needs confirm=True. `generated` holds what to remove from the products first."""
+
+    def __init__(self, current: str, target: str, generated: GeneratedConfig):
+        self.current = current
+        self.target = target
+        self.generated = generated
+        super().__init__({"confirm": f"Sharing is {SHORT_LABELS[current]}. Remove the block shown below from the "
+                                     f"product's deployment.toml (and restart it), then confirm the switch to "
+                                     f"{SHORT_LABELS[target]}."})
+
+
+@dataclass(frozen=True)
+class GeneratedConfig:
+    """deployment.toml fragments for one direction: what to add to each product, what to remove, and why."""
+
+    is_toml: str
+    apim_toml: str
+    remove_from_is: str
+    remove_from_apim: str
+    notes: list[str] = field(default_factory=list)
+    direction: str = "off"
+
+    def for_product(self, product: str) -> str:
+        return self.is_toml if product == "is" else self.apim_toml
+
+
+def _defaults() -> SharingSettings:
+    return SharingSettings(id=1, direction="off", apim_username="", apim_password=None,
+                           identity_server_base_url="", is_username="", is_password=None,
+                           auto_configure_key_manager=True, skip_create_resident_key_manager=True,
+                           dotless_domains=False, updated_by="")
+
+
+def current() -> SharingSettings:
+    """The stored settings, or the defaults (sharing off) when none were saved yet (not added to the session)."""
+    return db.session.get(SharingSettings, 1) or _defaults()
+
+
+def direction() -> str:
+    return current().direction
+
+
+def view() -> dict[str, Any]:
+    """The settings for a page: passwords only as set / not set."""
+    s = current()
+    return {"direction": s.direction, "apim_username": s.apim_username, "apim_password_set": bool(s.apim_password),
+            "identity_server_base_url": s.identity_server_base_url, "is_username": s.is_username,
+            "is_password_set": bool(s.is_password), "auto_configure_key_manager": s.auto_configure_key_manager,
+            "skip_create_resident_key_manager": s.skip_create_resident_key_manager,
+            "dotless_domains": s.dotless_domains, "updated_by": s.updated_by,
+            "updated_at": s.updated_at if db.session.get(SharingSettings, 1) is not None else None}
+
+
+def notify_endpoint() -> str | None:
+    """Where IS 7's listener posts: API Manager's notify API under the stored API Manager base URL."""
+    conn = connections.get("apim")
+    return wso2_config.notify_endpoint(conn.base_url) if conn is not None else None
+
+
+def requires_confirmation(current_direction: str, target: str) -> bool:
+    return current_direction != target and current_direction != "off"
+
+
+# --- Validation ---------------------------------------------------------------------------------------------------
+
+
+def _bool(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() in ("1", "true", "y", "yes", "on"))
+
+
+@dataclass
+class _Change:
+    values: dict[str, Any]  # column -> new value (passwords only when replaced)
+    forced: list[str] = field(default_factory=list)
+
+
+def _validate(target: str, settings: dict, stored: SharingSettings) -> _Change:
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {"direction": target}
+    forced: list[str] = []
+
+    def run(name: str, check, *args):
+        try:
+            return check(*args)
+        except ValueError as exc:
+            errors.setdefault(name, str(exc))
+            return None
+
+    if "dotless_domains" in settings:
+        values["dotless_domains"] = _bool(settings.get("dotless_domains"))
+    if target == "is_to_apim":
+        if connections.get("apim") is None:
+            errors["direction"] = ("Set up the API Manager connection first: IS 7's listener posts to the notify "
+                                   "endpoint under its base URL.")
+        username = run("apim_username", connections.check_text, settings.get("apim_username"), "user name")
+        password = run("apim_password", connections.check_password, settings.get("apim_password"))
+        if not username and "apim_username" not in errors:
+            errors["apim_username"] = "Enter the API Manager user IS 7's listener signs in as."
+        if password is None and not stored.apim_password and "apim_password" not in errors:
+            errors["apim_password"] = "Enter the password of that API Manager user."
+        values["apim_username"] = username or ""
+        if password is not None:
+            values["apim_password"] = password
+    elif target == "apim_to_is":
+        url = run("identity_server_base_url", connections.normalise_url, settings.get("identity_server_base_url"),
+                  "IS 7")
+        username = run("is_username", connections.check_text, settings.get("is_username"), "user name")
+        password = run("is_password", connections.check_password, settings.get("is_password"))
+        if not username and "is_username" not in errors:
+            errors["is_username"] = "Enter the IS 7 user API Manager signs in as (it creates and updates tenants)."
+        if password is None and not stored.is_password and "is_password" not in errors:
+            errors["is_password"] = "Enter the password of that IS 7 user."
+        auto = _bool(settings.get("auto_configure_key_manager"))
+        skip = _bool(settings.get("skip_create_resident_key_manager"))
+        if auto and not skip:
+            skip = True
+            forced.append(FORCED_SKIP_REASON)
+        values.update(identity_server_base_url=url or "", is_username=username or "",
+                      auto_configure_key_manager=auto, skip_create_resident_key_manager=skip)
+        if password is not None:
+            values["is_password"] = password
+    if errors:
+        raise ValidationError(errors)
+    return _Change(values, forced)
+
+
+def _preflight(target: str, change: _Change, stored: SharingSettings) -> CheckResult | None:
+    """The products' users for each other, tried from the portal: URL reachable, certificate trusted, sign-in
+    accepted. The portal's network path and trust stand in for the product's own, which the result says."""
+    values = change.values
+    if target == "is_to_apim":
+        result = _notify_probe(values["apim_username"], values.get("apim_password") or stored.apim_password or "")
+    elif target == "apim_to_is":
+        result = connections.check_credentials(
+            "is", username=values["is_username"], password=values.get("is_password") or stored.is_password,
+            base_url=values["identity_server_base_url"],
+            fields={"password": "is_password", "base_url": "identity_server_base_url",
+                    "trust_roles": "identity_server_base_url"})
+    else:
+        return None
+    result.details.append("Checked from the portal: API Manager's and IS 7's own network paths and truststores are "
+                          "not visible to it (see the trust legs on the sharing page).")
+    return result
+
+
+def _notify_probe(username: str, password: str) -> CheckResult:
+    """Post the no-op event to API Manager's notify endpoint as IS 7's listener will, with its user."""
+    try:
+        client = connections.apim_client()
+    except connections.NotConfigured as exc:
+        return CheckResult.failed(exc.message)
+    except (UpstreamError, ValueError) as exc:
+        return CheckResult.failed(str(exc))
+    event = {"iss": "tenant-portal", "jti": str(uuid.uuid4()), "iat": int(time.time()),
+             "events": {PROBE_EVENT_URI: {"initiatorType": "SYSTEM", "action": "UPDATE",
+                                          "tenant": {"domain": PROBE_DOMAIN, "owners": []}}}}
+    try:
+        client.notify(event, username=username, password=password)
+    except UpstreamError as exc:
+        result = connections.describe_failure(exc, auth="basic")
+        fields = {"password": "apim_password", "base_url": "direction", "trust_roles": "direction"}
+        result.field_errors = {fields[k]: v for k, v in result.field_errors.items() if k in fields}
+        if exc.status == 403:
+            result.field_errors["apim_username"] = "API Manager accepts events only from a super-tenant user."
+        elif exc.status == 500:
+            result.field_errors["apim_username"] = ("API Manager refused the event: this user probably lacks the "
+                                                    "modify-tenant permission.")
+        result.details.append(APIM_PERMISSION_NOTE)
+        return result
+    finally:
+        client.close()
+    return CheckResult(True, "API Manager's notify endpoint accepted an event from this user.",
+                       [f"Posted a no-op event to {client.base_url}{wso2_config.NOTIFY_PATH}.", APIM_PERMISSION_NOTE])
+
+
+# --- Saving -------------------------------------------------------------------------------------------------------
+
+
+def set_direction(target: str, settings: dict, actor: Actor, *, confirm: bool, check: bool = True) -> SharingSettings:
+    """Save the direction and its settings. Leaving a direction needs `confirm` (ConfirmationRequired otherwise);
+    the pre-flight runs unless `check` is False (the administrator's explicit "save without checking") and a
+    failure refuses the save with CheckFailed. skip_create_resident_key_manager is forced on with auto-configure."""
+    if target not in DIRECTIONS:
+        raise ValidationError({"direction": "Choose off, API Manager → IS 7 or IS 7 → API Manager: sharing runs in "
+                                            "one direction at a time."})
+    stored = current()
+    change = _validate(target, settings, stored)
+    if requires_confirmation(stored.direction, target) and not confirm:
+        raise ConfirmationRequired(stored.direction, target, render(target))
+    if check:
+        result = _preflight(target, change, stored)
+        if result is not None and not result.ok:
+            raise CheckFailed(result)
+    locked = sa.select(SharingSettings).where(SharingSettings.id == 1).with_for_update()
+    row = db.session.execute(locked.execution_options(populate_existing=True)).scalar()
+    if row is not None and requires_confirmation(row.direction, target) and not confirm:
+        raise ConfirmationRequired(row.direction, target, render(target))  # someone switched meanwhile
+    before = _audit_view(row)
+    if row is None:
+        row = _defaults()
+        db.session.add(row)
+    for name, value in change.values.items():
+        setattr(row, name, value)
+    row.updated_by = actor.name[:64]
+    changes = audit.diff(before, _audit_view(row, replaced={k for k in SECRET_FIELDS if k in change.values}),
+                         SECRET_FIELDS)
+    if change.forced:
+        changes["forced"] = {"before": None, "after": change.forced}
+    if not check and target != "off":
+        changes["preflight"] = {"before": None, "after": "skipped"}
+    audit.record(actor, "sharing.update", "sharing_settings", 1, changes)
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        db.session.rollback()
+        raise Conflict("The sharing settings were saved by someone else at the same moment: reload the page and "
+                       "try again.") from None
+    return row
+
+
+def _audit_view(row: SharingSettings | None, replaced: set[str] = frozenset()) -> dict[str, Any]:
+    if row is None:
+        return {"direction": "off"}
+    data = {"direction": row.direction, "apim_username": row.apim_username,
+            "identity_server_base_url": row.identity_server_base_url, "is_username": row.is_username,
+            "auto_configure_key_manager": row.auto_configure_key_manager,
+            "skip_create_resident_key_manager": row.skip_create_resident_key_manager,
+            "dotless_domains": row.dotless_domains}
+    for name in SECRET_FIELDS:
+        # Markers, never the values: "replaced" differs from "set", so a new password shows as a change.
+        data[name] = ("replaced" if name in replaced else "set") if getattr(row, name) else None
+    return data
+
+
+# --- Generated configuration --------------------------------------------------------------------------------------
+
+
+def _is_listener(s: SharingSettings, include_passwords: bool) -> wso2_config.Document:
+    endpoint = notify_endpoint() or wso2_config.notify_endpoint("https://api-manager.example.com:9443")
+    return wso2_config.is_listener(endpoint, s.apim_username or "<api-manager-user>", s.apim_password,
+                                   include_password=include_passwords)
+
+
+def _apim_sharing(s: SharingSettings, include_passwords: bool) -> wso2_config.Document:
+    is_conn = connections.get("is")
+    url = s.identity_server_base_url or (is_conn.base_url if is_conn else "https://is.example.com:9443")
+    return wso2_config.apim_sharing(url, s.is_username or "<is-user>", s.is_password,
+                                    auto_configure_key_manager=s.auto_configure_key_manager,
+                                    skip_create_resident_key_manager=(s.skip_create_resident_key_manager
+                                                                      or s.auto_configure_key_manager),
+                                    include_password=include_passwords)
+
+
+def render(target: str | None = None, *, include_passwords: bool = False) -> GeneratedConfig:
+    """The fragments for `target` (the stored direction when None) from the stored settings. Passwords are
+    `$secret{…}` references unless include_passwords (the administrator's explicit download)."""
+    target = target or direction()
+    if target not in DIRECTIONS:
+        raise NotFound(f"No sharing direction {target!r}.")
+    s = current()
+    notes: list[str] = []
+    dotless = wso2_config.dotless_domains() if s.dotless_domains else wso2_config.Document("")
+    is_listener = _is_listener(s, include_passwords)
+    apim_sharing = _apim_sharing(s, include_passwords)
+    is_toml = apim_toml = remove_is = remove_apim = ""
+    if target == "is_to_apim":
+        is_toml = is_listener.toml
+        apim_toml = wso2_config.join(dotless)
+        remove_apim = apim_sharing.toml
+        if notify_endpoint() is None:
+            notes.append("Set up the API Manager connection: the notification endpoint above is an example.")
+        notes.append(APIM_PERMISSION_NOTE)
+        notes.append("IS 7's listener retries only when API Manager cannot be reached (5 attempts); an HTTP error "
+                     "from API Manager is final, so the portal checks afterwards that each tenant arrived and "
+                     "repairs it if not.")
+    elif target == "apim_to_is":
+        apim_toml = wso2_config.join(apim_sharing, dotless)
+        remove_is = is_listener.toml
+        notes.append("API Manager calls IS 7's tenant API with Basic authentication as the user above; that user "
+                     "needs permission to create, update, activate and deactivate tenants.")
+        if s.auto_configure_key_manager:
+            notes.append(FORCED_SKIP_REASON)
+            notes.append("The super tenant existed before: configure its key manager by hand (auto-configure only "
+                         "applies to tenants created from now on).")
+        if s.skip_create_resident_key_manager or s.auto_configure_key_manager:
+            notes.append("skip_create_resident_key_manager is written under [apim.key_manager], where the docs' "
+                         "warning puts it; the docs also show it under [apim.tenant_sharing.properties] and which "
+                         "one API Manager reads is unconfirmed. If your deployment.toml already has an "
+                         "[apim.key_manager] table, add the key to that table instead of a second header.")
+        notes.append("API Manager rolls a tenant's activation back when IS 7 answers with an error, so keep IS 7 "
+                     "reachable from API Manager before activating or deactivating tenants.")
+    else:
+        apim_toml = wso2_config.join(dotless)
+        remove_is = is_listener.toml
+        remove_apim = apim_sharing.toml
+        notes.append("With sharing off the portal writes each tenant to both products itself: neither product may "
+                     "push to the other.")
+    if s.dotless_domains:
+        notes.append("Dot-less tenant domains: API Manager needs [multi_tenancy] stratos.public_cloud_setup = false "
+                     "(written above as [multi_tenancy.stratos], the same key). IS 7.2 accepts such domains; its "
+                     "own setting is not generated here.")
+        if not current_app.config.get("TENANT_DOTLESS_DOMAINS"):
+            notes.append("The portal itself still refuses domains without a dot: set TENANT_DOTLESS_DOMAINS = true "
+                         "in the portal's configuration too.")
+    if target != "off" or s.dotless_domains:
+        notes.append("Passwords are written as $secret{alias} references to WSO2's secure vault: declare each alias "
+                     "under [secrets] and encrypt it with ciphertool. The download with passwords writes them in "
+                     "clear; keep that file out of version control." if not include_passwords else
+                     "This file holds passwords in clear: put them in the secure vault and delete the file.")
+    notes.append("Enable sharing in one product only: never both blocks at once (WSO2 docs).")
+    return GeneratedConfig(is_toml, apim_toml, remove_is, remove_apim, notes, target)
+
+
+def download(product: str, target: str | None, actor: Actor, *, include_passwords: bool = False) -> tuple[str, str]:
+    """(filename, text) of one product's fragment. A download with passwords is audited: it copies secrets out."""
+    if product not in FILENAMES:
+        raise NotFound(f"No configuration for {product!r}: choose IS 7 ('is') or API Manager ('apim').")
+    generated = render(target, include_passwords=include_passwords)
+    text = generated.for_product(product) or EMPTY
+    if include_passwords:
+        audit.record(actor, "sharing.config_export", "sharing_settings", 1,
+                     {"product": {"before": None, "after": product},
+                      "direction": {"before": None, "after": generated.direction},
+                      "passwords": {"before": None, "after": "included"}})
+        db.session.commit()
+    return FILENAMES[product], text
+
+
+# --- TLS trust legs -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrustLeg:
+    """One TLS hop and what the portal can know about it. state: "ready" (the portal holds valid certificates for
+    it), "expired", "missing" or "n/a"; `unknown` says what the portal cannot see."""
+
+    key: str
+    title: str
+    state: str
+    detail: str
+    unknown: str
+    active: bool
+
+
+def _certs_state(roles: tuple[str, ...]) -> tuple[str, int]:
+    stored = certificates.list_certificates(roles)
+    if not stored:
+        return "missing", 0
+    valid = [c for c in stored if certificates.info(c).validity != "expired"]
+    return ("ready" if valid else "expired"), len(valid)
+
+
+def trust_legs(target: str | None = None) -> list[TrustLeg]:
+    """The TLS legs between the portal and the products, and between the products for `target`."""
+    target = target or direction()
+    is_conn, apim_conn = connections.get("is"), connections.get("apim")
+    legs: list[TrustLeg] = []
+    is_roles = tuple(is_conn.trust_roles) if is_conn else connections.DEFAULT_TRUST["is"]
+    state, count = _certs_state(is_roles)
+    legs.append(TrustLeg("portal-is", "Portal → IS 7: the portal trusts IS 7's server certificate", state,
+                         f"{count} valid certificate(s) with role {', '.join(is_roles)}." if count else
+                         "Upload IS 7's certificate or the CA that issued it.",
+                         "Whether they match IS 7's live certificate: use Test connection.", True))
+    if is_conn is None or is_conn.auth == "mtls":
+        credentials = certificates.list_certificates(("client",))
+        with_key = [c for c in credentials if c.private_key]
+        if not with_key:
+            state, detail = "missing", "Upload the portal's client certificate with its private key."
+        elif all(certificates.info(c).validity == "expired" for c in with_key):
+            state, detail = "expired", "The portal's client certificate has expired."
+        else:
+            state, detail = "ready", "The portal holds a client certificate with its private key."
+        legs.append(TrustLeg("portal-is-client", "Portal → IS 7: IS 7 trusts the portal's client certificate", state,
+                             detail, "Whether IS 7's client-truststore holds it (or its CA) and a thumbprint mapping "
+                             "allows it: the portal cannot see IS 7's files; Test connection tries it.", True))
+    apim_roles = tuple(apim_conn.trust_roles) if apim_conn else connections.DEFAULT_TRUST["apim"]
+    state, count = _certs_state(apim_roles)
+    legs.append(TrustLeg("portal-apim", "Portal → API Manager: the portal trusts API Manager's server certificate",
+                         state, f"{count} valid certificate(s) with role {', '.join(apim_roles)}." if count else
+                         "Upload API Manager's certificate or the CA that issued it.",
+                         "Whether they match API Manager's live certificate: use Test connection.", True))
+    state, count = _certs_state(("is", "ca"))
+    legs.append(TrustLeg("apim-is", "API Manager → IS 7: API Manager trusts IS 7's server certificate",
+                         state, f"The API Manager truststore download holds {count} IS 7 / CA certificate(s)." if count
+                         else "Upload IS 7's certificate (or its CA), then download API Manager's truststore.",
+                         "Whether it is imported into API Manager's client-truststore.jks: the portal cannot see "
+                         "API Manager's files.", target == "apim_to_is"))
+    state, count = _certs_state(("apim", "ca"))
+    legs.append(TrustLeg("is-apim", "IS 7 → API Manager: IS 7 trusts API Manager's server certificate",
+                         state, f"The IS 7 truststore download holds {count} API Manager / CA certificate(s)." if count
+                         else "Upload API Manager's certificate (or its CA), then download IS 7's truststore.",
+                         "Whether it is imported into IS 7's client-truststore: the portal cannot see IS 7's files.",
+                         target == "is_to_apim"))
+    return legs
