@@ -7,7 +7,7 @@ FLASK := $(BIN)/flask --app portal
 PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?= -q
 
-.PHONY: run test test-sqlite test-postgres install install-dev migrate bench clean
+.PHONY: run test test-sqlite test-postgres install install-dev migrate bench bench-onboarding clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,12 @@ install-dev: $(VENV)/.installed-dev
 migrate: install
 	$(FLASK) db upgrade
 
-## make run: install, migrate the SQLite database in instance/, create the first admin, serve on :5000
+## make run: install, migrate the SQLite database in instance/, create the first admin, serve on :5000, with one
+## outbox worker in the background delivering tenant changes to IS 7 and API Manager (stopped with the server)
 run: migrate
 	$(FLASK) bootstrap-admin
+	$(FLASK) worker --concurrency 4 & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(FLASK) run --host 127.0.0.1 --port 5000
 
 ## make test: the whole suite on SQLite, then again on PostgreSQL
@@ -44,6 +47,10 @@ test-postgres: install-dev
 ## make bench: tenant list throughput at 100 and 100,000 tenants against a bare Flask page (bench/README.md)
 bench: install-dev
 	$(BIN)/python bench/tenant_list.py
+
+## make bench-onboarding: 1,000 tenants delivered to both simulated products, concurrent vs one after another
+bench-onboarding: install-dev
+	$(BIN)/python bench/onboarding.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

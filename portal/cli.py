@@ -121,7 +121,55 @@ def seed_demo_command(count: int) -> None:
     click.echo(f"Added {added} demo tenant(s).")
 
 
+@click.command("worker")
+@with_appcontext
+@click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True,
+              help="Threads delivering jobs side by side (WSO2 calls wait on the network).")
+@click.option("--once", is_flag=True, help="Deliver what is due now, then exit (scripts and tests).")
+@click.option("--poll-interval", type=click.FloatRange(0.05, 60), default=1.0, show_default=True,
+              help="Seconds an idle thread waits before looking for jobs again.")
+def worker_command(concurrency: int, once: bool, poll_interval: float) -> None:
+    """Deliver tenant changes from the outbox to IS 7 and API Manager."""
+    import signal
+    import threading
+
+    from portal.services.worker import Worker
+
+    app = current_app._get_current_object()
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+    runner = Worker(app, concurrency=concurrency, poll_interval=poll_interval)
+    if not once:
+        click.echo(f"Outbox worker {runner.name}: {concurrency} thread(s); stop with Ctrl-C.")
+    stats = runner.run(once=once, stop=stop)
+    click.echo(f"Delivered {stats.done}, retrying {stats.retry}, failed {stats.failed}, lost lease {stats.lost}"
+               + (f", worker errors {stats.crashed}" if stats.crashed else "") + ".")
+
+
+@click.command("reconcile")
+@with_appcontext
+@click.option("--fix", is_flag=True, help="Push every registered tenant that is missing or differs in a product.")
+@click.option("--all", "show_all", is_flag=True, help="List tenants that agree too.")
+def reconcile_command(fix: bool, show_all: bool) -> None:
+    """Compare the registry, IS 7 and API Manager; list what is missing or differs, and optionally fix it."""
+    from portal.services import reconcile
+
+    report = reconcile.compare(include_in_sync=show_all)
+    for line in reconcile.lines(report):
+        click.echo(line)
+    if fix:
+        done = reconcile.fix_all(Actor.cli(), report)
+        for line in done:
+            click.echo(line)
+        click.echo(f"Queued {len(done)} fix(es); the worker delivers them. Unregistered tenants are imported "
+                   "from the reconcile page (they need identity provider settings).")
+    if report.unreadable:
+        raise SystemExit(2)
+
+
 def register_commands(app: Flask) -> None:
     for command in (create_admin_command, bootstrap_admin_command, reset_password_command, rotate_key_command,
-                    create_api_client_command, seed_demo_command):
+                    create_api_client_command, seed_demo_command, worker_command, reconcile_command):
         app.cli.add_command(command)

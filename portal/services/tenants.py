@@ -15,7 +15,7 @@ from portal.clients.checks import CheckResult
 from portal.extensions import db
 from portal.models import SigningKey, Tenant
 from portal.models.base import utcnow
-from portal.services import audit, idp_checks, signing_keys, tenant_spec
+from portal.services import audit, idp_checks, signing_keys, sync, tenant_spec
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
 from portal.services.tenant_spec import TenantSpec
@@ -68,6 +68,7 @@ def update_tenant(tenant_id: str, body: Any, actor: Actor, *, skip_check: bool =
     tenant = get_tenant(tenant_id)
     spec = tenant_spec.parse(body, rules(), existing=existing_view(tenant))
     before = _audit_view(tenant)
+    owner_before = sync.owner_fingerprint(tenant)
     new_key = None
     if spec.signing_key or spec.algorithm != tenant.support_algorithm:
         new_key = _key_for(spec)
@@ -87,6 +88,7 @@ def update_tenant(tenant_id: str, body: Any, actor: Actor, *, skip_check: bool =
     changes = audit.diff(before, _audit_view(tenant), SECRET_FIELDS)
     if changes:
         audit.record(actor, "tenant.update", "tenant", tenant.tenant_id, changes)
+    sync.enqueue_owner_change(tenant, owner_before, actor)  # the outbox job commits with the change
     db.session.commit()
     return Registration(tenant, check)
 
@@ -99,6 +101,7 @@ def set_tenant_active(tenant_id: str, active: bool, actor: Actor) -> Tenant:
     tenant.active = active
     audit.record(actor, "tenant.activate" if active else "tenant.deactivate", "tenant", tenant.tenant_id,
                  audit.diff(before, _audit_view(tenant), SECRET_FIELDS))
+    sync.enqueue(tenant, "activate" if active else "deactivate", actor)
     db.session.commit()
     return tenant
 
@@ -383,6 +386,7 @@ def _audit_view(tenant: Tenant) -> dict[str, Any]:
 def _commit_new(tenant: Tenant, actor: Actor, action: str, before: dict | None) -> None:
     db.session.flush()
     audit.record(actor, action, "tenant", tenant.tenant_id, audit.diff(before, _audit_view(tenant), SECRET_FIELDS))
+    sync.enqueue(tenant, "create", actor)  # committed with the tenant: the products hear of it exactly when it exists
     try:
         db.session.commit()
     except IntegrityError:

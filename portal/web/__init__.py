@@ -13,11 +13,13 @@ def register_blueprints(app: Flask) -> None:
     from portal.web.certificates import bp as certificates_bp
     from portal.web.main.views import bp as main_bp
     from portal.web.mtls_check.views import bp as mtls_check_bp
+    from portal.web.sharing import bp as sharing_bp
+    from portal.web.sync import bp as sync_bp
     from portal.web.tenants.views import bp as tenants_bp
 
     # bulk before tenants so /tenants/bulk is never read as a tenant id
     for bp in (main_bp, auth_bp, admins_bp, audit_bp, bulk_bp, tenants_bp, api_clients_bp, certificates_bp,
-               mtls_check_bp):
+               mtls_check_bp, sharing_bp, sync_bp):
         app.register_blueprint(bp)
     csrf.exempt(api_bp)  # machines authenticate with API keys, not cookies
     app.register_blueprint(api_bp)

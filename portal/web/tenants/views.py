@@ -9,8 +9,8 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from portal.access import roles
 from portal.clients.checks import CheckResult
 from portal.models import Tenant
-from portal.services import audit, tenants
-from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
+from portal.services import audit, reconcile, sync, tenants
+from portal.services.errors import CheckFailed, Conflict, NotFound, ServiceError, ValidationError
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import apply_errors, current_actor
 from portal.web.tenants.forms import TenantForm, TenantSearchForm, form_errors
@@ -39,14 +39,24 @@ def index():
             after=request.args.get("after") or None, before=request.args.get("before") or None,
             limit=int(current_app.config["TENANT_PAGE_SIZE"])), for_display=True)
     args = {k: v for k, v in request.args.items() if k in ("q", "type", "status") and v}
-    return render_template("tenants/index.html", form=form, page=page, args=args,
-                           has_bulk="bulk.index" in current_app.view_functions)
+    states = sync.states_for_keys(t.tenant_key for t in page.tenants)  # one query for the page
+    return render_template("tenants/index.html", form=form, page=page, args=args, sync_states=states,
+                           sync_labels=sync.PRODUCT_NAMES, has_bulk="bulk.index" in current_app.view_functions)
 
 
 @bp.route("/new", methods=["GET", "POST"])
 @roles(*WRITERS)
 def create():
-    return _form_page(TenantForm(), None)
+    form = TenantForm()
+    domain = request.args.get("import", "") if request.method == "GET" else ""
+    if domain:  # reconcile's "Import into the registry": start from what the products know
+        try:
+            form = TenantForm(data=TenantForm.data_from_api(reconcile.import_prefill(domain)))
+            flash(f"Prefilled from IS 7 and API Manager's tenant {domain}: add the identity provider settings, "
+                  "then register.", "info")
+        except ServiceError as exc:
+            flash(exc.message, "error")
+    return _form_page(form, None)
 
 
 @bp.route("/<tenant_id>/edit", methods=["GET", "POST"])
@@ -103,7 +113,8 @@ def detail(tenant_id: str):
     tenant = _get_or_404(tenant_id)
     changes = audit.search(audit.AuditFilter(object_type="tenant", object_id=tenant.tenant_id), limit=10)
     return render_template("tenants/detail.html", tenant=tenant, api=tenants.to_api(tenant),
-                           changes=changes.events, confirm=ConfirmForm())
+                           changes=changes.events, confirm=ConfirmForm(), sync_view=sync.tenant_sync(tenant),
+                           sync_labels=sync.PRODUCT_NAMES)
 
 
 def _set_active(tenant_id: str, active: bool):

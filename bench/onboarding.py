@@ -1,0 +1,298 @@
+"""Onboarding throughput: 1,000 tenants delivered end to end to IS 7 and API Manager through the outbox, with 20 ms
+of latency on every WSO2 call, by the concurrent worker and by one-after-another delivery of the same jobs.
+
+One run: a fresh database (SQLite in a temporary folder, or a throwaway PostgreSQL database), migrated; both WSO2
+simulators started as their own processes (as real products would be: they do not share the portal's interpreter)
+on 127.0.0.1 with the latency; the portal's trust and connections stored; 1,000 tenants registered through the
+ordinary service call, which queues 1,000 outbox jobs. Then:
+
+1. the worker with --concurrency threads drains the jobs (timed);
+2. the simulators are restarted empty, the same jobs are queued again, and a one-thread worker drains them (timed).
+
+Every job must end `done` in both runs, and both products must hold every tenant exactly once.
+
+    .venv/bin/python bench/onboarding.py [--tenants 1000] [--concurrency 32] [--latency 0.02] [--mode off]
+        [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
+
+Goal (issue 5): at least 8 times faster than one after another, with no failed job.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the portal and the simulators (tests/) import from the checkout
+
+GOAL = 8.0
+PASSWORD = "Bench#Pass123"
+IS_USER, IS_PASSWORD = "portal", "is-Portal#pass1"
+APIM_USER, APIM_PASSWORD = "portal", "apim-Portal#pass1"
+LISTENER = ("is-listener", "listener#pass1")  # IS 7's listener signs in to API Manager (mode is_to_apim)
+SHARING = ("apim-sharing", "sharing#pass1")  # API Manager signs in to IS 7 (mode apim_to_is)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Simulators:
+    """Both simulators as child processes on fixed ports and fixed certificates, so they can restart empty."""
+
+    def __init__(self, folder: Path, latency: float, mode: str) -> None:
+        from tests.simulators.pki import is7_pki
+
+        self.folder, self.latency, self.mode = folder, latency, mode
+        self.pki = is7_pki()
+        self.pki.server.write(folder, "server")
+        (folder / "server-ca.pem").write_text(self.pki.server_ca.cert_pem)
+        (folder / "client-ca.pem").write_text(self.pki.client_ca.cert_pem)
+        self.is_port, self.apim_port = free_port(), free_port()
+        self.processes: list[subprocess.Popen] = []
+
+    @property
+    def is_url(self) -> str:
+        return f"https://127.0.0.1:{self.is_port}"
+
+    @property
+    def apim_url(self) -> str:
+        return f"https://127.0.0.1:{self.apim_port}"
+
+    def start(self) -> None:
+        python, f = sys.executable, self.folder
+        common = ["--cert", str(f / "server.pem"), "--key", str(f / "server-key.pem"), "--latency", str(self.latency)]
+        serve = [python, str(Path(__file__).resolve()), "--serve"]
+        is_cmd = [*serve, "is7", "--port", str(self.is_port), "--client-ca",
+                  str(f / "client-ca.pem"), "--basic-user", f"{IS_USER}:{IS_PASSWORD}",
+                  "--basic-user", ":".join(SHARING), *common]
+        apim_cmd = [*serve, "apim", "--port", str(self.apim_port),
+                    "--user", f"{APIM_USER}:{APIM_PASSWORD}", "--user", ":".join(LISTENER), *common]
+        if self.mode == "is_to_apim":
+            is_cmd += ["--notify-endpoint", f"{self.apim_url}/internal/data/v1/notify",
+                       "--notify-credentials", ":".join(LISTENER), "--notify-ca", str(f / "server-ca.pem")]
+        elif self.mode == "apim_to_is":
+            apim_cmd += ["--is-base-url", self.is_url, "--is-credentials", ":".join(SHARING),
+                         "--is-ca", str(f / "server-ca.pem")]
+        for cmd in (is_cmd, apim_cmd):
+            self.processes.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                                   stderr=(f / "simulators.log").open("a"), start_new_session=True))
+        for port in (self.is_port, self.apim_port):
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"a simulator did not start on port {port}; see simulators.log")
+                    time.sleep(0.1)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+        for process in self.processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes.clear()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@contextmanager
+def database(url: str | None, folder: Path) -> Iterator[str]:
+    if not url:
+        yield f"sqlite:///{folder / 'portal.sqlite3'}"
+        return
+    from portal.config import normalise_database_url
+
+    server = sa.create_engine(normalise_database_url(url), isolation_level="AUTOCOMMIT")
+    name = f"portal_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with server.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        server.dispose()
+
+
+def prepare(app, sims: Simulators, tenants_count: int, mode: str) -> None:
+    import flask_migrate
+
+    from portal.services import certificates, connections, sharing, tenants
+    from portal.services.context import Actor
+
+    actor = Actor(name="bench")
+    with app.app_context():
+        flask_migrate.upgrade()
+        certificates.upload_certificate("ca", sims.pki.server_ca.cert_pem.encode(), actor)
+        common = {"auth": "basic", "trust_roles": ["ca"], "connect_timeout": "5", "read_timeout": "30"}
+        connections.save("is", {"base_url": sims.is_url, "username": IS_USER, "password": IS_PASSWORD, **common},
+                         actor, check=False)
+        connections.save("apim", {"base_url": sims.apim_url, "username": APIM_USER, "password": APIM_PASSWORD,
+                                  **common}, actor, check=False)
+        settings = {"is_to_apim": {"apim_username": LISTENER[0], "apim_password": LISTENER[1]},
+                    "apim_to_is": {"identity_server_base_url": sims.is_url, "is_username": SHARING[0],
+                                   "is_password": SHARING[1], "auto_configure_key_manager": "y"}}.get(mode, {})
+        sharing.set_direction(mode, settings, actor, confirm=True, check=False)
+        for i in range(tenants_count):
+            tenants.register_tenant({
+                "tenantId": f"bench{i:05d}", "tenantDomain": f"bench{i:05d}.example.com", "clientId": "c",
+                "clientSecret": "s", "identityProviderType": "LDAP",
+                "ldapSchema": {"ldapURLForDirectoryService": "ldap://127.0.0.1:1",
+                               "directoryServiceDomainName": "example.com",
+                               "directoryServiceRootDistinguishedName": "dc=example,dc=com"},
+                "owner": {"username": "admin", "email": f"admin@bench{i:05d}.example.com", "firstName": "Bench",
+                          "lastName": "Admin", "provisioningMethod": "inline-password", "password": PASSWORD},
+            }, actor, skip_check=True)
+
+
+def requeue(app) -> None:
+    """The same jobs, due again, as if just registered."""
+    from portal.extensions import db
+    from portal.models import OutboxJob, SyncState
+    from portal.models.base import utcnow
+
+    with app.app_context():
+        now = utcnow()
+        db.session.execute(sa.update(OutboxJob).values(
+            status="pending", attempts=0, steps={}, next_attempt_at=now, lease_until=None, claim_token=None,
+            claimed_by=None, last_error=None, done_at=None, updated_at=now))
+        db.session.execute(sa.update(SyncState).values(status="pending", error=None, next_attempt_at=None))
+        db.session.commit()
+
+
+def deliver(app, concurrency: int, timeout: float) -> tuple[float, dict[str, int]]:
+    from portal.extensions import db
+    from portal.models import OutboxJob
+    from portal.services.worker import Worker
+
+    worker = Worker(app, concurrency=concurrency, poll_interval=0.05)
+    started = time.perf_counter()
+    worker.drain(timeout=timeout)
+    elapsed = time.perf_counter() - started
+    with app.app_context():
+        counts = dict(db.session.execute(sa.select(OutboxJob.status, sa.func.count()).group_by(OutboxJob.status))
+                      .all())
+    return elapsed, counts
+
+
+def verify(app, sims: Simulators, expected: int) -> str:
+    """Both products hold every tenant (read back through the portal's own clients)."""
+    from portal.services import connections
+
+    with app.app_context():
+        is_client, apim_client = connections.is_client(), connections.apim_client()
+        try:
+            in_is = {t.domain for t in is_client.iter_all_tenants()}
+            in_apim = {t.domain for t in apim_client.iter_all_tenants()}
+        finally:
+            is_client.close()
+            apim_client.close()
+    wanted = {f"bench{i:05d}.example.com" for i in range(expected)}
+    missing = len(wanted - in_is) + len(wanted - in_apim)
+    return "both products hold every tenant" if not missing else f"{missing} tenant(s) MISSING in a product"
+
+
+def serve(product: str, argv: list[str]) -> int:
+    """Run one simulator (a child process of the benchmark) with TCP_NODELAY on its connections, as Tomcat's
+    connectors have by default. Without it every answer with a body waits ~40 ms for the client's delayed ACK
+    (Nagle: the body follows the headers in a second small segment), which is not latency a real product adds."""
+    import importlib
+    import socket as socket_module
+
+    from tests.simulators import https
+
+    setup = https.TlsHandler.setup
+
+    def setup_without_nagle(handler: https.TlsHandler) -> None:
+        handler.request.setsockopt(socket_module.IPPROTO_TCP, socket_module.TCP_NODELAY, 1)
+        setup(handler)
+
+    https.TlsHandler.setup = setup_without_nagle
+    return importlib.import_module(f"tests.simulators.{product}").main(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--serve"]:
+        return serve(argv[1], argv[2:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=32, help="threads of the concurrent worker")
+    parser.add_argument("--latency", type=float, default=0.02, help="seconds added to every WSO2 answer")
+    parser.add_argument("--mode", choices=("off", "is_to_apim", "apim_to_is"), default="off",
+                        help="sharing direction (off: the portal writes both products)")
+    parser.add_argument("--database-url", help="a PostgreSQL server URL; a throwaway database is made on it")
+    parser.add_argument("--time-limit", type=float, default=1800, help="seconds each delivery may take at most")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when the goal is missed")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args(argv)
+
+    from portal import create_app
+
+    folder = Path(tempfile.mkdtemp(prefix="portal-bench-onboarding-"))
+    sims = Simulators(folder, args.latency, args.mode)
+    try:
+        with database(args.database_url, folder) as url:
+            app = create_app({"SQLALCHEMY_DATABASE_URI": url, "INSTANCE_PATH": str(folder / "instance"),
+                              "LOG_LEVEL": "ERROR", "SYNC_VERIFY_SECONDS": 10.0, "SYNC_POLL_INTERVAL": 0.02})
+            sims.start()
+            started = time.perf_counter()
+            prepare(app, sims, args.tenants, args.mode)
+            print(f"database: {'PostgreSQL' if args.database_url else 'SQLite'}; mode {args.mode}; "
+                  f"{args.latency * 1000:g} ms per WSO2 call; {os.cpu_count()} CPUs; registered {args.tenants} "
+                  f"tenants in {time.perf_counter() - started:.1f} s", flush=True)
+
+            concurrent, concurrent_counts = deliver(app, args.concurrency, args.time_limit)
+            concurrent_check = verify(app, sims, args.tenants)
+            print(f"concurrent ({args.concurrency} threads): {concurrent:8.2f} s  "
+                  f"{args.tenants / concurrent:7.1f} tenants/s  jobs {concurrent_counts}; {concurrent_check}",
+                  flush=True)
+
+            sims.restart()
+            requeue(app)
+            sequential, sequential_counts = deliver(app, 1, args.time_limit)
+            sequential_check = verify(app, sims, args.tenants)
+            print(f"one after another:        {sequential:8.2f} s  {args.tenants / sequential:7.1f} tenants/s  "
+                  f"jobs {sequential_counts}; {sequential_check}", flush=True)
+    finally:
+        sims.stop()
+        if args.keep:
+            print(f"kept {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    ratio = sequential / concurrent
+    failed = concurrent_counts.get("failed", 0) + sequential_counts.get("failed", 0)
+    clean = set(concurrent_counts) == {"done"} and set(sequential_counts) == {"done"} and \
+        "MISSING" not in concurrent_check + sequential_check
+    met = ratio >= GOAL and failed == 0 and clean
+    print(f"\nspeed-up: {ratio:.1f}x (goal >= {GOAL:g}x); failed jobs: {failed}: {'met' if met else 'MISSED'}")
+    return 1 if args.strict and not met else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,10 @@
+"""Propagation to IS 7 and API Manager: the outbox's state, "retry now", and reconcile. Everyone signed in reads;
+admins and operators (who run synchronisation) retry and fix; auditors only read."""
+from flask import Blueprint
+
+bp = Blueprint("sync", __name__, url_prefix="/sync")
+
+READERS = ("admin", "operator", "auditor")
+WRITERS = ("admin", "operator")
+
+from portal.web.sync import views  # noqa: E402,F401  (the routes register on bp)

@@ -1,0 +1,79 @@
+"""Sync pages: the outbox overview, "retry now" (one tenant or every failed job), the live state of a page of
+tenants as JSON for the list's script, and reconcile with its fixes. Thin: parse, call one service, render or
+redirect."""
+from __future__ import annotations
+
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+
+from portal.access import roles
+from portal.services import reconcile, sync
+from portal.services.errors import NotFound, ServiceError
+from portal.web.forms import ConfirmForm
+from portal.web.helpers import current_actor
+from portal.web.sync import READERS, WRITERS, bp
+from portal.web.sync.forms import FixForm
+
+MAX_STATE_KEYS = 200
+MAX_RECONCILE_ROWS = 500  # more is for the command: flask --app portal reconcile
+
+
+@bp.get("/")
+@roles(*READERS)
+def index():
+    return render_template("sync/index.html", overview=sync.overview(), confirm=ConfirmForm(),
+                           labels=sync.PRODUCT_NAMES)
+
+
+@bp.post("/retry")
+@roles(*WRITERS)
+def retry_all():
+    if ConfirmForm().validate_on_submit():
+        count = sync.retry_now(None, current_actor())
+        flash(f"{count} job(s) will be tried again now." if count else "No failed or waiting job.", "success")
+    return redirect(url_for("sync.index"))
+
+
+@bp.post("/tenants/<tenant_id>/retry")
+@roles(*WRITERS)
+def retry_tenant(tenant_id: str):
+    if ConfirmForm().validate_on_submit():
+        try:
+            count = sync.retry_now(tenant_id, current_actor())
+        except NotFound:
+            abort(404)
+        flash(f"Tenant {tenant_id}: {count} job(s) will be tried again now." if count else
+              f"Tenant {tenant_id} has no failed or waiting job.", "success")
+    return redirect(url_for("tenants.detail", tenant_id=tenant_id))
+
+
+@bp.get("/states")
+@roles(*READERS)
+def states():
+    """{tenant_key: {product: {status, text, title}}} for the tenant ids in ?t=: the list's script polls it."""
+    keys = [k.lower() for k in request.args.getlist("t")[:MAX_STATE_KEYS]]
+    found = sync.states_for_keys(keys)
+    return jsonify({key: {product: {"status": s.status, "badge": s.badge, "title": s.title,
+                                    "retrying": s.retrying}
+                          for product, s in by_product.items()} for key, by_product in found.items()})
+
+
+@bp.get("/reconcile")
+@roles(*READERS)
+def reconcile_page():
+    report = reconcile.compare(include_in_sync=request.args.get("all") == "1")
+    return render_template("sync/reconcile.html", report=report, rows=report.rows[:MAX_RECONCILE_ROWS],
+                           labels=sync.PRODUCT_NAMES, show_all=request.args.get("all") == "1")
+
+
+@bp.post("/reconcile/fix")
+@roles(*WRITERS)
+def reconcile_fix():
+    form = FixForm()
+    if form.validate_on_submit():
+        try:
+            flash(reconcile.fix(form.domain.data, form.action.data, current_actor()), "success")
+        except ServiceError as exc:  # not found, not understood, or the product could not be read
+            flash(exc.message, "error")
+    else:
+        flash("The fix was not understood; reload the page and try again.", "error")
+    return redirect(url_for("sync.reconcile_page"))
