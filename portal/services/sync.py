@@ -117,7 +117,7 @@ def enqueue(tenant: Tenant, op: str, actor: Actor | None = None, *, password_cha
                     next_attempt_at=now, created_by=(actor.name if actor else "system")[:64], created_at=now,
                     updated_at=now)
     db.session.add(job)
-    for state in _states(tenant.id).values():
+    for state in state_rows(tenant.id).values():
         if state.status == "synced":  # failed stays failed: that job still holds this one back
             state.status, state.updated_at = "pending", now
     return job
@@ -131,7 +131,7 @@ def enqueue_owner_change(tenant: Tenant, before: tuple, actor: Actor) -> OutboxJ
     return enqueue(tenant, "update_owner", actor, password_changed=after[5] != before[5] and after[5] is not None)
 
 
-def _states(tenant_id: int) -> dict[str, SyncState]:
+def state_rows(tenant_id: int) -> dict[str, SyncState]:
     """Both products' rows for a tenant, created when missing (tenants registered before the outbox existed)."""
     rows = {s.product: s for s in db.session.execute(
         sa.select(SyncState).where(SyncState.tenant_id == tenant_id)).scalars()}
@@ -612,7 +612,7 @@ class Products:
         self._built.clear()
 
 
-class _LazySides(dict):
+class LazySides(dict):
     """Build a product's client only when delivery reaches it, so an unconfigured product fails only its step."""
 
     def __init__(self, products: Products) -> None:

@@ -3,7 +3,8 @@
 `flask --app portal worker` runs it (`make run` starts one beside the web server). WSO2 calls are I/O-bound, so one
 worker runs `--concurrency` threads, each with its own database session and its own product clients. On PostgreSQL
 more workers, on more hosts, can run side by side: claims use FOR UPDATE SKIP LOCKED and never hand a job out twice.
-On SQLite, whose writers are serialised, the claim is a single guarded UPDATE; run one worker process there.
+On SQLite, whose writers are serialised, the claim is a single guarded UPDATE: still never twice, but workers queue
+for the one writer, so one worker process (with threads) is the right size there.
 
 Jobs are leases: a worker that dies mid-job leaves it `running` until the lease runs out, then another takes it over.
 Each claim carries a fresh token that every later write must match, so the worker that lost the lease cannot
@@ -36,13 +37,13 @@ from portal.services.sync import (
     PRODUCT_NAMES,
     DeliveryError,
     DeliveryFailed,
+    LazySides,
     LeaseLost,
     Products,
     Settings,
-    _LazySides,
-    _states,
     deliver,
     settings,
+    state_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,6 @@ def backoff(attempts: int, cfg: Settings, retry_after: float | None = None,
     if retry_after is not None and retry_after > 0:
         delay = max(delay, min(float(retry_after), cfg.retry_after_cap))
     return delay
-
 
 
 # --- Claims and reports --------------------------------------------------------------------------------------
@@ -199,7 +199,7 @@ def _set_states(tenant_id: int, products: list[str], now: datetime, **values: An
               **{f"v_{name}": value for name, value in values.items()}}
     result = db.session.execute(_state_update(tuple(sorted(values))), params)
     if result.rowcount < len(products):
-        for product, state in _states(tenant_id).items():
+        for product, state in state_rows(tenant_id).items():
             if product in products:
                 for name, value in {"updated_at": now, **values}.items():
                     setattr(state, name, value)
@@ -317,7 +317,7 @@ def process_one(worker: str, products: Products, cfg: Settings | None = None, *,
             renew(taken, cfg)
 
     try:
-        deliver(taken, _LazySides(products), direction, cfg, password=password, heartbeat=heartbeat)
+        deliver(taken, LazySides(products), direction, cfg, password=password, heartbeat=heartbeat)
     except LeaseLost:
         log.warning("outbox job %s: lease lost; another worker owns it now", taken.job_id)
         return "lost"
