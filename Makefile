@@ -7,7 +7,7 @@ FLASK := $(BIN)/flask --app portal
 PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?= -q
 
-.PHONY: run test test-sqlite test-postgres install install-dev migrate bench bench-onboarding clean
+.PHONY: run demo test test-sqlite test-postgres install install-dev migrate bench bench-onboarding clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ run: migrate
 	$(FLASK) worker --concurrency 4 & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(FLASK) run --host 127.0.0.1 --port 5000
+
+## make demo: both WSO2 simulators and the portal wired to them (fresh database in instance/demo/), on :5000
+demo: install-dev
+	$(BIN)/python -m tests.simulators.demo
 
 ## make test: the whole suite on SQLite, then again on PostgreSQL
 test: test-sqlite test-postgres
