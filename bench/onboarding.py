@@ -217,21 +217,9 @@ def verify(app, sims: Simulators, expected: int) -> str:
 
 
 def serve(product: str, argv: list[str]) -> int:
-    """Run one simulator (a child process of the benchmark) with TCP_NODELAY on its connections, as Tomcat's
-    connectors have by default. Without it every answer with a body waits ~40 ms for the client's delayed ACK
-    (Nagle: the body follows the headers in a second small segment), which is not latency a real product adds."""
+    """Run one simulator as a child process of the benchmark (its connections set TCP_NODELAY, as Tomcat's do)."""
     import importlib
-    import socket as socket_module
 
-    from tests.simulators import https
-
-    setup = https.TlsHandler.setup
-
-    def setup_without_nagle(handler: https.TlsHandler) -> None:
-        handler.request.setsockopt(socket_module.IPPROTO_TCP, socket_module.TCP_NODELAY, 1)
-        setup(handler)
-
-    https.TlsHandler.setup = setup_without_nagle
     return importlib.import_module(f"tests.simulators.{product}").main(argv)
 
 

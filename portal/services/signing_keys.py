@@ -67,7 +67,7 @@ def rsa_key(algorithm: str, supplied: str | None, key_size: int = 2048) -> KeyMa
             raise KeyProblem(f"The signing key is longer than {MAX_KEY_TEXT} characters.")
         if "-----BEGIN" not in supplied:
             raise KeyProblem(
-                f"{algorithm} signs with an RSA private key: paste a PEM private key (-----BEGIN PRIVATE KEY-----) "
+                f"{algorithm} signs with an RSA private key: paste a PEM private key (PKCS#8 or PKCS#1) "
                 "of at least 2048 bits, or leave the signing key empty to have a key pair generated."
             )
         try:

@@ -621,19 +621,10 @@ class _Handler(TlsHandler):
                               headers={k.lower(): v for k, v in self.headers.items()}, body=body)
         if split.path == SERVICE_PATH:
             entry.operation = _peek_operation(body, self.headers.get("SOAPAction"))
-        with sim.state.lock:
-            sim.state.log.append(entry)
-            latency = sim.state.latency
-        if latency:
-            time.sleep(latency)
-        fault = sim.state.take_fault(self.command, split.path, entry)
+        fault = self.admit(sim.state, entry, split.path)
+        if fault is False:
+            return
         if fault is not None:
-            if fault.delay:
-                time.sleep(fault.delay)
-            if fault.action == "reset":
-                entry.status = "reset"
-                self.reset()
-                return
             status, content, content_type = _injected(int(fault.action), fault.body, split.path)
             self._answer(entry, status, content, content_type, fault.headers)
             return

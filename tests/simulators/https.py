@@ -220,6 +220,25 @@ class TlsHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.close_connection = True
 
+    def admit(self, state: BaseState, entry: Any, path: str) -> Fault | None | bool:
+        """Log the request, wait the simulator's latency, then take any fault injected for it (after its delay).
+        Returns the fault to answer with, None to go on, or False when a reset fault already cut the connection."""
+        with state.lock:
+            state.log.append(entry)
+            latency = state.latency
+        if latency:
+            time.sleep(latency)
+        fault = state.take_fault(self.command, path, entry)
+        if fault is None:
+            return None
+        if fault.delay:
+            time.sleep(fault.delay)
+        if fault.action == "reset":
+            entry.status = "reset"
+            self.reset()
+            return False
+        return fault
+
     def reset(self) -> None:
         """Abort the TCP connection (RST), as a crashing server or a middlebox would."""
         self.close_connection = True

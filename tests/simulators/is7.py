@@ -772,19 +772,10 @@ class _Handler(TlsHandler):
                               headers={k.lower(): v for k, v in self.headers.items()}, body=body,
                               client_thumbprint=thumbprint(cert) if cert else None,
                               client_issuer=_java_issuer(cert) if cert else None, trace_id=trace_id)
-        with sim.state.lock:
-            sim.state.log.append(entry)
-            latency = sim.state.latency
-        if latency:
-            time.sleep(latency)
-        fault = sim.state.take_fault(self.command, split.path, entry)
+        fault = self.admit(sim.state, entry, split.path)
+        if fault is False:
+            return
         if fault is not None:
-            if fault.delay:
-                time.sleep(fault.delay)
-            if fault.action == "reset":
-                entry.status = "reset"
-                self.reset()
-                return
             status = int(fault.action)
             document = fault.body or {"code": f"SIM-{status}", "message": "Injected failure.",
                                       "description": f"The simulator was told to answer {status}."}
