@@ -84,6 +84,20 @@ class DefaultConfig:
     BULK_MAX_BYTES = 16 * 1024 * 1024
     BULK_RUN_INLINE = False  # tests: run jobs in the request instead of a background thread
 
+    # Tokens (POST /oauth/token, POST /v1/token/validate). The issuer of a tenant's tokens is
+    # "<PUBLIC_BASE_URL>/t/<tenantId>"; without PUBLIC_BASE_URL it is built from the request (behind nginx, set
+    # PROXY_FIX_* so that is the public https address). Set it in production: the issuer must not change.
+    PUBLIC_BASE_URL: str | None = None
+    TOKEN_LIFETIME = 3600  # seconds
+    TOKEN_AUDIENCE = "tenant-services"  # aud of issued tokens, and what validation expects unless told otherwise
+    TOKEN_LEEWAY = 30  # seconds of clock skew tolerated on exp/nbf/iat; at most 60
+    KEY_GRACE_PERIOD = 86400  # seconds a rotated-out key keeps validating (passive); at least TOKEN_LIFETIME
+    TOKEN_FAILURE_LIMIT_PER_IP = "60 per minute"  # failed client authentications / grants per address
+    USER_STORE_TIMEOUT = 5.0  # the password grant's call to a tenant's database or directory
+    # EXTERNAL tenants: their issuer's JWKS, cached in the database for every worker.
+    JWKS_LIFESPAN = 300  # seconds before a scheduled refresh
+    JWKS_REFRESH_COOLDOWN = 30  # at most one fetch per tenant in this many seconds (unknown kid, errors)
+
     HSTS_SECONDS = 31536000
     LOG_LEVEL = "INFO"
 
@@ -139,3 +153,11 @@ def check_config(config: dict, *, production: bool) -> None:
             )
     if not config.get("ENCRYPTION_KEY"):
         raise ConfigError("ENCRYPTION_KEY is missing.")
+    if not 0 <= int(config.get("TOKEN_LEEWAY", 0)) <= 60:
+        raise ConfigError("TOKEN_LEEWAY must be between 0 and 60 seconds (RFC 7519: a small allowance for skew).")
+    if int(config.get("KEY_GRACE_PERIOD", 0)) < int(config.get("TOKEN_LIFETIME", 0)):
+        raise ConfigError("KEY_GRACE_PERIOD must be at least TOKEN_LIFETIME, or rotating a key would invalidate "
+                          "tokens that have not expired yet.")
+    base = config.get("PUBLIC_BASE_URL")
+    if base and not str(base).startswith(("https://", "http://")):
+        raise ConfigError("PUBLIC_BASE_URL must be an absolute http(s) URL, such as https://portal.example.com.")

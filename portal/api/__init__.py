@@ -9,4 +9,4 @@ from flask import Blueprint
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
 # The modules register their routes and hooks on `bp`; imported last so they can import `bp` from here.
-from portal.api import auth, openapi, problems, tenants  # noqa: E402,F401
+from portal.api import auth, openapi, problems, tenants, tokens  # noqa: E402,F401

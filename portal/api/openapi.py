@@ -17,6 +17,7 @@ from portal.api import bp
 from portal.api.auth import APP_ID_HEADER, KEY_HEADER
 from portal.api.tenants import CURSOR_RE, DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_LENGTH, SKIP_CHECK_FIELD, STATUSES
 from portal.models.tenant import ALGORITHMS, IDP_TYPES, PROVISIONING_METHODS
+from portal.services import tokens
 from portal.services.signing_keys import RSA_KEY_SIZES
 from portal.services.tenant_spec import EMAIL_RE, OWNER_USERNAME_RE, TENANT_ID_RE
 
@@ -218,7 +219,8 @@ def _tenant_schema() -> Schema:
         "type": "object", "additionalProperties": False,
         "description": "A tenant in the registration API's field names. Secrets are never returned: *Set flags "
                        "say whether one is stored.",
-        "required": ["tenantId", "displayName", "tenantDomain", "clientId", "clientSecretSet", "identityProviderType",
+        "required": ["tenantId", "displayName", "tenantDomain", "clientId", "clientSecretSet", "clientSecretWeak",
+                     "identityProviderType",
                      "supportAlgorithm", "status", "verified", "connectionCheck", "createdAt", "updatedAt",
                      "signingKey", "owner"],
         "properties": {
@@ -227,6 +229,8 @@ def _tenant_schema() -> Schema:
             "tenantDomain": {"type": "string"},
             "clientId": {"type": "string"},
             "clientSecretSet": {"type": "boolean"},
+            "clientSecretWeak": {"type": "boolean", "description": "The client secret is short or guessable: "
+                                                                  "replace it with a long random value."},
             "identityProviderType": {"type": "string", "enum": list(IDP_TYPES)},
             "supportAlgorithm": {"type": "string", "enum": list(ALGORITHMS)},
             "status": {"type": "string", "enum": ["active", "inactive"]},
@@ -291,6 +295,45 @@ def _signing_key_schema() -> Schema:
             "createdAt": _timestamp("When the key was created."),
         },
     }
+
+
+def _key_list_schema() -> Schema:
+    return {
+        "type": "object", "additionalProperties": False, "required": ["keys"],
+        "properties": {"keys": {"type": "array", "items": {
+            "type": "object", "additionalProperties": False,
+            "required": ["kid", "algorithm", "status", "bits", "generated", "createdAt", "passiveUntil", "retiredAt",
+                         "publicKeyPem"],
+            "properties": {
+                "kid": {"type": "string"},
+                "algorithm": {"type": "string", "enum": list(ALGORITHMS)},
+                "status": {"type": "string", "enum": ["active", "passive", "retired"]},
+                "bits": {"type": "integer"}, "generated": {"type": "boolean"},
+                "createdAt": _timestamp("When the key was created."),
+                "passiveUntil": _timestamp("Passive keys: when the grace period ends.", True),
+                "retiredAt": _timestamp("Retired keys: since when.", True),
+                "publicKeyPem": {"type": ["string", "null"]}}}}},
+    }
+
+
+def _verdict_schema() -> Schema:
+    return {
+        "type": "object", "additionalProperties": False,
+        "required": ["valid", "reason", "message", "tenantId", "header", "claims"],
+        "properties": {
+            "valid": {"type": "boolean"},
+            "reason": {"type": "string", "enum": ["ok", *tokens.REASONS],
+                       "description": "ok, or why the token is refused."},
+            "message": {"type": "string"},
+            "tenantId": {"type": ["string", "null"]},
+            "header": {"type": "object"},
+            "claims": {"type": "object", "description": "Verified claims when valid; unverified ones otherwise."},
+        },
+    }
+
+
+def _keys_ok(description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": _ref("SigningKeyList")}}}
 
 
 def _owner_schema() -> Schema:
@@ -452,6 +495,53 @@ def _paths() -> dict[str, Schema]:
             "post": {"operationId": "deactivateTenant", "tags": ["tenants"], "summary": "Deactivate a tenant",
                      "responses": {"200": _tenant_ok("Inactive (idempotent)."), **_errors("NotFound")}},
         },
+        "/v1/tenant/{tenantId}/keys": {
+            "parameters": [_tenant_id_parameter()],
+            "get": {"operationId": "listSigningKeys", "tags": ["tokens"], "summary": "The tenant's signing keys",
+                    "description": "Every key, newest first, with the status that counts now: a passive key "
+                                   "whose grace period is over is retired. Public parts only.",
+                    "responses": {"200": _keys_ok("The keys."), **_errors("NotFound")}},
+        },
+        "/v1/tenant/{tenantId}/keys/rotate": {
+            "parameters": [_tenant_id_parameter()],
+            "post": {
+                "operationId": "rotateSigningKey", "tags": ["tokens"], "summary": "Rotate the signing key",
+                "description": "A new active key for the tenant's algorithm (generated unless signingKey is given); "
+                               "the previous active key turns passive and keeps validating for the grace period.",
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                    "type": "object", "additionalProperties": False, "properties": {
+                        "signingKey": {"type": "string", "description": "HS: the shared secret; RS: a PEM private "
+                                                                       "key. Omit to generate."},
+                        "rsaKeySize": {"type": "integer", "enum": list(RSA_KEY_SIZES)}}}}}},
+                "responses": {"201": _keys_ok("Rotated: the keys after the change."),
+                              **_errors("BadRequest", "NotFound", "Conflict", "PayloadTooLarge", "UnsupportedMediaType")},
+            },
+        },
+        "/v1/tenant/{tenantId}/keys/{kid}/retire": {
+            "parameters": [_tenant_id_parameter(), {"name": "kid", "in": "path", "required": True,
+                                                    "schema": {"type": "string", "maxLength": 64}}],
+            "post": {"operationId": "retireSigningKey", "tags": ["tokens"], "summary": "Retire a passive key now",
+                     "responses": {"200": _keys_ok("Retired (idempotent)."),
+                                   **_errors("NotFound", "Conflict")}},
+        },
+        "/v1/token/validate": {
+            "post": {
+                "operationId": "validateToken", "tags": ["tokens"], "summary": "Validate a tenant's token",
+                "description": "The tenant is found from the token (TENANTID claim or the portal's issuer URL, else "
+                               "tenantId); the token must use that tenant's registered algorithm and one of its "
+                               "active or passive keys (EXTERNAL: its issuer's JWKS); exp, iat, iss and aud are "
+                               "required. A refused token is a 200 answer with valid false and a reason code.",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "additionalProperties": False, "required": ["token"], "properties": {
+                        "token": {"type": "string", "description": "The JWT, with or without 'Bearer '."},
+                        "audience": {"type": "string", "description": "Expected aud; default: the portal's "
+                                                                      "TOKEN_AUDIENCE (EXTERNAL: the clientId)."},
+                        "tenantId": {"type": "string", "description": "For tokens that name no tenant."}}}}}},
+                "responses": {"200": {"description": "The verdict.", "content": {"application/json": {
+                    "schema": _ref("TokenVerdict")}}},
+                    **_errors("BadRequest", "PayloadTooLarge", "UnsupportedMediaType")},
+            },
+        },
         "/v1/openapi.json": {
             "get": {"operationId": "openapi", "tags": ["meta"], "summary": "This document", "security": [],
                     "responses": {"200": {"description": "The OpenAPI 3.1 document.",
@@ -475,7 +565,7 @@ def document() -> dict[str, Any]:
                            "Errors are RFC 9457 problem bodies (application/problem+json)"
                            + (f"; request bodies are limited to {limit} bytes." if limit else "."),
         },
-        "tags": [{"name": "tenants"}, {"name": "meta"}],
+        "tags": [{"name": "tenants"}, {"name": "tokens"}, {"name": "meta"}],
         "security": [{"AppId": [], "ApiKey": []}],
         "paths": _paths(),
         "components": {
@@ -505,6 +595,8 @@ def document() -> dict[str, Any]:
                                    "next": {"type": ["string", "null"], "format": "uri-reference",
                                             "description": "The next page; null on the last page."}}},
                 "SigningKey": _signing_key_schema(),
+                "SigningKeyList": _key_list_schema(),
+                "TokenVerdict": _verdict_schema(),
                 "Owner": _owner_schema(),
                 "Problem": _problem_schema(),
             },

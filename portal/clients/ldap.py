@@ -280,7 +280,7 @@ def check_ldap(
     return _scrub(result, bind_password or "")
 
 
-class _VerifiedTls(Tls):
+class VerifiedTls(Tls):
     """TLS that verifies the chain and the host name with the ssl module itself and refuses TLS < 1.2.
 
     ldap3's own host-name check calls ssl.match_hostname, deprecated and removed in Python 3.12; the
@@ -325,7 +325,7 @@ def _connect_and_read(
         return _unreachable(target, _network_reason(exc, timeout), details)
     details.append(f"Connected to {target.address}" + (f" ({address})." if address != target.host else "."))
 
-    tls = _VerifiedTls(target.host, ca_file) if target.use_ssl or start_tls else None
+    tls = VerifiedTls(target.host, ca_file) if target.use_ssl or start_tls else None
     server = Server(address, port=target.port, use_ssl=target.use_ssl, tls=tls, get_info=NONE,
                     connect_timeout=timeout)
     connection = Connection(
@@ -345,7 +345,7 @@ def _connect_and_read(
     except Exception as exc:  # anything can come out of ldap3 here; see _session_failed
         return _session_failed(exc, tls, target, ca_file, timeout, details)
     finally:
-        _close(connection)
+        close_quietly(connection)
 
 
 def _session(
@@ -384,7 +384,7 @@ def _session(
     entries = [item for item in connection.response or [] if item.get("type") == "searchResEntry"]
     if result.get("result") != _SUCCESS or not entries:
         return _read_failed(result, root_dn, bind_dn, details)
-    classes = _values(entries[0], "objectClass")
+    classes = entry_values(entries[0], "objectClass")
     details.append(f"Read {root_dn}" + (f" (objectClass: {', '.join(classes)})." if classes else "."))
 
     connection.search(root_dn, "(objectClass=*)", search_scope=LEVEL, attributes=["1.1"],
@@ -417,7 +417,7 @@ def _unreachable(target: LdapTarget, reason: str, details: list[str]) -> CheckRe
 
 
 def _session_failed(
-    exc: Exception, tls: _VerifiedTls | None, target: LdapTarget, ca_file: str | None, timeout: float,
+    exc: Exception, tls: VerifiedTls | None, target: LdapTarget, ca_file: str | None, timeout: float,
     details: list[str],
 ) -> CheckResult:
     """Explain a failure after the server accepted the TCP connection.
@@ -568,14 +568,14 @@ def _describe(result: dict[str, Any]) -> str:
     return f"{text}: {message}" if message else text
 
 
-def _values(entry: dict[str, Any], attribute: str) -> list[str]:
+def entry_values(entry: dict[str, Any], attribute: str) -> list[str]:
     for name, values in (entry.get("attributes") or {}).items():
         if name.lower() == attribute.lower():
             return [str(value) for value in (values if isinstance(values, list) else [values])]
     return []
 
 
-def _close(connection: Connection) -> None:
+def close_quietly(connection: Connection) -> None:
     """Unbind and close, and close a socket ldap3 left behind after a failed open or TLS handshake."""
     try:
         if not connection.closed:

@@ -501,7 +501,7 @@ def check_oidc(issuer: str, jwks_url: str, algorithm: str, fetcher: GuardedFetch
     usable: list[str] = []
     unusable: list[str] = []
     for index, key in enumerate(keys, start=1):
-        label, bits, problem = _assess_key(key, index, algorithm)
+        label, bits, problem = assess_key(key, index, algorithm)
         if problem is None:
             usable.append(f"{label}, RSA {bits} bits")
         else:
@@ -528,7 +528,7 @@ def _failed(summary: str, details: list[str], field_errors: dict[str, str]) -> C
     return CheckResult(ok=False, summary=summary, details=[*details, summary], field_errors=dict(field_errors))
 
 
-def _assess_key(key: object, index: int, algorithm: str) -> tuple[str, int, str | None]:
+def assess_key(key: object, index: int, algorithm: str) -> tuple[str, int, str | None]:
     """(label, RSA bits, problem or None). Inspected by hand rather than with PyJWK so that every reason a
     key is unusable can be reported, not only the first exception."""
     if not isinstance(key, dict):

@@ -8,7 +8,7 @@ from portal.models.certificate import Certificate as Certificate, ThumbprintMapp
 from portal.models.outbox import OutboxJob as OutboxJob, SyncState as SyncState
 from portal.models.setting import Setting
 from portal.models.sharing import ProductConnection as ProductConnection, SharingSettings as SharingSettings
-from portal.models.tenant import ALGORITHMS, IDP_TYPES, PROVISIONING_METHODS, SigningKey, Tenant
+from portal.models.tenant import ALGORITHMS, IDP_TYPES, PROVISIONING_METHODS, JwksCache, SigningKey, Tenant
 
 __all__ = ["ALGORITHMS", "IDP_TYPES", "PROVISIONING_METHODS", "ROLES", "AdminSession", "AdminUser", "ApiClient",
-           "AuditEvent", "Base", "BulkJob", "Setting", "SigningKey", "Tenant"]
+           "AuditEvent", "Base", "BulkJob", "JwksCache", "Setting", "SigningKey", "Tenant"]

@@ -53,6 +53,8 @@ class Tenant(Base):
 
     client_id: Mapped[str] = mapped_column(sa.String(255), index=True)
     client_secret: Mapped[str] = mapped_column(EncryptedText)
+    # Flagged at save time (short, common, or equal to the client id): shown as a warning, never a secret itself.
+    client_secret_weak: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     idp_type: Mapped[str] = mapped_column(sa.String(16))
     idp_settings: Mapped[dict] = mapped_column(JSONType, default=dict)  # the type's settings, secrets excluded
@@ -106,6 +108,29 @@ class SigningKey(Base):
     key_bits: Mapped[int] = mapped_column()  # HS: bytes * 8; RS: modulus size
     generated: Mapped[bool] = mapped_column(default=False)  # made by the portal rather than supplied
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    passive_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # end of the grace period once passive
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     tenant: Mapped[Tenant] = relationship(back_populates="keys")
+
+    def status_at(self, now: datetime) -> str:
+        """The status that counts: a passive key whose grace period is over is retired even before a sweep
+        writes it down, so validation never depends on a background job having run."""
+        if self.status == "passive" and self.passive_until is not None and self.passive_until <= now:
+            return "retired"
+        return self.status
+
+
+class JwksCache(Base):
+    """The last good JWK set of an EXTERNAL tenant's issuer, shared by every worker process through the
+    database, with the bookkeeping that rate-limits refreshes (one fetch per cool-down, whoever wins)."""
+
+    __tablename__ = "jwks_cache"
+
+    tenant_id: Mapped[int] = mapped_column(sa.ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True)
+    url: Mapped[str] = mapped_column(sa.String(2048))
+    jwks: Mapped[dict | None] = mapped_column(JSONType)  # the last set that passed validation
+    fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when `jwks` was fetched
+    attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last fetch attempt, good or bad
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    fetch_count: Mapped[int] = mapped_column(default=0, server_default="0")

@@ -42,7 +42,10 @@ def hmac_key(algorithm: str, supplied: str | None) -> KeyMaterial:
     if supplied is None or supplied == "":
         text = secrets.token_urlsafe(need + need // 2)  # base64 text whose bytes exceed the minimum
         return KeyMaterial(algorithm, _hmac_kid(text), text, None, len(text.encode()) * 8, True)
-    size = len(supplied.encode())
+    try:
+        size = len(supplied.encode())
+    except UnicodeEncodeError:  # a lone surrogate, which JSON can carry ("\ud800")
+        raise KeyProblem("The signing key is not valid Unicode text.") from None
     if size > MAX_KEY_TEXT:
         raise KeyProblem(f"The signing key is longer than {MAX_KEY_TEXT} bytes.")
     if size < need:
@@ -111,7 +114,7 @@ def make_key(algorithm: str, supplied: str | None, key_size: int = 2048) -> KeyM
 def rsa_thumbprint(public: rsa.RSAPublicKey) -> str:
     """RFC 7638 JWK thumbprint: the kid that JWKS consumers can recompute from the key itself."""
     numbers = public.public_numbers()
-    members = {"e": _b64(numbers.e), "kty": "RSA", "n": _b64(numbers.n)}
+    members = {"e": b64_uint(numbers.e), "kty": "RSA", "n": b64_uint(numbers.n)}
     digest = hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
@@ -121,6 +124,7 @@ def _hmac_kid(_secret: str) -> str:
     return "hs-" + secrets.token_hex(12)
 
 
-def _b64(value: int) -> str:
+def b64_uint(value: int) -> str:
+    """Base64url of an unsigned big-endian integer without padding, as JWK's n and e (RFC 7518 6.3.1)."""
     raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()

@@ -135,8 +135,8 @@ def parse(body: Any, rules: Rules, *, existing: dict[str, Any] | None = None) ->
         errors.add("supportAlgorithm", f"Choose one of {', '.join(ALGORITHMS)}.")
     signing_key = _text(body, "signingKey", errors, limit=16384, strip=False, secret=True)
     rsa_key_size = body.get("rsaKeySize", 2048)
-    if isinstance(rsa_key_size, str) and rsa_key_size.isdigit():
-        rsa_key_size = int(rsa_key_size)
+    if isinstance(rsa_key_size, str) and rsa_key_size.isascii() and rsa_key_size.isdigit() and len(rsa_key_size) < 6:
+        rsa_key_size = int(rsa_key_size)  # isdigit() alone passes "²" and 5000-digit strings, which int() refuses
     if isinstance(rsa_key_size, bool) or rsa_key_size not in RSA_KEY_SIZES:
         errors.add("rsaKeySize", f"Choose {', '.join(map(str, RSA_KEY_SIZES))}.")
         rsa_key_size = 2048
@@ -179,6 +179,18 @@ def default_domain(tenant_id: str, rules: Rules) -> str:
 # --- fields -----------------------------------------------------------------------------------------------
 
 
+def client_secret_weakness(secret: str, client_id: str, tenant_id: str) -> str | None:
+    """Why a client secret chosen by an administrator is easy to guess, or None. Weak secrets are accepted (the
+    registration API's own sample uses "order") but flagged on the tenant, so they can be found and replaced."""
+    if len(secret) < 16:
+        return f"The client secret has {len(secret)} characters; use at least 16 random ones (32 is better)."
+    if secret.lower() in {client_id.lower(), tenant_id.lower()}:
+        return "The client secret equals the client id or tenant id."
+    if len(set(secret)) < 6:
+        return "The client secret repeats a few characters; use a random value."
+    return None
+
+
 def _text(obj: dict, name: str, errors: _Errors, *, path: str | None = None, required: bool = False,
           limit: int = 255, strip: bool = True, secret: bool = False) -> str | None:
     """A string field: None when absent or blank; a type, length or placeholder problem is recorded."""
@@ -191,6 +203,12 @@ def _text(obj: dict, name: str, errors: _Errors, *, path: str | None = None, req
     if not isinstance(value, str):
         errors.add(path, "Must be a string.")
         return None
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: valid JSON ("\ud800"), but nothing downstream can store it
+            errors.add(path, "Must be valid Unicode text.")
+            return None
     if strip:
         value = value.strip()
     if value == "":
@@ -231,7 +249,13 @@ def _domain(body: dict, tenant_id: str | None, rules: Rules, errors: _Errors, ex
             errors.add("tenantDomain", "The tenant domain cannot change: Identity Server 7 cannot rename a tenant.")
         return existing["tenantDomain"]
     if given is None:
-        return default_domain(tenant_id, rules) if tenant_id else ""
+        if not tenant_id:
+            return ""
+        given = default_domain(tenant_id, rules)
+        if given in RESERVED_DOMAINS or given.split(".")[0] in RESERVED_FIRST_LABELS:  # e.g. tenantId "atom"
+            errors.add("tenantDomain", f"The domain derived from the tenant id, {given}, is reserved by the Identity "
+                                       "Server; enter another tenantDomain.")
+        return given
     if given.startswith("."):
         errors.add("tenantDomain", "The domain cannot start with a dot.")
     elif not DOMAIN_RE.fullmatch(given):

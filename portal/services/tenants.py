@@ -15,7 +15,7 @@ from portal.clients.checks import CheckResult
 from portal.extensions import db
 from portal.models import SigningKey, Tenant
 from portal.models.base import utcnow
-from portal.services import audit, idp_checks, signing_keys, sync, tenant_spec
+from portal.services import audit, idp_checks, key_ring, signing_keys, sync, tenant_spec
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
 from portal.services.tenant_spec import TenantSpec
@@ -56,7 +56,7 @@ def register_tenant(body: Any, actor: Actor, *, skip_check: bool = False) -> Reg
     check = _check(spec, skip_check)
     tenant = Tenant(tenant_id=spec.tenant_id, tenant_key=spec.tenant_id.lower(), domain=spec.domain, active=True)
     _apply(tenant, spec)
-    tenant.keys.append(_signing_key(key))
+    key_ring.install(tenant, key)
     _record_check(tenant, check)
     db.session.add(tenant)
     _commit_new(tenant, actor, "tenant.register", None)
@@ -80,7 +80,7 @@ def update_tenant(tenant_id: str, body: Any, actor: Actor, *, skip_check: bool =
         check = _check(spec, False, stored_secret=tenant.idp_secret if spec.idp_type == tenant.idp_type else None)
     _apply(tenant, spec)
     if new_key is not None:
-        _rotate(tenant, new_key)
+        key_ring.install(tenant, new_key)
     if check is not None:
         _record_check(tenant, check)
     elif settings_changed:
@@ -223,6 +223,7 @@ def to_api(tenant: Tenant) -> dict[str, Any]:
         "tenantDomain": tenant.domain,
         "clientId": tenant.client_id,
         "clientSecretSet": tenant.client_secret_set,
+        "clientSecretWeak": tenant.client_secret_weak,
         "identityProviderType": tenant.idp_type,
         "supportAlgorithm": tenant.support_algorithm,
         "status": "active" if tenant.active else "inactive",
@@ -322,6 +323,8 @@ def _apply(tenant: Tenant, spec: TenantSpec) -> None:
     tenant.client_id = spec.client_id
     if spec.client_secret is not None:
         tenant.client_secret = spec.client_secret
+        tenant.client_secret_weak = tenant_spec.client_secret_weakness(
+            spec.client_secret, spec.client_id, tenant.tenant_id) is not None
     if spec.owner is None:
         tenant.owner_username = tenant.owner_email = tenant.owner_first_name = tenant.owner_last_name = None
         tenant.owner_provisioning = tenant.owner_password = None
@@ -344,25 +347,6 @@ def _apply(tenant: Tenant, spec: TenantSpec) -> None:
     elif spec.idp_type == "EXTERNAL":
         tenant.idp_secret = None
     tenant.support_algorithm = spec.algorithm
-
-
-def _signing_key(key: signing_keys.KeyMaterial) -> SigningKey:
-    return SigningKey(kid=key.kid, algorithm=key.algorithm, status="active", secret=key.secret,
-                      public_pem=key.public_pem, key_bits=key.bits, generated=key.generated)
-
-
-def _rotate(tenant: Tenant, key: signing_keys.KeyMaterial) -> None:
-    """The new key signs from now on. Same algorithm: the old key stays passive so issued tokens still validate;
-    a different algorithm: old keys are retired, since validation pins the tenant's algorithm."""
-    now = utcnow()
-    for old in tenant.keys:
-        if old.status == "retired":
-            continue
-        if old.algorithm == key.algorithm and old.status == "active":
-            old.status = "passive"
-        elif old.algorithm != key.algorithm:
-            old.status, old.retired_at = "retired", now
-    tenant.keys.append(_signing_key(key))
 
 
 def _audit_view(tenant: Tenant) -> dict[str, Any]:

@@ -216,3 +216,22 @@ class TenantSearchForm(FlaskForm):
     q = StringField("Search", validators=[Optional(), Length(max=255)])
     type = SelectField("Type", choices=[SelectChoice("", "any"), *_choices(IDP_TYPES)], default="")
     status = SelectField("Status", choices=[SelectChoice("", "any"), *_choices(STATUS_CHOICES)], default="")
+
+
+class TokenLabForm(FlaskForm):
+    """The token lab: one button issues a test token; the other decodes and validates the pasted one."""
+
+    token = TextAreaField("Token", validators=[Optional(), Length(max=16384)],
+                          description="A JWT, with or without 'Bearer '.")
+    audience = StringField("Expected audience", validators=[Optional(), Length(max=255)],
+                           description="Leave empty for the portal's audience (EXTERNAL tenants: the client id).")
+    issue = SubmitField("Issue test token")
+    check = SubmitField("Decode and validate")  # not validate_token: WTForms would take it for an inline validator
+
+    def validate(self, extra_validators=None) -> bool:
+        if not super().validate(extra_validators):
+            return False
+        if not self.issue.data and not (self.token.data or "").strip():
+            self.token.errors = ["Paste a token to decode and validate."]
+            return False
+        return True

@@ -9,11 +9,11 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from portal.access import roles
 from portal.clients.checks import CheckResult
 from portal.models import Tenant
-from portal.services import audit, reconcile, sync, tenants
+from portal.services import audit, external_jwks, key_ring, reconcile, sync, tenants
 from portal.services.errors import CheckFailed, Conflict, NotFound, ServiceError, ValidationError
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import apply_errors, current_actor
-from portal.web.tenants.forms import TenantForm, TenantSearchForm, form_errors
+from portal.web.tenants.forms import TenantForm, TenantSearchForm, TokenLabForm, form_errors
 
 bp = Blueprint("tenants", __name__, url_prefix="/tenants")
 
@@ -110,11 +110,17 @@ def _saved(done: tenants.Registration, verb: str):
 @bp.get("/<tenant_id>")
 @roles(*READERS)
 def detail(tenant_id: str):
-    tenant = _get_or_404(tenant_id)
+    return detail_page(_get_or_404(tenant_id))
+
+
+def detail_page(tenant: Tenant, lab: dict | None = None):
+    """The tenant page; `lab` carries the token lab's form and result after a lab POST (token_lab.py)."""
     changes = audit.search(audit.AuditFilter(object_type="tenant", object_id=tenant.tenant_id), limit=10)
+    lab = lab or {"form": TokenLabForm(formdata=None)}
     return render_template("tenants/detail.html", tenant=tenant, api=tenants.to_api(tenant),
                            changes=changes.events, confirm=ConfirmForm(), sync_view=sync.tenant_sync(tenant),
-                           sync_labels=sync.PRODUCT_NAMES)
+                           sync_labels=sync.PRODUCT_NAMES, keys=key_ring.key_views(tenant), lab=lab,
+                           jwks_cache=external_jwks.cache_view(tenant) if tenant.idp_type == "EXTERNAL" else None)
 
 
 def _set_active(tenant_id: str, active: bool):

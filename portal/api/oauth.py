@@ -1,0 +1,66 @@
+"""Token endpoints outside /v1, where OAuth clients and JOSE libraries expect them: POST /oauth/token and each
+tenant's /t/<tenantId>/.well-known/ documents. Responses follow RFC 6749 (token) and RFC 8414 (metadata)."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from portal.access import machine, public
+from portal.errors import problem
+from portal.extensions import limiter
+from portal.services import tokens
+from portal.services.errors import NotFound
+
+bp = Blueprint("oauth", __name__)
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+PUBLISHED_MAX_AGE = 300
+
+
+def _failed_client_auth(response: Response) -> bool:
+    return response.status_code in (400, 401)
+
+
+@bp.post("/oauth/token")
+@machine
+@limiter.limit(lambda: current_app.config["TOKEN_FAILURE_LIMIT_PER_IP"], deduct_when=_failed_client_auth)
+def token():
+    auth = request.authorization
+    try:
+        if auth is None or auth.type != "basic" or auth.username is None or auth.password is None:
+            raise tokens.OAuthError("invalid_client", "Authenticate with HTTP Basic: base64(clientId:clientSecret).",
+                                    401)
+        if request.mimetype != "application/x-www-form-urlencoded":
+            raise tokens.OAuthError("invalid_request", "Send the parameters as application/x-www-form-urlencoded.")
+        issued = tokens.issue(auth.username, auth.password, request.form, request.url_root)
+    except tokens.OAuthError as exc:
+        response = jsonify(error=exc.error, error_description=exc.description)
+        response.status_code = exc.status
+        response.headers.update(NO_STORE)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Basic realm="tenant-portal", charset="UTF-8"'
+        return response
+    response = jsonify(issued.response())
+    response.headers.update(NO_STORE)
+    return response
+
+
+@bp.get("/t/<tenant_id>/.well-known/jwks.json")
+@public
+def jwks(tenant_id: str):
+    return _published(lambda: tokens.jwks_document(tenant_id))
+
+
+@bp.get("/t/<tenant_id>/.well-known/openid-configuration")
+@public
+def openid_configuration(tenant_id: str):
+    return _published(lambda: tokens.discovery_document(tenant_id, request.url_root))
+
+
+def _published(make) -> Response:
+    try:
+        response = jsonify(make())
+    except NotFound as exc:
+        return problem(404, "Not found", exc.message)
+    response.headers["Cache-Control"] = f"public, max-age={PUBLISHED_MAX_AGE}"
+    response.headers["Access-Control-Allow-Origin"] = "*"  # public keys: any verifier may read them
+    return response

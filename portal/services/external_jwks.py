@@ -1,0 +1,136 @@
+"""EXTERNAL tenants' signing keys: their issuer's JWKS, fetched through the SSRF-guarded fetcher and cached in
+the database so every worker process shares one copy.
+
+A refresh happens when the copy is older than JWKS_LIFESPAN or a token names a kid the copy lacks, and at most
+once per JWKS_REFRESH_COOLDOWN per tenant across all workers: the worker that wins a conditional UPDATE fetches,
+the others use what is cached. A failed fetch keeps the last good set (PyJWT's own client used to drop it,
+GHSA-fhv5-28vv-h8m8). Only keys fit for the tenant's algorithm are kept (RSA, >= 2048 bits, use sig).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from portal.clients import oidc
+from portal.extensions import db
+from portal.models import JwksCache, Tenant
+from portal.models.base import utcnow
+from portal.services import idp_checks
+
+log = logging.getLogger(__name__)
+
+# Parsed keys per process, keyed by the cached set's fetch time: a new fetch anywhere invalidates them here.
+_parsed: dict[int, tuple[datetime, dict[str, Any]]] = {}
+_lock = threading.Lock()
+
+
+def key_for(tenant: Tenant, kid: str) -> tuple[Any, str]:
+    """(verifying key, "") or (None, reason code)."""
+    cfg = current_app.config
+    now = utcnow()
+    lifespan = timedelta(seconds=int(cfg["JWKS_LIFESPAN"]))
+    row = db.session.get(JwksCache, tenant.id)
+    url = (tenant.idp_settings or {}).get("jwkSetUrl") or ""
+    stale = row is None or row.fetched_at is None or row.fetched_at + lifespan <= now or row.url != url
+    keys = _keys(tenant.id, row) if row is not None and row.url == url else {}
+    if stale or kid not in keys:
+        row = _refresh(tenant, url, now)
+        keys = _keys(tenant.id, row) if row is not None and row.url == url else {}
+    if kid in keys:
+        return keys[kid], ""
+    if not keys and (row is None or row.jwks is None):
+        return None, "jwks_unavailable"
+    return None, "unknown_kid"
+
+
+def cache_view(tenant: Tenant) -> dict[str, Any] | None:
+    """What the token lab shows about the cached set."""
+    row = db.session.get(JwksCache, tenant.id)
+    if row is None:
+        return None
+    return {"url": row.url, "kids": sorted(k.get("kid", "") for k in (row.jwks or {}).get("keys", [])),
+            "fetchedAt": row.fetched_at, "attemptedAt": row.attempted_at, "lastError": row.last_error,
+            "fetchCount": row.fetch_count}
+
+
+def _refresh(tenant: Tenant, url: str, now: datetime) -> JwksCache | None:
+    """Fetch if this process wins the cool-down slot; return the (possibly unchanged) cached row."""
+    cooldown = timedelta(seconds=int(current_app.config["JWKS_REFRESH_COOLDOWN"]))
+    if not _claim(tenant.id, url, now, cooldown):
+        db.session.expire_all()
+        return db.session.get(JwksCache, tenant.id)
+    row = db.session.get(JwksCache, tenant.id)
+    try:
+        document = idp_checks.fetcher().get_json(url)
+        kept = _fit_keys(document, tenant.support_algorithm)
+        if not kept:
+            raise oidc.FetchFailed(f"no key in the JWKS can verify {tenant.support_algorithm} tokens")
+    except oidc.FetchError as exc:
+        log.warning("JWKS refresh for tenant %s failed: %s", tenant.tenant_id, exc.reason)
+        row.last_error = exc.reason[:1000]
+    else:
+        row.jwks, row.fetched_at, row.last_error = {"keys": kept}, utcnow(), None
+        row.fetch_count = (row.fetch_count or 0) + 1
+    db.session.commit()
+    return row
+
+
+def _claim(tenant_pk: int, url: str, now: datetime, cooldown: timedelta) -> bool:
+    """One fetch per cool-down across processes: an atomic conditional UPDATE (or the first INSERT) wins."""
+    won = db.session.execute(
+        sa.update(JwksCache)
+        .where(JwksCache.tenant_id == tenant_pk,
+               sa.or_(JwksCache.attempted_at.is_(None), JwksCache.attempted_at <= now - cooldown,
+                      JwksCache.url != url))
+        .values(attempted_at=now, url=url)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if won:
+        db.session.commit()
+        return True
+    db.session.rollback()
+    if db.session.get(JwksCache, tenant_pk) is not None:
+        return False
+    db.session.add(JwksCache(tenant_id=tenant_pk, url=url, attempted_at=now, fetch_count=0))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # another worker inserted first and fetches
+        return False
+    return True
+
+
+def _fit_keys(document: dict, algorithm: str) -> list[dict]:
+    keys = document.get("keys")
+    if not isinstance(keys, list):
+        raise oidc.FetchFailed('the document is not a JWK set: it has no "keys" list')
+    fit = []
+    for index, key in enumerate(keys[:oidc.MAX_JWKS_KEYS], start=1):
+        _label, _bits, problem = oidc.assess_key(key, index, algorithm)
+        if problem is None and isinstance(key.get("kid"), str):
+            fit.append({name: key[name] for name in ("kty", "kid", "n", "e", "alg", "use") if name in key})
+    return fit
+
+
+def _keys(tenant_pk: int, row: JwksCache) -> dict[str, Any]:
+    if row.jwks is None or row.fetched_at is None:
+        return {}
+    cached = _parsed.get(tenant_pk)
+    if cached is not None and cached[0] == row.fetched_at:
+        return cached[1]
+    parsed = {}
+    for key in row.jwks.get("keys", []):
+        try:
+            parsed[key["kid"]] = jwt.PyJWK.from_dict(key).key
+        except (jwt.PyJWTError, KeyError, ValueError):
+            continue
+    with _lock:
+        _parsed[tenant_pk] = (row.fetched_at, parsed)
+    return parsed

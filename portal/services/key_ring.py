@@ -1,0 +1,172 @@
+"""A tenant's signing keys over time: rotation (new active key, old one passive for a grace period), retirement,
+the published JWKS, and the parsed key objects the token service signs and verifies with.
+
+Key material never changes once a row exists (a rotation adds a row), so parsed keys are cached per process by
+row id and kid (a row id alone can come back after deletes, e.g. SQLite reuses the highest rowid): PEM parsing
+happens once per key and process, not per request. The status is always read from the
+database, so a retirement takes effect at once in every worker.
+"""
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from flask import current_app
+from sqlalchemy.orm import defer
+
+from portal.extensions import db
+from portal.models import SigningKey, Tenant
+from portal.models.base import utcnow
+from portal.services import audit, signing_keys
+from portal.services.context import Actor
+from portal.services.errors import Conflict, NotFound, ValidationError
+
+USABLE = ("active", "passive")
+_CACHE_LIMIT = 10000
+_parsed: dict[tuple[int, str, str], Any] = {}
+_lock = threading.Lock()
+
+
+def grace_period() -> timedelta:
+    return timedelta(seconds=int(current_app.config["KEY_GRACE_PERIOD"]))
+
+
+def install(tenant: Tenant, material: signing_keys.KeyMaterial, now: datetime | None = None) -> SigningKey:
+    """Make `material` the active key. Same algorithm: the active key turns passive for the grace period, so
+    tokens it signed keep validating; another algorithm: every older key retires at once, because validation
+    pins the tenant's algorithm and could never accept them again."""
+    now = now or utcnow()
+    for old in tenant.keys:
+        status = old.status_at(now)
+        if status == "retired":
+            if old.status != "retired":
+                old.status, old.retired_at = "retired", old.passive_until
+            continue
+        if old.algorithm != material.algorithm:
+            old.status, old.retired_at, old.passive_until = "retired", now, None
+        elif status == "active":
+            old.status, old.passive_until = "passive", now + grace_period()
+    key = SigningKey(kid=material.kid, algorithm=material.algorithm, status="active", secret=material.secret,
+                     public_pem=material.public_pem, key_bits=material.bits, generated=material.generated,
+                     created_at=now)
+    tenant.keys.append(key)
+    return key
+
+
+def rotate(tenant_id: str, actor: Actor, *, supplied: str | None = None, key_size: int = 2048) -> SigningKey:
+    """A new active key for the tenant's algorithm (generated, or the supplied one); audited."""
+    tenant = _tenant(tenant_id)
+    try:
+        material = signing_keys.make_key(tenant.support_algorithm, supplied, key_size)
+    except signing_keys.KeyProblem as exc:
+        raise ValidationError({"signingKey": str(exc)}) from None
+    if any(k.kid == material.kid for k in tenant.keys):
+        raise Conflict("This key is already one of the tenant's keys; supply a new one.",
+                       {"signingKey": "This key is already one of the tenant's keys."})
+    previous = tenant.active_key
+    key = install(tenant, material)
+    audit.record(actor, "tenant.key_rotate", "tenant", tenant.tenant_id, {
+        "activeKid": {"before": previous.kid if previous else None, "after": key.kid},
+        "passiveUntil": {"before": None, "after": _iso(previous.passive_until) if previous else None},
+    })
+    db.session.commit()
+    return key
+
+
+def retire(tenant_id: str, kid: str, actor: Actor) -> SigningKey:
+    """End a passive key's grace period now: tokens it signed stop validating."""
+    tenant = _tenant(tenant_id)
+    key = next((k for k in tenant.keys if k.kid == kid), None)
+    if key is None:
+        raise NotFound(f"Tenant {tenant.tenant_id} has no key {kid!r}.")
+    status = key.status_at(utcnow())
+    if status == "active":
+        raise Conflict("The active key signs new tokens and cannot be retired; rotate first, then retire it.",
+                       {"kid": "Rotate before retiring the active key."})
+    if status == "retired" and key.status == "retired":
+        return key
+    key.status, key.retired_at = "retired", utcnow()
+    audit.record(actor, "tenant.key_retire", "tenant", tenant.tenant_id, {"kid": {"before": status, "after": "retired"}})
+    db.session.commit()
+    return key
+
+
+def key_views(tenant: Tenant) -> list[dict[str, Any]]:
+    """Every key with the status that counts now, newest first; public parts only."""
+    now = utcnow()
+    views = []
+    for k in sorted(tenant.keys, key=lambda k: (k.created_at, k.id), reverse=True):
+        status = k.status_at(now)
+        retired_at = k.retired_at or (k.passive_until if status == "retired" else None)
+        views.append({"kid": k.kid, "algorithm": k.algorithm, "status": status, "bits": k.key_bits,
+                      "generated": k.generated, "createdAt": _iso(k.created_at),
+                      "passiveUntil": _iso(k.passive_until) if status == "passive" else None,
+                      "retiredAt": _iso(retired_at), "publicKeyPem": k.public_pem})
+    return views
+
+
+def usable_keys(tenant_pk: int, *, with_secret: bool) -> list[SigningKey]:
+    """The tenant's active and passive keys, read fresh from the database. The encrypted column is loaded only
+    when asked for (it costs a decryption per row)."""
+    query = sa.select(SigningKey).where(SigningKey.tenant_id == tenant_pk, SigningKey.status.in_(USABLE))
+    if not with_secret:
+        query = query.options(defer(SigningKey.secret))
+    now = utcnow()
+    return [k for k in db.session.execute(query).scalars() if k.status_at(now) != "retired"]
+
+
+def signing_object(key: SigningKey) -> Any:
+    """What PyJWT signs with: the HMAC key bytes, or the parsed RSA private key."""
+    return _cached(key, "sign", lambda: key.secret.encode() if not signing_keys.is_rsa(key.algorithm)
+                   else serialization.load_pem_private_key(key.secret.encode(), password=None))
+
+
+def verifying_object(key: SigningKey) -> Any:
+    """What PyJWT verifies with: the HMAC key bytes, or the parsed RSA public key (the private key is never
+    decrypted to verify)."""
+    if signing_keys.is_rsa(key.algorithm):
+        return _cached(key, "verify", lambda: serialization.load_pem_public_key(key.public_pem.encode()))
+    return _cached(key, "sign", lambda: key.secret.encode())
+
+
+def published_jwks(tenant: Tenant) -> dict[str, list[dict[str, str]]]:
+    """The JWK set for /t/<tenantId>/.well-known/jwks.json: RSA public keys that still validate. HMAC keys are
+    shared secrets and never leave the portal."""
+    keys = []
+    for key in usable_keys(tenant.id, with_secret=False):
+        if not signing_keys.is_rsa(key.algorithm) or not key.public_pem:
+            continue
+        numbers = verifying_object(key).public_numbers()
+        keys.append({"kty": "RSA", "use": "sig", "alg": key.algorithm, "kid": key.kid,
+                     "n": signing_keys.b64_uint(numbers.n), "e": signing_keys.b64_uint(numbers.e)})
+    return {"keys": keys}
+
+
+def _cached(key: SigningKey, purpose: str, make) -> Any:
+    slot = (key.id, key.kid, purpose)
+    found = _parsed.get(slot)
+    if found is None:
+        found = make()
+        with _lock:
+            if len(_parsed) >= _CACHE_LIMIT:
+                _parsed.clear()
+            _parsed[slot] = found
+    return found
+
+
+def _tenant(tenant_id: str) -> Tenant:
+    tenant = db.session.execute(sa.select(Tenant).where(Tenant.tenant_key == str(tenant_id).lower())
+                                ).scalar_one_or_none()
+    if tenant is None:
+        raise NotFound(f"No tenant with id {tenant_id!r}.")
+    if tenant.idp_type == "EXTERNAL":
+        raise Conflict("An EXTERNAL tenant's tokens are signed by its own identity provider; the portal holds no "
+                       "key to rotate for it.", {"supportAlgorithm": "Keys live at the external provider."})
+    return tenant
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None

@@ -1,0 +1,350 @@
+"""The token service: issue tokens per tenant (RFC 6749 client credentials and password grants) and validate
+any tenant's token with that tenant's registered algorithm, issuer and keys.
+
+Validation never trusts the token to say how it should be checked: the header's `alg` must equal the tenant's
+registered algorithm (so `none`, or HS256 signed with an RSA public key, is refused before any key is used),
+the key comes from the tenant's own active/passive keys by `kid` (or, for EXTERNAL tenants, from the issuer's
+JWKS), and `exp`, `iat`, `iss` and `aud` are required. Every refusal has a reason code.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm import defer
+
+from portal.clients import jdbc, user_stores
+from portal.extensions import db
+from portal.models import SigningKey, Tenant
+from portal.models.base import utcnow
+from portal.services import audit, external_jwks, key_ring, signing_keys
+from portal.services.context import Actor
+from portal.services.errors import Conflict, NotFound
+
+log = logging.getLogger(__name__)
+
+GRANT_TYPES = ("client_credentials", "password")
+CLIENT_AUTHORITIES = ["ROLE_CLIENT"]
+MAX_TOKEN_BYTES = 16384
+PASSWORD_GRANT_TYPES = ("POSTGRES", "ORACLE", "LDAP")
+# PyJWT refuses keys shorter than RFC 7518 allows instead of only warning (security.md section 2).
+_JWT = jwt.PyJWT(options={"enforce_minimum_key_length": True})
+_JWS = jwt.PyJWS(options={"enforce_minimum_key_length": True})
+
+# Reason codes of a refused token: stable strings that clients and the token lab show.
+REASONS = {
+    "malformed": "The token is not a well-formed JWS compact serialisation.",
+    "unknown_tenant": "The token names no registered tenant (TENANTID claim or a tenant issuer).",
+    "tenant_inactive": "The tenant is deactivated: its tokens are not accepted.",
+    "algorithm_not_allowed": "The token's algorithm is not an algorithm tokens may use (for example 'none').",
+    "algorithm_mismatch": "The token's algorithm is not the one registered for the tenant.",
+    "missing_kid": "The token header has no kid, so no key of the tenant can be chosen.",
+    "unknown_kid": "No active or passive key of the tenant has this kid.",
+    "key_retired": "The key that signed the token is retired.",
+    "jwks_unavailable": "The external issuer's JWKS could not be fetched and no earlier copy is cached.",
+    "bad_signature": "The signature does not match: the token was altered or signed with another key.",
+    "expired": "The token has expired (exp).",
+    "not_yet_valid": "The token is not valid yet (nbf or iat in the future).",
+    "wrong_issuer": "The issuer (iss) is not the tenant's issuer.",
+    "wrong_audience": "The audience (aud) is not the expected audience.",
+    "missing_claim": "A required claim (exp, iat, iss, aud) is missing.",
+    "tenant_mismatch": "The TENANTID claim and the portal issuer URL (iss) name different tenants.",
+    "invalid_claims": "A claim has the wrong type.",
+}
+
+
+class OAuthError(Exception):
+    """An RFC 6749 section 5.2 error response."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error, self.description, self.status = error, description, status
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str = field(repr=False)
+    expires_in: int
+    tenant_id: str
+    kid: str
+    algorithm: str
+
+    def response(self) -> dict[str, Any]:
+        return {"access_token": self.access_token, "token_type": "Bearer", "expires_in": self.expires_in}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    valid: bool
+    reason: str  # "ok" or a key of REASONS
+    tenant_id: str | None = None
+    header: dict[str, Any] = field(default_factory=dict)
+    claims: dict[str, Any] = field(default_factory=dict)  # verified claims when valid, else the unverified ones
+
+    @property
+    def message(self) -> str:
+        return "The token is valid." if self.valid else REASONS.get(self.reason, self.reason)
+
+    def response(self) -> dict[str, Any]:
+        return {"valid": self.valid, "reason": self.reason, "message": self.message, "tenantId": self.tenant_id,
+                "header": self.header, "claims": self.claims}
+
+
+def issuer_for(tenant_id: str, base_url: str) -> str:
+    """The portal's issuer URL for a tenant; PUBLIC_BASE_URL wins over the request's address."""
+    base = current_app.config.get("PUBLIC_BASE_URL") or base_url
+    return f"{base.rstrip('/')}/t/{tenant_id}"
+
+
+# --- issuing -----------------------------------------------------------------------------------------------
+
+
+def issue(client_id: str, client_secret: str, params: Mapping[str, str], base_url: str) -> IssuedToken:
+    """POST /oauth/token: authenticate the client, run the grant, sign with the tenant's active key."""
+    grant_type = params.get("grant_type") or ""
+    if not grant_type:
+        raise OAuthError("invalid_request", "grant_type is required.")
+    if grant_type not in GRANT_TYPES:
+        raise OAuthError("unsupported_grant_type", f"Use grant_type {' or '.join(GRANT_TYPES)}.")
+    tenant = _authenticate_client(client_id, client_secret, params.get("TENANTID"))
+    if tenant.idp_type == "EXTERNAL":
+        raise OAuthError("unauthorized_client", "Tokens of an EXTERNAL tenant are issued by its own identity "
+                                                "provider, not by this portal.")
+    if grant_type == "client_credentials":
+        return _sign(tenant, client_id, client_id, CLIENT_AUTHORITIES, base_url)
+    username, password = params.get("username") or "", params.get("password") or ""
+    if not username or not password:
+        raise OAuthError("invalid_request", "The password grant needs username and password.")
+    if len(username) > 255 or len(password) > 1024:
+        raise OAuthError("invalid_grant", "The username or password is wrong.")
+    checked = _check_user(tenant, username, password)
+    if checked.unavailable:
+        log.warning("password grant for tenant %s: %s", tenant.tenant_id, checked.reason)
+        raise OAuthError("temporarily_unavailable", "The tenant's user store cannot be reached; try again later.",
+                         503)
+    if not checked.ok:
+        log.info("password grant refused for tenant %s: %s", tenant.tenant_id, checked.reason)
+        raise OAuthError("invalid_grant", "The username or password is wrong.")
+    return _sign(tenant, username, client_id, checked.roles, base_url)
+
+
+def lab_issue(tenant_id: str, actor: Actor, base_url: str) -> IssuedToken:
+    """The token lab's test token: a client-credentials token for the tenant without its client secret, for an
+    administrator who may already see everything about the tenant. Audited, since it is a working token."""
+    tenant = _tenant(tenant_id)
+    if tenant.idp_type == "EXTERNAL":
+        raise Conflict("Tokens of an EXTERNAL tenant are issued by its own identity provider; paste one of them "
+                       "below to validate it.", {})
+    if not tenant.active:
+        raise Conflict("The tenant is deactivated: no token is issued for it.", {})
+    issued = _sign(tenant, tenant.client_id, tenant.client_id, CLIENT_AUTHORITIES, base_url)
+    audit.record(actor, "tenant.token_test_issue", "tenant", tenant.tenant_id,
+                 {"kid": {"before": None, "after": issued.kid}})
+    db.session.commit()
+    return issued
+
+
+def _authenticate_client(client_id: str, client_secret: str, tenant_hint: str | None) -> Tenant:
+    query = sa.select(Tenant).options(defer(Tenant.owner_password), defer(Tenant.idp_secret))
+    if tenant_hint:
+        candidates = db.session.execute(query.where(Tenant.tenant_key == tenant_hint.lower()[:64])).scalars().all()
+    else:
+        candidates = db.session.execute(query.where(Tenant.client_id == client_id).limit(2)).scalars().all()
+        if len(candidates) > 1:
+            raise OAuthError("invalid_request", "Several tenants use this client id: send TENANTID.")
+    tenant = candidates[0] if candidates else None
+    good = tenant is not None and hmac.compare_digest(tenant.client_id.encode(), client_id.encode())
+    expected = tenant.client_secret if tenant is not None else secrets.token_urlsafe(32)
+    good = hmac.compare_digest(expected.encode(), client_secret.encode()) and good
+    if not good:
+        raise OAuthError("invalid_client", "Client authentication failed.", 401)
+    if not tenant.active:
+        raise OAuthError("invalid_client", "The tenant is deactivated.", 401)
+    return tenant
+
+
+def _check_user(tenant: Tenant, username: str, password: str) -> user_stores.UserCheck:
+    cfg = current_app.config
+    timeout = float(cfg["USER_STORE_TIMEOUT"])
+    settings = tenant.idp_settings or {}
+    if tenant.idp_type == "LDAP":
+        return user_stores.check_ldap(settings, tenant.idp_secret, username, password,
+                                      ca_file=cfg.get("LDAP_CA_FILE"), timeout=timeout)
+    target = jdbc.parse_jdbc_url(settings["dataSourceURL"])
+    check = user_stores.check_postgres if tenant.idp_type == "POSTGRES" else user_stores.check_oracle
+    return check(target, settings.get("dataSourceUserName") or "", tenant.idp_secret or "", username, password,
+                 timeout=timeout)
+
+
+def _sign(tenant: Tenant, subject: str, client_id: str, authorities: list[str], base_url: str) -> IssuedToken:
+    keys = [k for k in key_ring.usable_keys(tenant.id, with_secret=False)
+            if k.status == "active" and k.algorithm == tenant.support_algorithm]
+    if not keys:
+        raise OAuthError("server_error", "The tenant has no active signing key.", 500)
+    key = keys[0]  # its deferred secret is loaded only if this process has not parsed the key yet
+    cfg = current_app.config
+    now = int(utcnow().timestamp())
+    lifetime = int(cfg["TOKEN_LIFETIME"])
+    claims = {
+        "iss": issuer_for(tenant.tenant_id, base_url), "sub": subject, "aud": cfg["TOKEN_AUDIENCE"],
+        "iat": now, "nbf": now, "exp": now + lifetime, "jti": uuid.uuid4().hex,
+        "TENANTID": tenant.tenant_id, "user_name": subject, "authorities": list(authorities), "client_id": client_id,
+    }
+    token = _JWT.encode(claims, key_ring.signing_object(key), algorithm=key.algorithm, headers={"kid": key.kid})
+    return IssuedToken(token, lifetime, tenant.tenant_id, key.kid, key.algorithm)
+
+
+# --- validating --------------------------------------------------------------------------------------------
+
+
+def validate(token: str, base_url: str, *, audience: str | None = None, tenant_hint: str | None = None) -> Verdict:
+    """Check any tenant's token. The tenant comes from the TENANTID claim, else from a portal issuer URL, else
+    from `tenant_hint`; it then decides everything else."""
+    token = (token or "").strip()
+    if token.lower().startswith("bearer "):
+        token = token[7:].strip()
+    if not token or len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
+        return Verdict(False, "malformed")
+    try:
+        header = _JWS.get_unverified_header(token)
+        unverified = _JWT.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return Verdict(False, "malformed")
+    header = {k: v for k, v in header.items() if isinstance(k, str)}
+    tenant = _tenant_of(unverified, base_url, tenant_hint)
+    if tenant is None:
+        return Verdict(False, "unknown_tenant", None, header, unverified)
+
+    def refused(reason: str) -> Verdict:
+        return Verdict(False, reason, tenant.tenant_id, header, unverified)
+
+    named = (unverified.get("TENANTID"), _portal_issuer_tenant(unverified.get("iss"), base_url))
+    if any(isinstance(name, str) and name.lower() != tenant.tenant_key for name in named):
+        return refused("tenant_mismatch")
+    if not tenant.active:
+        return refused("tenant_inactive")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in signing_keys.HMAC_MIN_BYTES and not signing_keys.is_rsa(alg):
+        return refused("algorithm_not_allowed")
+    if alg != tenant.support_algorithm:
+        return refused("algorithm_mismatch")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        return refused("missing_kid")
+
+    if tenant.idp_type == "EXTERNAL":
+        key, reason = external_jwks.key_for(tenant, kid)
+        issuer = (tenant.idp_settings or {}).get("issuer") or ""
+        expected_aud = audience or tenant.client_id
+    else:
+        key, reason = _own_key(tenant, kid)
+        issuer = issuer_for(tenant.tenant_id, base_url)
+        expected_aud = audience or current_app.config["TOKEN_AUDIENCE"]
+    if key is None:
+        return refused(reason)
+    try:
+        claims = _JWT.decode(
+            token, key, algorithms=[tenant.support_algorithm], audience=expected_aud, issuer=issuer,
+            leeway=min(int(current_app.config["TOKEN_LEEWAY"]), 60),
+            options={"require": ["exp", "iat", "iss", "aud"], "strict_aud": False},
+        )
+    except jwt.PyJWTError as exc:
+        return refused(_reason_of(exc))
+    return Verdict(True, "ok", tenant.tenant_id, header, claims)
+
+
+def _own_key(tenant: Tenant, kid: str) -> tuple[Any, str]:
+    keys = {k.kid: k for k in key_ring.usable_keys(tenant.id, with_secret=False)}
+    key = keys.get(kid)
+    if key is None:
+        retired = db.session.execute(sa.select(sa.func.count()).select_from(SigningKey).where(
+            SigningKey.tenant_id == tenant.id, SigningKey.kid == kid)).scalar_one()
+        return None, "key_retired" if retired else "unknown_kid"
+    if key.algorithm != tenant.support_algorithm:
+        return None, "algorithm_mismatch"
+    return key_ring.verifying_object(key), ""
+
+
+def _tenant_of(claims: dict[str, Any], base_url: str, hint: str | None) -> Tenant | None:
+    name = claims.get("TENANTID")
+    if not isinstance(name, str) or not name:
+        name = _portal_issuer_tenant(claims.get("iss"), base_url) or hint
+    if not name or len(name) > 64:
+        return None
+    return db.session.execute(sa.select(Tenant).options(defer(Tenant.owner_password), defer(Tenant.idp_secret),
+                                                        defer(Tenant.client_secret))
+                              .where(Tenant.tenant_key == name.lower())).scalar_one_or_none()
+
+
+def _portal_issuer_tenant(iss: Any, base_url: str) -> str | None:
+    """The tenant id in a portal issuer URL ("<base>/t/<tenantId>"), or None for any other issuer."""
+    prefix = issuer_for("", base_url)
+    if not isinstance(iss, str) or not iss.startswith(prefix) or "/" in iss[len(prefix):]:
+        return None
+    return iss[len(prefix):] or None
+
+
+def _reason_of(exc: jwt.PyJWTError) -> str:
+    """PyJWT's exception classes, most specific first, to reason codes."""
+    for kind, reason in ((jwt.ExpiredSignatureError, "expired"), (jwt.ImmatureSignatureError, "not_yet_valid"),
+                         (jwt.InvalidIssuerError, "wrong_issuer"), (jwt.InvalidAudienceError, "wrong_audience"),
+                         (jwt.MissingRequiredClaimError, "missing_claim"),
+                         (jwt.InvalidSignatureError, "bad_signature"), (jwt.InvalidAlgorithmError, "algorithm_mismatch"),
+                         (jwt.InvalidKeyError, "algorithm_mismatch"), (jwt.DecodeError, "malformed")):
+        if isinstance(exc, kind):
+            return reason
+    return "invalid_claims"
+
+
+def _tenant(tenant_id: str) -> Tenant:
+    tenant = db.session.execute(sa.select(Tenant).where(Tenant.tenant_key == str(tenant_id).lower())
+                                ).scalar_one_or_none()
+    if tenant is None:
+        raise NotFound(f"No tenant with id {tenant_id!r}.")
+    return tenant
+
+
+# --- publishing --------------------------------------------------------------------------------------------
+
+
+def jwks_document(tenant_id: str) -> dict[str, Any]:
+    """/t/<tenantId>/.well-known/jwks.json: the tenant's RSA public keys that still validate."""
+    return key_ring.published_jwks(_issuing_tenant(tenant_id))
+
+
+def discovery_document(tenant_id: str, base_url: str) -> dict[str, Any]:
+    """/t/<tenantId>/.well-known/openid-configuration, enough for a JOSE library or API gateway to find keys."""
+    tenant = _issuing_tenant(tenant_id)
+    issuer = issuer_for(tenant.tenant_id, base_url)
+    root = (current_app.config.get("PUBLIC_BASE_URL") or base_url).rstrip("/")
+    return {
+        "issuer": issuer,
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "token_endpoint": f"{root}/oauth/token",
+        "grant_types_supported": list(GRANT_TYPES) if tenant.idp_type in PASSWORD_GRANT_TYPES
+        else ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [tenant.support_algorithm],
+        "token_endpoint_auth_signing_alg_values_supported": [tenant.support_algorithm],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "TENANTID", "user_name",
+                             "authorities", "client_id"],
+    }
+
+
+def _issuing_tenant(tenant_id: str) -> Tenant:
+    tenant = _tenant(tenant_id)
+    if tenant.idp_type == "EXTERNAL":
+        issuer = (tenant.idp_settings or {}).get("issuer") or "its provider"
+        raise NotFound(f"Tenant {tenant.tenant_id} uses an EXTERNAL identity provider; its keys are published by "
+                       f"{issuer}.")
+    return tenant
