@@ -171,3 +171,29 @@ def test_lab_post_needs_csrf(make_app, db, rs_tenant):
     assert client.post("/tenants/acme/token-lab", data={"issue": "x"}).status_code == 400
     token = csrf_token(client, "/tenants/acme")
     assert client.post("/tenants/acme/token-lab", data={"issue": "x", "csrf_token": token}).status_code == 200
+
+
+def test_generated_client_secret_shown_once_and_works(app, admin_client, hs_tenant):
+    page = admin_client.post(f"/tenants/{hs_tenant}/client-secret")
+    text = page.get_data(as_text=True)
+    secret = re.search(r'id="client-secret" value="([^"]+)"', text).group(1)
+    assert len(secret) >= 43 and ">weak</span>" not in text
+    assert secret not in admin_client.get(f"/tenants/{hs_tenant}").get_data(as_text=True)
+    for candidate, status in (("order", 401), (secret, 200)):
+        response = app.test_client().post("/oauth/token", data={"grant_type": "client_credentials"},
+                                          auth=("weak-client", candidate))
+        assert response.status_code == status
+    assert [e.changes for e in _events(action="tenant.client_secret_generate")] == [{"clientSecret": {"changed": True}}]
+
+
+def test_generated_client_secret_by_api(app, hs_tenant):
+    from tests.api_helpers import make_api
+
+    api = make_api(app)
+    response = api.client.post(f"/v1/tenant/{hs_tenant}/client-secret", headers=api.headers)
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    secret = response.json["clientSecret"]
+    token = app.test_client().post("/oauth/token", data={"grant_type": "client_credentials", "TENANTID": "weak"},
+                                   auth=("weak-client", secret))
+    assert token.status_code == 200 and token.json["token_type"] == "Bearer"
+    assert api.client.get(f"/v1/tenant/{hs_tenant}", headers=api.headers).json["clientSecretWeak"] is False

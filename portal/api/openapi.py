@@ -495,6 +495,16 @@ def _paths() -> dict[str, Schema]:
             "post": {"operationId": "deactivateTenant", "tags": ["tenants"], "summary": "Deactivate a tenant",
                      "responses": {"200": _tenant_ok("Inactive (idempotent)."), **_errors("NotFound")}},
         },
+        "/v1/tenant/{tenantId}/client-secret": {
+            "parameters": [_tenant_id_parameter()],
+            "post": {"operationId": "generateClientSecret", "tags": ["tokens"],
+                     "summary": "Replace the client secret with a generated one",
+                     "description": "256 random bits, returned in this response only; the old secret stops working.",
+                     "responses": {"200": {"description": "The new secret.", "content": {"application/json": {
+                         "schema": {"type": "object", "additionalProperties": False, "required": ["clientSecret"],
+                                    "properties": {"clientSecret": {"type": "string", "minLength": 43}}}}}},
+                                   **_errors("NotFound")}},
+        },
         "/v1/tenant/{tenantId}/keys": {
             "parameters": [_tenant_id_parameter()],
             "get": {"operationId": "listSigningKeys", "tags": ["tokens"], "summary": "The tenant's signing keys",

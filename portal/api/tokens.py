@@ -1,4 +1,5 @@
-"""/v1/token/validate and /v1/tenant/<id>/keys: token validation and signing-key rotation for machines."""
+"""/v1/token/validate, /v1/tenant/<id>/keys and /client-secret: token validation, signing-key rotation and
+generated client secrets, for machines."""
 from __future__ import annotations
 
 from flask import jsonify, request
@@ -30,6 +31,15 @@ def validate_token():
     verdict = tokens.validate(body["token"], request.url_root, audience=body.get("audience") or None,
                               tenant_hint=body.get("tenantId") or None)
     return jsonify(verdict.response())
+
+
+@bp.post("/tenant/<tenant_id>/client-secret")
+@machine
+def generate_client_secret(tenant_id: str):
+    """A new random client secret, returned this once."""
+    response = jsonify({"clientSecret": tenants.new_client_secret(tenant_id, api_actor())})
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/tenant/<tenant_id>/keys")

@@ -2,6 +2,7 @@
 the HTML form and the /v1 API both call them, and each commits the change with its audit entry."""
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -104,6 +105,17 @@ def set_tenant_active(tenant_id: str, active: bool, actor: Actor) -> Tenant:
     sync.enqueue(tenant, "activate" if active else "deactivate", actor)
     db.session.commit()
     return tenant
+
+
+def new_client_secret(tenant_id: str, actor: Actor) -> str:
+    """Replace the client secret with a long random one made here (256 bits: nothing to guess, so a plain
+    constant-time comparison is all a token request needs). Returned once; only its being set is shown later."""
+    tenant = get_tenant(tenant_id)
+    secret = secrets.token_urlsafe(32)
+    tenant.client_secret, tenant.client_secret_weak = secret, False
+    audit.record(actor, "tenant.client_secret_generate", "tenant", tenant.tenant_id, {"clientSecret": {"changed": True}})
+    db.session.commit()
+    return secret
 
 
 def recheck_tenant(tenant_id: str, actor: Actor) -> CheckResult:

@@ -1,11 +1,12 @@
-"""The tenant page's signing keys and token lab: rotate and retire keys, issue a test token, and decode and
-validate any pasted token with the reason, header and claims. Registered on the tenants blueprint."""
+"""The tenant page's credentials and token lab: a generated client secret, rotate and retire signing keys, issue a
+test token, and decode and validate any pasted token with the reason, header and claims. Registered on the tenants
+blueprint."""
 from __future__ import annotations
 
 from flask import flash, redirect, request, url_for
 
 from portal.access import roles
-from portal.services import key_ring, tokens
+from portal.services import key_ring, tenants, tokens
 from portal.services.errors import Conflict, NotFound, ValidationError
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import current_actor
@@ -14,7 +15,7 @@ from portal.web.tenants.views import WRITERS, _get_or_404, bp, detail_page
 
 
 def _back(tenant_id: str, anchor: str):
-    return redirect(url_for("tenants.detail", tenant_id=tenant_id, _anchor=anchor))
+    return redirect(url_for("tenants.detail", tenant_id=tenant_id, _anchor=anchor or None))
 
 
 @bp.post("/<tenant_id>/keys/rotate")
@@ -44,6 +45,17 @@ def retire_key(tenant_id: str, kid: str):
         else:
             flash(f"Key {kid} retired: tokens it signed no longer validate.", "success")
     return _back(tenant.tenant_id, "keys")
+
+
+@bp.post("/<tenant_id>/client-secret")
+@roles(*WRITERS)
+def generate_client_secret(tenant_id: str):
+    """Rendered, not redirected: the new secret is shown once and never put in the session."""
+    tenant = _get_or_404(tenant_id)
+    if not ConfirmForm().validate_on_submit():
+        return _back(tenant.tenant_id, "")
+    secret = tenants.new_client_secret(tenant.tenant_id, current_actor())
+    return detail_page(tenant, new_secret=secret)
 
 
 @bp.post("/<tenant_id>/token-lab")

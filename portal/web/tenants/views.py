@@ -113,13 +113,15 @@ def detail(tenant_id: str):
     return detail_page(_get_or_404(tenant_id))
 
 
-def detail_page(tenant: Tenant, lab: dict | None = None):
-    """The tenant page; `lab` carries the token lab's form and result after a lab POST (token_lab.py)."""
+def detail_page(tenant: Tenant, lab: dict | None = None, new_secret: str | None = None):
+    """The tenant page; `lab` carries the token lab's form and result after a lab POST (token_lab.py), and
+    `new_secret` a client secret just generated, shown this once."""
     changes = audit.search(audit.AuditFilter(object_type="tenant", object_id=tenant.tenant_id), limit=10)
     lab = lab or {"form": TokenLabForm(formdata=None)}
     return render_template("tenants/detail.html", tenant=tenant, api=tenants.to_api(tenant),
                            changes=changes.events, confirm=ConfirmForm(), sync_view=sync.tenant_sync(tenant),
                            sync_labels=sync.PRODUCT_NAMES, keys=key_ring.key_views(tenant), lab=lab,
+                           new_secret=new_secret,
                            jwks_cache=external_jwks.cache_view(tenant) if tenant.idp_type == "EXTERNAL" else None)
 
 
