@@ -9,6 +9,7 @@ database, so a retirement takes effect at once in every worker.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from flask import current_app
 from sqlalchemy.orm import defer
 
+from portal import encryption
 from portal.extensions import db
 from portal.models import SigningKey, Tenant
 from portal.models.base import utcnow
@@ -118,13 +120,75 @@ def usable_keys(tenant_pk: int, *, with_secret: bool) -> list[SigningKey]:
     return [k for k in db.session.execute(query).scalars() if k.status_at(now) != "retired"]
 
 
-def signing_object(key: SigningKey) -> Any:
+@dataclass(frozen=True)
+class KeyRow:
+    """A signing key as the token hot path reads it: plain columns, the secret still encrypted until needed."""
+
+    id: int
+    kid: str
+    algorithm: str
+    status: str
+    passive_until: datetime | None
+    public_pem: str | None
+    secret_cipher: str = field(repr=False)
+
+    @property
+    def secret(self) -> str:
+        return encryption.cipher().decrypt(self.secret_cipher)
+
+    def status_at(self, now: datetime) -> str:
+        return SigningKey.status_at(self, now)  # type: ignore[arg-type]  (the same rule as the model)
+
+
+@dataclass(frozen=True)
+class TenantRow:
+    """The tenant columns a token request needs, with at most one key, read in a single query."""
+
+    pk: int
+    tenant_id: str
+    tenant_key: str
+    client_id: str
+    client_secret_cipher: str = field(repr=False)
+    active: bool
+    idp_type: str
+    algorithm: str
+    key: KeyRow | None
+
+    @property
+    def client_secret(self) -> str:
+        return encryption.cipher().decrypt(self.client_secret_cipher)
+
+
+_TENANT_COLUMNS = (Tenant.id, Tenant.tenant_id, Tenant.tenant_key, Tenant.client_id,
+                   sa.type_coerce(Tenant.client_secret, sa.Text), Tenant.active, Tenant.idp_type,
+                   Tenant.support_algorithm)
+_KEY_COLUMNS = (SigningKey.id, SigningKey.kid, SigningKey.algorithm, SigningKey.status, SigningKey.passive_until,
+                SigningKey.public_pem, sa.type_coerce(SigningKey.secret, sa.Text))
+
+
+def lookup(*, tenant_key: str | None = None, client_id: str | None = None, kid: str | None = None,
+           limit: int = 2) -> list[TenantRow]:
+    """Tenants by key or client id, each with its key `kid` (any status) or else its active key: one query and
+    no ORM objects, because every token request starts here."""
+    on = SigningKey.kid == kid if kid is not None else SigningKey.status == "active"
+    query = (sa.select(*_TENANT_COLUMNS, *_KEY_COLUMNS)
+             .outerjoin(SigningKey, sa.and_(SigningKey.tenant_id == Tenant.id, on)).limit(limit))
+    query = query.where(Tenant.tenant_key == tenant_key) if tenant_key is not None else \
+        query.where(Tenant.client_id == client_id)
+    found = []
+    for row in db.session.execute(query):
+        key = KeyRow(*row[8:]) if row[8] is not None else None
+        found.append(TenantRow(*row[:8], key))
+    return found
+
+
+def signing_object(key: SigningKey | KeyRow) -> Any:
     """What PyJWT signs with: the HMAC key bytes, or the parsed RSA private key."""
     return _cached(key, "sign", lambda: key.secret.encode() if not signing_keys.is_rsa(key.algorithm)
                    else serialization.load_pem_private_key(key.secret.encode(), password=None))
 
 
-def verifying_object(key: SigningKey) -> Any:
+def verifying_object(key: SigningKey | KeyRow) -> Any:
     """What PyJWT verifies with: the HMAC key bytes, or the parsed RSA public key (the private key is never
     decrypted to verify)."""
     if signing_keys.is_rsa(key.algorithm):
@@ -145,7 +209,7 @@ def published_jwks(tenant: Tenant) -> dict[str, list[dict[str, str]]]:
     return {"keys": keys}
 
 
-def _cached(key: SigningKey, purpose: str, make) -> Any:
+def _cached(key: SigningKey | KeyRow, purpose: str, make) -> Any:
     slot = (key.id, key.kid, purpose)
     found = _parsed.get(slot)
     if found is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,11 +20,10 @@ from typing import Any
 import jwt
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import defer
 
 from portal.clients import jdbc, user_stores
 from portal.extensions import db
-from portal.models import SigningKey, Tenant
+from portal.models import Tenant
 from portal.models.base import utcnow
 from portal.services import audit, external_jwks, key_ring, signing_keys
 from portal.services.context import Actor
@@ -125,7 +125,7 @@ def issue(client_id: str, client_secret: str, params: Mapping[str, str], base_ur
         raise OAuthError("invalid_request", "The password grant needs username and password.")
     if len(username) > 255 or len(password) > 1024:
         raise OAuthError("invalid_grant", "The username or password is wrong.")
-    checked = _check_user(tenant, username, password)
+    checked = _check_user(db.session.get(Tenant, tenant.pk), username, password)
     if checked.unavailable:
         log.warning("password grant for tenant %s: %s", tenant.tenant_id, checked.reason)
         raise OAuthError("temporarily_unavailable", "The tenant's user store cannot be reached; try again later.",
@@ -139,7 +139,10 @@ def issue(client_id: str, client_secret: str, params: Mapping[str, str], base_ur
 def lab_issue(tenant_id: str, actor: Actor, base_url: str) -> IssuedToken:
     """The token lab's test token: a client-credentials token for the tenant without its client secret, for an
     administrator who may already see everything about the tenant. Audited, since it is a working token."""
-    tenant = _tenant(tenant_id)
+    found = key_ring.lookup(tenant_key=str(tenant_id).lower()[:64], limit=1)
+    if not found:
+        raise NotFound(f"No tenant with id {tenant_id!r}.")
+    tenant = found[0]
     if tenant.idp_type == "EXTERNAL":
         raise Conflict("Tokens of an EXTERNAL tenant are issued by its own identity provider; paste one of them "
                        "below to validate it.", {})
@@ -152,12 +155,13 @@ def lab_issue(tenant_id: str, actor: Actor, base_url: str) -> IssuedToken:
     return issued
 
 
-def _authenticate_client(client_id: str, client_secret: str, tenant_hint: str | None) -> Tenant:
-    query = sa.select(Tenant).options(defer(Tenant.owner_password), defer(Tenant.idp_secret))
+def _authenticate_client(client_id: str, client_secret: str, tenant_hint: str | None) -> key_ring.TenantRow:
+    """The tenant whose client id and secret these are, compared in constant time. Portal-made secrets are 256
+    random bits, so a plain comparison is as strong as a hash check and costs microseconds per request."""
     if tenant_hint:
-        candidates = db.session.execute(query.where(Tenant.tenant_key == tenant_hint.lower()[:64])).scalars().all()
+        candidates = key_ring.lookup(tenant_key=tenant_hint.lower()[:64])
     else:
-        candidates = db.session.execute(query.where(Tenant.client_id == client_id).limit(2)).scalars().all()
+        candidates = key_ring.lookup(client_id=client_id[:255])
         if len(candidates) > 1:
             raise OAuthError("invalid_request", "Several tenants use this client id: send TENANTID.")
     tenant = candidates[0] if candidates else None
@@ -184,14 +188,13 @@ def _check_user(tenant: Tenant, username: str, password: str) -> user_stores.Use
                  timeout=timeout)
 
 
-def _sign(tenant: Tenant, subject: str, client_id: str, authorities: list[str], base_url: str) -> IssuedToken:
-    keys = [k for k in key_ring.usable_keys(tenant.id, with_secret=False)
-            if k.status == "active" and k.algorithm == tenant.support_algorithm]
-    if not keys:
+def _sign(tenant: key_ring.TenantRow, subject: str, client_id: str, authorities: list[str],
+          base_url: str) -> IssuedToken:
+    key = tenant.key  # the active key; its secret is decrypted only if this process has not parsed it yet
+    if key is None or key.algorithm != tenant.algorithm:
         raise OAuthError("server_error", "The tenant has no active signing key.", 500)
-    key = keys[0]  # its deferred secret is loaded only if this process has not parsed the key yet
     cfg = current_app.config
-    now = int(utcnow().timestamp())
+    now = int(time.time())
     lifetime = int(cfg["TOKEN_LIFETIME"])
     claims = {
         "iss": issuer_for(tenant.tenant_id, base_url), "sub": subject, "aud": cfg["TOKEN_AUDIENCE"],
@@ -219,40 +222,43 @@ def validate(token: str, base_url: str, *, audience: str | None = None, tenant_h
     except jwt.PyJWTError:
         return Verdict(False, "malformed")
     header = {k: v for k, v in header.items() if isinstance(k, str)}
-    tenant = _tenant_of(unverified, base_url, tenant_hint)
+    kid = header.get("kid")
+    tenant = _tenant_of(unverified, base_url, tenant_hint, kid if isinstance(kid, str) else "")
     if tenant is None:
         return Verdict(False, "unknown_tenant", None, header, unverified)
 
     def refused(reason: str) -> Verdict:
         return Verdict(False, reason, tenant.tenant_id, header, unverified)
 
-    named = (unverified.get("TENANTID"), _portal_issuer_tenant(unverified.get("iss"), base_url))
-    if any(isinstance(name, str) and name.lower() != tenant.tenant_key for name in named):
-        return refused("tenant_mismatch")
+    if "TENANTID" in unverified:  # present: it must name this tenant, and agree with a portal issuer URL
+        claimed, named_by_issuer = unverified["TENANTID"], _issuer_tenant(unverified, base_url)
+        if not isinstance(claimed, str) or claimed.lower() != tenant.tenant_key or (
+                named_by_issuer is not None and named_by_issuer.lower() != tenant.tenant_key):
+            return refused("tenant_mismatch")
     if not tenant.active:
         return refused("tenant_inactive")
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in signing_keys.HMAC_MIN_BYTES and not signing_keys.is_rsa(alg):
         return refused("algorithm_not_allowed")
-    if alg != tenant.support_algorithm:
+    if alg != tenant.algorithm:
         return refused("algorithm_mismatch")
-    kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         return refused("missing_kid")
 
     if tenant.idp_type == "EXTERNAL":
-        key, reason = external_jwks.key_for(tenant, kid)
-        issuer = (tenant.idp_settings or {}).get("issuer") or ""
+        full = db.session.get(Tenant, tenant.pk)
+        key, reason = external_jwks.key_for(full, kid)
+        issuer = (full.idp_settings or {}).get("issuer") or ""
         expected_aud = audience or tenant.client_id
     else:
-        key, reason = _own_key(tenant, kid)
+        key, reason = _own_key(tenant)
         issuer = issuer_for(tenant.tenant_id, base_url)
         expected_aud = audience or current_app.config["TOKEN_AUDIENCE"]
     if key is None:
         return refused(reason)
     try:
         claims = _JWT.decode(
-            token, key, algorithms=[tenant.support_algorithm], audience=expected_aud, issuer=issuer,
+            token, key, algorithms=[tenant.algorithm], audience=expected_aud, issuer=issuer,
             leeway=min(int(current_app.config["TOKEN_LEEWAY"]), 60),
             options={"require": ["exp", "iat", "iss", "aud"], "strict_aud": False},
         )
@@ -261,35 +267,32 @@ def validate(token: str, base_url: str, *, audience: str | None = None, tenant_h
     return Verdict(True, "ok", tenant.tenant_id, header, claims)
 
 
-def _own_key(tenant: Tenant, kid: str) -> tuple[Any, str]:
-    keys = {k.kid: k for k in key_ring.usable_keys(tenant.id, with_secret=False)}
-    key = keys.get(kid)
+def _own_key(tenant: key_ring.TenantRow) -> tuple[Any, str]:
+    """The verifying key for the kid the lookup joined: only an active or passive key in its grace period."""
+    key = tenant.key
     if key is None:
-        retired = db.session.execute(sa.select(sa.func.count()).select_from(SigningKey).where(
-            SigningKey.tenant_id == tenant.id, SigningKey.kid == kid)).scalar_one()
-        return None, "key_retired" if retired else "unknown_kid"
-    if key.algorithm != tenant.support_algorithm:
+        return None, "unknown_kid"
+    status = key.status_at(utcnow())
+    if status not in key_ring.USABLE:
+        return None, "key_retired"
+    if key.algorithm != tenant.algorithm:
         return None, "algorithm_mismatch"
     return key_ring.verifying_object(key), ""
 
 
-def _tenant_of(claims: dict[str, Any], base_url: str, hint: str | None) -> Tenant | None:
-    name = claims.get("TENANTID")
-    if not isinstance(name, str) or not name:
-        name = _portal_issuer_tenant(claims.get("iss"), base_url) or hint
+def _tenant_of(claims: dict[str, Any], base_url: str, hint: str | None, kid: str) -> key_ring.TenantRow | None:
+    claimed, named_by_issuer = claims.get("TENANTID"), _issuer_tenant(claims, base_url)
+    name = claimed if isinstance(claimed, str) and claimed else named_by_issuer or hint
     if not name or len(name) > 64:
         return None
-    return db.session.execute(sa.select(Tenant).options(defer(Tenant.owner_password), defer(Tenant.idp_secret),
-                                                        defer(Tenant.client_secret))
-                              .where(Tenant.tenant_key == name.lower())).scalar_one_or_none()
+    found = key_ring.lookup(tenant_key=name.lower(), kid=kid, limit=1)
+    return found[0] if found else None
 
 
-def _portal_issuer_tenant(iss: Any, base_url: str) -> str | None:
-    """The tenant id in a portal issuer URL ("<base>/t/<tenantId>"), or None for any other issuer."""
-    prefix = issuer_for("", base_url)
-    if not isinstance(iss, str) or not iss.startswith(prefix) or "/" in iss[len(prefix):]:
-        return None
-    return iss[len(prefix):] or None
+def _issuer_tenant(claims: dict[str, Any], base_url: str) -> str | None:
+    """The tenant id in a portal issuer URL (".../t/<tenantId>"), if the iss claim is one."""
+    iss, prefix = claims.get("iss"), issuer_for("", base_url)
+    return iss[len(prefix):] or None if isinstance(iss, str) and iss.startswith(prefix) else None
 
 
 def _reason_of(exc: jwt.PyJWTError) -> str:
