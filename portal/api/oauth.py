@@ -2,6 +2,8 @@
 tenant's /t/<tenantId>/.well-known/ documents. Responses follow RFC 6749 (token) and RFC 8414 (metadata)."""
 from __future__ import annotations
 
+from urllib.parse import unquote_plus
+
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from portal.access import machine, public
@@ -31,7 +33,7 @@ def token():
                                     401)
         if request.mimetype != "application/x-www-form-urlencoded":
             raise tokens.OAuthError("invalid_request", "Send the parameters as application/x-www-form-urlencoded.")
-        issued = tokens.issue(auth.username, auth.password, request.form, request.url_root)
+        issued = _issue(auth.username, auth.password)
     except tokens.OAuthError as exc:
         response = jsonify(error=exc.error, error_description=exc.description)
         response.status_code = exc.status
@@ -42,6 +44,18 @@ def token():
     response = jsonify(issued.response())
     response.headers.update(NO_STORE)
     return response
+
+
+def _issue(client_id: str, client_secret: str) -> tokens.IssuedToken:
+    """RFC 6749 2.3.1 has clients form-encode the id and secret before Basic; many don't. The credentials are
+    tried as sent, then decoded when decoding changes them, so both kinds of client get in."""
+    try:
+        return tokens.issue(client_id, client_secret, request.form, request.url_root)
+    except tokens.OAuthError as exc:
+        decoded = unquote_plus(client_id), unquote_plus(client_secret)
+        if exc.error != "invalid_client" or decoded == (client_id, client_secret):
+            raise
+        return tokens.issue(*decoded, request.form, request.url_root)
 
 
 @bp.get("/t/<tenant_id>/.well-known/jwks.json")

@@ -128,11 +128,15 @@ def check_ldap(settings: dict, bind_password: str | None, username: str, passwor
         conn = Connection(server, user=user, password=secret, authentication=SIMPLE if user else ANONYMOUS,
                           auto_bind=False, raise_exceptions=False, read_only=True, auto_referrals=False,
                           receive_timeout=wait)
-        conn.open(read_server_info=False)
-        if start_tls:
-            conn.start_tls(read_server_info=False)
-            if not isinstance(conn.socket, ssl.SSLSocket):  # never send the user's password in clear by mistake
-                raise OSError("StartTLS did not take effect")
+        try:
+            conn.open(read_server_info=False)
+            if start_tls:
+                conn.start_tls(read_server_info=False)
+                if not isinstance(conn.socket, ssl.SSLSocket):  # never send the user's password in clear by mistake
+                    raise OSError("StartTLS did not take effect")
+        except BaseException:
+            ldap_client.close_quietly(conn)  # ldap3 leaves the socket of a failed open or handshake behind
+            raise
         return conn
 
     name = escape_filter_chars(username)

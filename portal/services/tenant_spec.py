@@ -118,6 +118,8 @@ def parse(body: Any, rules: Rules, *, existing: dict[str, Any] | None = None) ->
     client_id = _text(body, "clientId", errors, required=True, limit=255)
     if client_id and any(ch.isspace() for ch in client_id):
         errors.add("clientId", "The client id cannot contain spaces.")
+    elif client_id and ":" in client_id:
+        errors.add("clientId", "The client id cannot contain ':', which separates id and secret in HTTP Basic.")
     client_secret = _text(body, "clientSecret", errors, required=not (existing and existing.get("clientSecretSet")),
                           limit=512, strip=False, secret=True)
 
