@@ -168,18 +168,23 @@ _KEY_COLUMNS = (SigningKey.id, SigningKey.kid, SigningKey.algorithm, SigningKey.
 
 def lookup(*, tenant_key: str | None = None, client_id: str | None = None, kid: str | None = None,
            limit: int = 2) -> list[TenantRow]:
-    """Tenants by key or client id, each with its key `kid` (any status) or else its active key: one query and
-    no ORM objects, because every token request starts here."""
-    on = SigningKey.kid == kid if kid is not None else SigningKey.status == "active"
-    query = (sa.select(*_TENANT_COLUMNS, *_KEY_COLUMNS)
-             .outerjoin(SigningKey, sa.and_(SigningKey.tenant_id == Tenant.id, on)).limit(limit))
-    query = query.where(Tenant.tenant_key == tenant_key) if tenant_key is not None else \
-        query.where(Tenant.client_id == client_id)
-    found = []
-    for row in db.session.execute(query):
-        key = KeyRow(*row[8:]) if row[8] is not None else None
-        found.append(TenantRow(*row[:8], key))
-    return found
+    """Tenants by key or client id, each with its key `kid` (any status) or else its active key: one prepared
+    query on the Core connection and no ORM objects, because every token request starts here."""
+    by, value = ("key", tenant_key) if tenant_key is not None else ("client", client_id)
+    statement = _LOOKUPS[(by, kid is not None)]
+    rows = db.session.connection().execute(statement, {"value": value, "kid": kid}).all()[:limit]
+    return [TenantRow(*row[:8], KeyRow(*row[8:]) if row[8] is not None else None) for row in rows]
+
+
+def _lookup_statement(by: str, with_kid: bool) -> sa.Select:
+    on = SigningKey.kid == sa.bindparam("kid") if with_kid else SigningKey.status == "active"
+    match = (Tenant.tenant_key if by == "key" else Tenant.client_id) == sa.bindparam("value")
+    return (sa.select(*_TENANT_COLUMNS, *_KEY_COLUMNS)
+            .outerjoin(SigningKey, sa.and_(SigningKey.tenant_id == Tenant.id, on)).where(match).limit(2))
+
+
+# Built once: constructing a statement costs more than running it on SQLite.
+_LOOKUPS = {(by, with_kid): _lookup_statement(by, with_kid) for by in ("key", "client") for with_kid in (False, True)}
 
 
 def signing_object(key: SigningKey | KeyRow) -> Any:
