@@ -48,9 +48,12 @@ test-sqlite: install-dev
 test-postgres: install-dev
 	PORTAL_TEST_PG_ADMIN_URL=$(PG_ADMIN_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## make bench: tenant list throughput at 100 and 100,000 tenants against a bare Flask page (bench/README.md)
+## make bench: every benchmark in bench/ (tenant list, onboarding, tokens, mixed load) in its quick form, about 5
+## minutes, then one table of ratios with the command behind each (bench/README.md). Full length:
+## make bench BENCH_ARGS=--full; on PostgreSQL: BENCH_ARGS='--database-url $(PG_ADMIN_URL)'
+BENCH_ARGS ?=
 bench: install-dev
-	$(BIN)/python bench/tenant_list.py
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 ## make bench-onboarding: 1,000 tenants delivered to both simulated products, concurrent vs one after another
 bench-onboarding: install-dev

@@ -11,7 +11,7 @@ ordinary service call, which queues 1,000 outbox jobs. Then:
 
 Every job must end `done` in both runs, and both products must hold every tenant exactly once.
 
-    .venv/bin/python bench/onboarding.py [--tenants 1000] [--concurrency 32] [--latency 0.02] [--mode off]
+    .venv/bin/python bench/onboarding.py [--quick | --tenants 1000] [--concurrency 32] [--latency 0.02] [--mode off]
         [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 Goal (issue 5): at least 8 times faster than one after another, with no failed job.
@@ -27,14 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+from _common import ROOT, Figure, PostgresScratch, free_port, write_json
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the portal and the simulators (tests/) import from the checkout
 
 GOAL = 8.0
@@ -43,12 +42,6 @@ IS_USER, IS_PASSWORD = "portal", "is-Portal#pass1"
 APIM_USER, APIM_PASSWORD = "portal", "apim-Portal#pass1"
 LISTENER = ("is-listener", "listener#pass1")  # IS 7's listener signs in to API Manager (mode is_to_apim)
 SHARING = ("apim-sharing", "sharing#pass1")  # API Manager signs in to IS 7 (mode apim_to_is)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Simulators:
@@ -124,18 +117,11 @@ def database(url: str | None, folder: Path) -> Iterator[str]:
     if not url:
         yield f"sqlite:///{folder / 'portal.sqlite3'}"
         return
-    from portal.config import normalise_database_url
-
-    server = sa.create_engine(normalise_database_url(url), isolation_level="AUTOCOMMIT")
-    name = f"portal_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with server.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    scratch = PostgresScratch(url)
     try:
-        yield server.url.set(database=name).render_as_string(hide_password=False)
+        yield scratch.url
     finally:
-        with server.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()
+        scratch.drop()
 
 
 def prepare(app, sims: Simulators, tenants_count: int, mode: str) -> None:
@@ -228,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--serve"]:
         return serve(argv[1], argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--tenants", type=int, help="tenants to register and deliver (default: 1000; --quick: 300)")
+    parser.add_argument("--quick", action="store_true", help="fewer tenants, for make bench (--tenants 300)")
     parser.add_argument("--concurrency", type=int, default=32, help="threads of the concurrent worker")
     parser.add_argument("--latency", type=float, default=0.02, help="seconds added to every WSO2 answer")
     parser.add_argument("--mode", choices=("off", "is_to_apim", "apim_to_is"), default="off",
@@ -237,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-limit", type=float, default=1800, help="seconds each delivery may take at most")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the goal is missed")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE (for run_all.py)")
     args = parser.parse_args(argv)
+    if args.tenants is None:
+        args.tenants = 300 if args.quick else 1000
 
     from portal import create_app
 
@@ -279,6 +269,11 @@ def main(argv: list[str] | None = None) -> int:
         "MISSING" not in concurrent_check + sequential_check
     met = ratio >= GOAL and failed == 0 and clean
     print(f"\nspeed-up: {ratio:.1f}x (goal >= {GOAL:g}x); failed jobs: {failed}: {'met' if met else 'MISSED'}")
+    figure = Figure(f"speed-up, {args.tenants:,} tenants (one-after-another time ÷ concurrent time)", ratio,
+                    f">= {GOAL:g}x", met, "x", fmt=".1f")
+    write_json(args.json, "onboarding", [figure],
+               concurrent_seconds=concurrent, sequential_seconds=sequential, failed_jobs=failed,
+               concurrent_jobs=concurrent_counts, sequential_jobs=sequential_counts)
     return 1 if args.strict and not met else 0
 
 
