@@ -2,9 +2,13 @@
 tenant's /t/<tenantId>/.well-known/ documents. Responses follow RFC 6749 (token) and RFC 8414 (metadata)."""
 from __future__ import annotations
 
+import functools
+import time
 from urllib.parse import unquote_plus
 
 from flask import Blueprint, Response, current_app, jsonify, request
+
+from limits import parse_many
 
 from portal.access import machine, public
 from portal.errors import problem
@@ -18,16 +22,13 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 PUBLISHED_MAX_AGE = 300
 
 
-def _failed_client_auth(response: Response) -> bool:
-    return response.status_code in (400, 401)
-
-
 @bp.post("/oauth/token")
 @machine
-@limiter.limit(lambda: current_app.config["TOKEN_FAILURE_LIMIT_PER_IP"], deduct_when=_failed_client_auth)
 def token():
     auth = request.authorization
+    throttle = _FailureThrottle()
     try:
+        throttle.check()
         if auth is None or auth.type != "basic" or auth.username is None or auth.password is None:
             raise tokens.OAuthError("invalid_client", "Authenticate with HTTP Basic: base64(clientId:clientSecret).",
                                     401)
@@ -35,15 +36,57 @@ def token():
             raise tokens.OAuthError("invalid_request", "Send the parameters as application/x-www-form-urlencoded.")
         issued = _issue(auth.username, auth.password)
     except tokens.OAuthError as exc:
+        if exc.status in (400, 401):
+            throttle.count_failure()
         response = jsonify(error=exc.error, error_description=exc.description)
         response.status_code = exc.status
         response.headers.update(NO_STORE)
+        if isinstance(exc, _Throttled):
+            response.headers["Retry-After"] = str(exc.retry_after)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Basic realm="tenant-portal", charset="UTF-8"'
         return response
     response = jsonify(issued.response())
     response.headers.update(NO_STORE)
     return response
+
+
+class _FailureThrottle:
+    """Failed client authentications and grants per address (TOKEN_FAILURE_LIMIT_PER_IP), on Flask-Limiter's
+    storage and strategy. Only failures count, so a busy client with the right secret is never slowed; once the
+    limit is reached the address is refused, right secret or not, until the window moves on."""
+
+    def __init__(self) -> None:
+        self.enabled = limiter.enabled and current_app.config.get("RATELIMIT_ENABLED", True)
+        self.address = request.remote_addr or "unknown"
+
+    def _limits(self) -> list:
+        return _parsed_limits(current_app.config["TOKEN_FAILURE_LIMIT_PER_IP"])
+
+    def check(self) -> None:
+        if not self.enabled:
+            return
+        for item in self._limits():
+            if not limiter.limiter.test(item, "oauth-token", self.address):
+                reset = limiter.limiter.get_window_stats(item, "oauth-token", self.address).reset_time
+                raise _Throttled(max(1, int(reset - time.time())))
+
+    def count_failure(self) -> None:
+        if self.enabled:
+            for item in self._limits():
+                limiter.limiter.hit(item, "oauth-token", self.address)
+
+
+class _Throttled(tokens.OAuthError):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("temporarily_unavailable", "Too many failed attempts from this address; try again in "
+                                                    f"{retry_after} s.", 429)
+        self.retry_after = retry_after
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_limits(text: str) -> list:
+    return parse_many(text)
 
 
 def _issue(client_id: str, client_secret: str) -> tokens.IssuedToken:
