@@ -5,8 +5,20 @@ import os
 from pathlib import Path
 
 from flask import Flask, g
+from werkzeug.routing import IntegerConverter
 
 from portal.config import DefaultConfig, apply_instance_secrets, check_config, normalise_database_url
+
+
+class DatabaseIdConverter(IntegerConverter):
+    """<int:...> in a route is a database id: a number beyond the id columns' 32-bit INTEGER is a 404 from the
+    router, not a database error (PostgreSQL refuses it with "integer out of range", SQLite past 2**63)."""
+
+    def __init__(self, url_map, *args, **kwargs) -> None:
+        from portal.models.base import MAX_ID
+
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -14,6 +26,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     a `test_config` replaces the instance and environment layers."""
     instance_path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("PORTAL_INSTANCE_PATH")
     app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
+    app.url_map.converters["int"] = DatabaseIdConverter
     app.config.from_object(DefaultConfig)
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)
@@ -35,7 +48,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     _init_extensions(app)
 
-    from portal import access, errors, hardening
+    from portal import access, errors, hardening, input_guard, templating
     from portal.cli import register_commands
     from portal.web import register_blueprints
 
@@ -43,7 +56,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     hardening.init_app(app)
     access.init_app(app)
+    input_guard.init_app(app)
     filters.init_app(app)
+    templating.init_app(app)
     register_blueprints(app)
     errors.init_app(app)
     register_commands(app)

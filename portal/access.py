@@ -53,20 +53,22 @@ def access_of(view: Callable) -> object:
 
 def enforce() -> object:
     """before_request: the single gate every request passes."""
-    if request.endpoint is None or request.endpoint == "static":
+    endpoint = request.endpoint
+    if endpoint is None or endpoint == "static":
         return None  # routing errors (404/405) and static files
-    view = current_app.view_functions[request.endpoint]
+    view = current_app.view_functions[endpoint]
     access = access_of(view)
     if access in (PUBLIC, MACHINE):
         return None
-    if not current_user.is_authenticated:
+    user = current_user._get_current_object()  # one proxy lookup instead of one per attribute
+    if not user.is_authenticated:
         return current_app.login_manager.unauthorized()
-    if not isinstance(access, frozenset) or current_user.role not in access:
+    if not isinstance(access, frozenset) or user.role not in access:
         abort(403)
     own = getattr(view, "_self_service", False)
-    if request.method not in SAFE_METHODS and current_user.role == "auditor" and not own:
+    if request.method not in SAFE_METHODS and user.role == "auditor" and not own:
         abort(403)
-    if current_user.must_change_password and not own:
+    if user.must_change_password and not own:
         return redirect(url_for("auth.change_password"))
     return None
 

@@ -39,6 +39,8 @@ def _jwks(api: Api, tenant_id: str) -> dict:
     response = api.client.get(f"/t/{tenant_id}/.well-known/jwks.json")  # public: no API key
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["Cache-Control"] == "public, max-age=300"  # verifiers may cache; no cookie is set
+    assert "Set-Cookie" not in response.headers
     return response.get_json()
 
 

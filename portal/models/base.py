@@ -17,6 +17,11 @@ NAMING_CONVENTION = {
 }
 
 
+# Every id column is an INTEGER: 32-bit on PostgreSQL. Ids from outside (URLs, forms) are checked against this
+# before a query, which the database would otherwise fail with "integer out of range".
+MAX_ID = 2**31 - 1
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

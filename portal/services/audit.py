@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from portal.extensions import db
 from portal.models import AuditEvent
+from portal.models.base import MAX_ID
 from portal.services.context import Actor
 
 REDACTED = "[redacted]"
@@ -80,7 +81,7 @@ def search(flt: AuditFilter, before: int | None = None, limit: int = 50) -> Audi
         q = q.where(AuditEvent.at >= flt.since)
     if flt.until:
         q = q.where(AuditEvent.at < flt.until)
-    if before:
+    if before and abs(before) <= MAX_ID:  # a cursor out of the id column's range is none the portal handed out
         q = q.where(AuditEvent.id < before)
     rows = list(db.session.execute(q).scalars())
     more = len(rows) > limit

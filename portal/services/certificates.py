@@ -17,6 +17,7 @@ from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtensionOID, SignatureAlgorithmOID
 
 from portal.extensions import db
+from portal.models.base import MAX_ID
 from portal.models.certificate import CERTIFICATE_ROLES, Certificate
 from portal.services import audit
 from portal.services.context import Actor
@@ -268,7 +269,7 @@ def parse_certificates(data: bytes, filename: str = "", field_name: str = "certi
                                            "certificate, in its own field. Nothing was stored."})
     if b"-----BEGIN CERTIFICATE-----" in data:
         try:
-            return x509.load_pem_x509_certificates(data)
+            return _readable(x509.load_pem_x509_certificates(data), field_name)
         except ValueError:
             raise ValidationError({field_name: "The PEM file could not be read as certificates. Nothing was "
                                                "stored."}) from None
@@ -276,10 +277,23 @@ def parse_certificates(data: bytes, filename: str = "", field_name: str = "certi
         raise ValidationError({field_name: "This PEM file holds no certificate (a request or a public key?). "
                                            "Upload a certificate. Nothing was stored."})
     try:
-        return [x509.load_der_x509_certificate(data)]
+        certs = [x509.load_der_x509_certificate(data)]
     except ValueError:
         raise ValidationError({field_name: "This is not a certificate: upload a PEM (-----BEGIN CERTIFICATE-----) "
                                            "or DER file. Nothing was stored."}) from None
+    return _readable(certs, field_name)
+
+
+def _readable(certs: list[x509.Certificate], field_name: str) -> list[x509.Certificate]:
+    """cryptography reads extensions and the public key only when asked: a certificate whose parts cannot be read
+    would break every page that describes it later, so it is refused now."""
+    for cert in certs:
+        try:
+            describe(cert)
+        except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+            raise ValidationError({field_name: "This certificate cannot be read completely (a malformed extension or "
+                                               "an unsupported key type). Nothing was stored."}) from None
+    return certs
 
 
 def parse_private_key(data: bytes, passphrase: str | None = None):
@@ -399,7 +413,7 @@ def list_certificates(roles: tuple[str, ...] | None = None) -> list[Certificate]
 
 
 def get_certificate(cert_id: int) -> Certificate:
-    cert = db.session.get(Certificate, cert_id)
+    cert = db.session.get(Certificate, cert_id) if 0 < cert_id <= MAX_ID else None
     if cert is None:
         raise NotFound(f"No certificate with id {cert_id}.")
     return cert

@@ -72,12 +72,18 @@ def _open_session(admin: AdminUser, ip: str | None, user_agent: str | None) -> s
     return token
 
 
+# One query for the session and its admin. It runs on every signed-in request, so the statement is built once
+# (SQLAlchemy caches its compiled form) and only the hash is bound per call.
+_LOAD = (sa.select(AdminSession).options(sa.orm.joinedload(AdminSession.admin))
+         .where(AdminSession.token_hash == sa.bindparam("token_hash")))
+
+
 def load(token: str) -> AdminUser | None:
-    """The admin behind a session token, or None when the session is unknown, revoked, idle or too old."""
-    row = db.session.execute(  # one query for the session and its admin: this runs on every request
-        sa.select(AdminSession).options(sa.orm.joinedload(AdminSession.admin))
-        .where(AdminSession.token_hash == _hash(token))
-    ).scalar_one_or_none()
+    """The admin behind a session token, or None when the session is unknown, revoked, idle or too old.
+
+    Always the database, never a cache: a sign-out, password change or disabled account anywhere (any worker,
+    any instance) ends the session on its very next request."""
+    row = db.session.execute(_LOAD, {"token_hash": _hash(token)}).scalar_one_or_none()
     if row is None or row.revoked_at is not None:
         return None
     now = utcnow()

@@ -32,7 +32,10 @@ def safe_next(target: str | None, default: str) -> str:
     """Only same-site relative paths: `next` must never send a signed-in admin elsewhere."""
     if not target:
         return default
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # "//[" and the like: an unbalanced IPv6 bracket
+        return default
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default
     return target
