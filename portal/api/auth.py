@@ -9,7 +9,6 @@ from portal.access import PUBLIC, access_of
 from portal.api import bp
 from portal.errors import problem
 from portal.hardening import request_id
-from portal.models import ApiClient
 from portal.services import api_clients
 from portal.services.context import Actor
 
@@ -41,7 +40,7 @@ def require_api_key():
     return None
 
 
-def current_client() -> ApiClient:
+def current_client() -> api_clients.CallingClient:
     return g.api_client
 
 

@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -58,16 +59,29 @@ def revoke_client(app_id: str, actor: Actor) -> ApiClient:
     return client
 
 
-def authenticate(app_id: str | None, key: str | None) -> ApiClient | None:
+@dataclass(frozen=True)
+class CallingClient:
+    """The API client a request authenticated as: what the audit trail needs, without an ORM object."""
+
+    id: int
+    app_id: str
+
+
+# Built once and run on the Core connection: every /v1 call starts here.
+_BY_APP_ID = sa.select(ApiClient.id, ApiClient.app_id, ApiClient.key_hash, ApiClient.revoked_at,
+                       ApiClient.last_used_at).where(ApiClient.app_id == sa.bindparam("app_id"))
+
+
+def authenticate(app_id: str | None, key: str | None) -> CallingClient | None:
     """The active client these headers name, or None. Constant-time on the key."""
     if not app_id or not key or len(app_id) > 64 or len(key) > 256:
         return None
-    client = db.session.execute(sa.select(ApiClient).where(ApiClient.app_id == app_id)).scalar_one_or_none()
-    expected = client.key_hash if client is not None else _DUMMY_HASH
-    if not hmac.compare_digest(expected, _digest(key)) or client is None or client.revoked_at is not None:
+    row = db.session.connection().execute(_BY_APP_ID, {"app_id": app_id}).first()
+    expected = row.key_hash if row is not None else _DUMMY_HASH
+    if not hmac.compare_digest(expected, _digest(key)) or row is None or row.revoked_at is not None:
         return None
     now = utcnow()
-    if client.last_used_at is None or now - client.last_used_at > LAST_USED_RESOLUTION:
-        client.last_used_at = now
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        db.session.execute(sa.update(ApiClient).where(ApiClient.id == row.id).values(last_used_at=now))
         db.session.commit()
-    return client
+    return CallingClient(row.id, row.app_id)
