@@ -405,11 +405,11 @@ def test_form_encoded_basic_credentials_are_accepted(app, db):
     """RFC 6749 2.3.1: clients such as Authlib form-encode the secret before Basic; others send it as it is."""
     from urllib.parse import quote_plus
 
-    from tests.test_tenants_service import ldap_body, register
+    from tests.test_tenants_service import ldap_body as service_ldap_body, register as register_directly
 
     secret = "s3cret+with%odd:chars and spaces"
     with app.app_context():
-        register(ldap_body(tenantId="enc", clientId="enc-client+1", clientSecret=secret))
+        register_directly(service_ldap_body(tenantId="enc", clientId="enc-client+1", clientSecret=secret))
     client = app.test_client()
     for user, password in (("enc-client+1", secret), (quote_plus("enc-client+1"), quote_plus(secret))):
         response = client.post("/oauth/token", data={"grant_type": "client_credentials", "TENANTID": "enc"},
@@ -422,8 +422,8 @@ def test_form_encoded_basic_credentials_are_accepted(app, db):
 
 def test_client_id_with_a_colon_is_refused_at_registration(app, db):
     from portal.services.errors import ValidationError
-    from tests.test_tenants_service import ldap_body, register
+    from tests.test_tenants_service import ldap_body as service_ldap_body, register as register_directly
 
     with app.app_context(), pytest.raises(ValidationError) as caught:
-        register(ldap_body(tenantId="colon", clientId="a:b"))
+        register_directly(service_ldap_body(tenantId="colon", clientId="a:b"))
     assert "':'" in caught.value.errors["clientId"]

@@ -57,7 +57,7 @@ class _FailureThrottle:
     limit is reached the address is refused, right secret or not, until the window moves on."""
 
     def __init__(self) -> None:
-        self.enabled = limiter.enabled and current_app.config.get("RATELIMIT_ENABLED", True)
+        self.enabled = bool(current_app.config.get("RATELIMIT_ENABLED", True))  # this app's setting
         self.address = request.remote_addr or "unknown"
 
     def _limits(self) -> list:

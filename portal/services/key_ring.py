@@ -22,7 +22,7 @@ from portal import encryption
 from portal.extensions import db
 from portal.models import SigningKey, Tenant
 from portal.models.base import utcnow
-from portal.services import audit, signing_keys
+from portal.services import audit, signing_keys, tenants  # tenants imports this module too: used at call time
 from portal.services.context import Actor
 from portal.services.errors import Conflict, NotFound, ValidationError
 
@@ -72,7 +72,7 @@ def rotate(tenant_id: str, actor: Actor, *, supplied: str | None = None, key_siz
     key = install(tenant, material)
     audit.record(actor, "tenant.key_rotate", "tenant", tenant.tenant_id, {
         "activeKid": {"before": previous.kid if previous else None, "after": key.kid},
-        "passiveUntil": {"before": None, "after": _iso(previous.passive_until) if previous else None},
+        "passiveUntil": {"before": None, "after": tenants.iso(previous.passive_until) if previous else None},
     })
     db.session.commit()
     return key
@@ -104,18 +104,17 @@ def key_views(tenant: Tenant) -> list[dict[str, Any]]:
         status = k.status_at(now)
         retired_at = k.retired_at or (k.passive_until if status == "retired" else None)
         views.append({"kid": k.kid, "algorithm": k.algorithm, "status": status, "bits": k.key_bits,
-                      "generated": k.generated, "createdAt": _iso(k.created_at),
-                      "passiveUntil": _iso(k.passive_until) if status == "passive" else None,
-                      "retiredAt": _iso(retired_at), "publicKeyPem": k.public_pem})
+                      "generated": k.generated, "createdAt": tenants.iso(k.created_at),
+                      "passiveUntil": tenants.iso(k.passive_until) if status == "passive" else None,
+                      "retiredAt": tenants.iso(retired_at), "publicKeyPem": k.public_pem})
     return views
 
 
-def usable_keys(tenant_pk: int, *, with_secret: bool) -> list[SigningKey]:
-    """The tenant's active and passive keys, read fresh from the database. The encrypted column is loaded only
-    when asked for (it costs a decryption per row)."""
-    query = sa.select(SigningKey).where(SigningKey.tenant_id == tenant_pk, SigningKey.status.in_(USABLE))
-    if not with_secret:
-        query = query.options(defer(SigningKey.secret))
+def usable_keys(tenant_pk: int) -> list[SigningKey]:
+    """The tenant's active and passive keys, read fresh from the database. The encrypted column is deferred: it
+    costs a decryption per row and publishing never needs it."""
+    query = (sa.select(SigningKey).where(SigningKey.tenant_id == tenant_pk, SigningKey.status.in_(USABLE))
+             .options(defer(SigningKey.secret)))
     now = utcnow()
     return [k for k in db.session.execute(query).scalars() if k.status_at(now) != "retired"]
 
@@ -205,7 +204,7 @@ def published_jwks(tenant: Tenant) -> dict[str, list[dict[str, str]]]:
     """The JWK set for /t/<tenantId>/.well-known/jwks.json: RSA public keys that still validate. HMAC keys are
     shared secrets and never leave the portal."""
     keys = []
-    for key in usable_keys(tenant.id, with_secret=False):
+    for key in usable_keys(tenant.id):
         if not signing_keys.is_rsa(key.algorithm) or not key.public_pem:
             continue
         numbers = verifying_object(key).public_numbers()
@@ -227,15 +226,8 @@ def _cached(key: SigningKey | KeyRow, purpose: str, make) -> Any:
 
 
 def _tenant(tenant_id: str) -> Tenant:
-    tenant = db.session.execute(sa.select(Tenant).where(Tenant.tenant_key == str(tenant_id).lower())
-                                ).scalar_one_or_none()
-    if tenant is None:
-        raise NotFound(f"No tenant with id {tenant_id!r}.")
+    tenant = tenants.get_tenant(tenant_id)
     if tenant.idp_type == "EXTERNAL":
         raise Conflict("An EXTERNAL tenant's tokens are signed by its own identity provider; the portal holds no "
                        "key to rotate for it.", {"supportAlgorithm": "Keys live at the external provider."})
     return tenant
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None

@@ -241,14 +241,14 @@ def to_api(tenant: Tenant) -> dict[str, Any]:
         "status": "active" if tenant.active else "inactive",
         "verified": tenant.verified,
         "connectionCheck": {"status": tenant.check_status, "summary": tenant.check_summary,
-                            "checkedAt": _iso(tenant.checked_at)},
-        "createdAt": _iso(tenant.created_at),
-        "updatedAt": _iso(tenant.updated_at),
+                            "checkedAt": iso(tenant.checked_at)},
+        "createdAt": iso(tenant.created_at),
+        "updatedAt": iso(tenant.updated_at),
     }
     key = tenant.active_key
     body["signingKey"] = None if key is None else {
         "kid": key.kid, "algorithm": key.algorithm, "bits": key.key_bits, "generated": key.generated,
-        "publicKeyPem": key.public_pem, "createdAt": _iso(key.created_at)}
+        "publicKeyPem": key.public_pem, "createdAt": iso(key.created_at)}
     if tenant.owner_username:
         body["owner"] = {"username": tenant.owner_username, "email": tenant.owner_email,
                          "firstName": tenant.owner_first_name, "lastName": tenant.owner_last_name,
@@ -284,7 +284,8 @@ def count_tenants() -> dict[str, int]:
 # --- internals ----------------------------------------------------------------------------------------------
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
+    """UTC timestamps as the API writes them: ISO 8601 with Z."""
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 

@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
-import sqlalchemy as sa
 from flask import current_app
 
 from portal.clients import jdbc, user_stores
 from portal.extensions import db
 from portal.models import Tenant
 from portal.models.base import utcnow
-from portal.services import audit, external_jwks, key_ring, signing_keys
+from portal.services import audit, external_jwks, key_ring, signing_keys, tenants
 from portal.services.context import Actor
 from portal.services.errors import Conflict, NotFound
 
@@ -98,10 +97,14 @@ class Verdict:
                 "header": self.header, "claims": self.claims}
 
 
+def public_root(base_url: str) -> str:
+    """The portal's public address: PUBLIC_BASE_URL wins over the request's, so issuers never depend on it."""
+    return (current_app.config.get("PUBLIC_BASE_URL") or base_url).rstrip("/")
+
+
 def issuer_for(tenant_id: str, base_url: str) -> str:
-    """The portal's issuer URL for a tenant; PUBLIC_BASE_URL wins over the request's address."""
-    base = current_app.config.get("PUBLIC_BASE_URL") or base_url
-    return f"{base.rstrip('/')}/t/{tenant_id}"
+    """The portal's issuer URL for a tenant."""
+    return f"{public_root(base_url)}/t/{tenant_id}"
 
 
 # --- issuing -----------------------------------------------------------------------------------------------
@@ -307,14 +310,6 @@ def _reason_of(exc: jwt.PyJWTError) -> str:
     return "invalid_claims"
 
 
-def _tenant(tenant_id: str) -> Tenant:
-    tenant = db.session.execute(sa.select(Tenant).where(Tenant.tenant_key == str(tenant_id).lower())
-                                ).scalar_one_or_none()
-    if tenant is None:
-        raise NotFound(f"No tenant with id {tenant_id!r}.")
-    return tenant
-
-
 # --- publishing --------------------------------------------------------------------------------------------
 
 
@@ -327,7 +322,7 @@ def discovery_document(tenant_id: str, base_url: str) -> dict[str, Any]:
     """/t/<tenantId>/.well-known/openid-configuration, enough for a JOSE library or API gateway to find keys."""
     tenant = _issuing_tenant(tenant_id)
     issuer = issuer_for(tenant.tenant_id, base_url)
-    root = (current_app.config.get("PUBLIC_BASE_URL") or base_url).rstrip("/")
+    root = public_root(base_url)
     return {
         "issuer": issuer,
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
@@ -345,7 +340,7 @@ def discovery_document(tenant_id: str, base_url: str) -> dict[str, Any]:
 
 
 def _issuing_tenant(tenant_id: str) -> Tenant:
-    tenant = _tenant(tenant_id)
+    tenant = tenants.get_tenant(tenant_id)
     if tenant.idp_type == "EXTERNAL":
         issuer = (tenant.idp_settings or {}).get("issuer") or "its provider"
         raise NotFound(f"Tenant {tenant.tenant_id} uses an EXTERNAL identity provider; its keys are published by "
