@@ -5,7 +5,12 @@ from portal.models.audit import AuditEvent
 from portal.models.base import Base
 from portal.models.bulk import BulkJob
 from portal.models.certificate import Certificate as Certificate, ThumbprintMapping as ThumbprintMapping
-from portal.models.outbox import OutboxJob as OutboxJob, SyncState as SyncState
+from portal.models.outbox import (
+    Decommission as Decommission,
+    KeyManagerCheck as KeyManagerCheck,
+    OutboxJob as OutboxJob,
+    SyncState as SyncState,
+)
 from portal.models.setting import Setting
 from portal.models.sharing import ProductConnection as ProductConnection, SharingSettings as SharingSettings
 from portal.models.tenant import ALGORITHMS, IDP_TYPES, PROVISIONING_METHODS, JwksCache, SigningKey, Tenant

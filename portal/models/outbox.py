@@ -12,11 +12,22 @@ from sqlalchemy.orm import Mapped, mapped_column
 from portal.models.base import Base, JSONType, UTCDateTime, utcnow
 
 SYNC_PRODUCTS = ("is", "apim")
-# "sync" makes the products match the registry's tenant as it is (reconcile's push); the others are changes.
-JOB_OPS = ("create", "update_owner", "activate", "deactivate", "sync")
-# pending: waiting for its turn or its next attempt; running: leased by a worker; done; failed: gave up (retry now).
-JOB_STATES = ("pending", "running", "done", "failed")
+# "sync" makes the products match the registry's tenant as it is (reconcile's push); "decommission" deactivates the
+# tenant in both products, deletes it where the product allows, then removes it from the registry.
+JOB_OPS = ("create", "update_owner", "activate", "deactivate", "sync", "decommission")
+# pending: waiting for its turn or its next attempt; running: leased by a worker; done; failed: gave up (retry now);
+# discarded: an administrator dropped a failed job (audited), so it no longer holds the tenant's later jobs back.
+JOB_STATES = ("pending", "running", "done", "failed", "discarded")
+# What a person must do for a job that waiting cannot fix: the pages name it and link to where it is done.
+FIX_HINTS = ("owner", "connection", "mappings", "sharing", "reconcile", "permission")
 SYNC_STATES = ("pending", "running", "synced", "failed")
+# ok: exactly one WSO2-IS-7 key manager with the expected settings; missing / duplicate / mismatch: not so;
+# unverifiable: the portal holds no credentials of the tenant's admin; error: API Manager could not be asked;
+# not_expected: auto_configure_key_manager is off, so no key manager is due.
+KEY_MANAGER_STATES = ("ok", "missing", "duplicate", "mismatch", "unverifiable", "error", "not_expected")
+# pending: not reached yet; deleted; deactivated: kept deactivated (the product does not delete, or deletion is off);
+# absent: the product never had it; failed: see the note.
+DECOMMISSION_OUTCOMES = ("pending", "deleted", "deactivated", "absent", "failed")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -49,6 +60,7 @@ class OutboxJob(Base):
     claimed_by: Mapped[str | None] = mapped_column(sa.String(128))
     claim_token: Mapped[str | None] = mapped_column(sa.String(32))
     last_error: Mapped[str | None] = mapped_column(sa.Text)
+    fix: Mapped[str | None] = mapped_column(sa.String(32))  # one of FIX_HINTS when a person must act
     created_by: Mapped[str] = mapped_column(sa.String(64), default="system")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -71,7 +83,46 @@ class SyncState(Base):
     error: Mapped[str | None] = mapped_column(sa.Text)  # the WSO2 error, in words, with its code and trace id
     error_code: Mapped[str | None] = mapped_column(sa.String(64))
     trace_id: Mapped[str | None] = mapped_column(sa.String(128))
+    fix: Mapped[str | None] = mapped_column(sa.String(32))  # one of FIX_HINTS when a person must act
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class KeyManagerCheck(Base):
+    """What API Manager's admin REST API showed, the last time it was asked, about one tenant's WSO2-IS-7 key
+    manager (the one auto_configure_key_manager should have made). Written by services.key_managers."""
+
+    __tablename__ = "key_manager_check"
+    __table_args__ = (sa.CheckConstraint(_in("status", KEY_MANAGER_STATES), name="status"),)
+
+    tenant_id: Mapped[int] = mapped_column(sa.ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    detail: Mapped[str | None] = mapped_column(sa.Text)  # one or two sentences for the administrator
+    key_manager_id: Mapped[str | None] = mapped_column(sa.String(64))  # API Manager's UUID for it
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    repaired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Decommission(Base):
+    """A tenant that was decommissioned: kept after the tenant row is gone, so reconcile can tell a tenant
+    deliberately removed (and perhaps only deactivated in a product that does not delete) from a stray."""
+
+    __tablename__ = "decommission"
+    __table_args__ = (
+        sa.CheckConstraint(_in("is_outcome", DECOMMISSION_OUTCOMES), name="is_outcome"),
+        sa.CheckConstraint(_in("apim_outcome", DECOMMISSION_OUTCOMES), name="apim_outcome"),
+        sa.Index("ix_decommission_domain", "domain"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.String(64))  # as it was registered
+    domain: Mapped[str] = mapped_column(sa.String(253))
+    display_name: Mapped[str] = mapped_column(sa.String(255))
+    requested_by: Mapped[str] = mapped_column(sa.String(64))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    is_outcome: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    apim_outcome: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    note: Mapped[str | None] = mapped_column(sa.Text)

@@ -50,6 +50,9 @@ class Tenant(Base):
     owner_last_name: Mapped[str | None] = mapped_column(sa.String(255))
     owner_provisioning: Mapped[str | None] = mapped_column(sa.String(32))
     owner_password: Mapped[str | None] = mapped_column(EncryptedText)  # inline-password only, for IS provisioning
+    # invite-via-email owners: API Manager's SOAP addTenant has no ask-password path, so the portal generates the
+    # API Manager tenant admin's password. Sent only to API Manager, never shown.
+    apim_admin_password: Mapped[str | None] = mapped_column(EncryptedText)
 
     client_id: Mapped[str] = mapped_column(sa.String(255), index=True)
     client_secret: Mapped[str] = mapped_column(EncryptedText)
@@ -66,6 +69,11 @@ class Tenant(Base):
     check_status: Mapped[str] = mapped_column(sa.String(16), default="unchecked")
     check_summary: Mapped[str | None] = mapped_column(sa.Text)
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # Set when an administrator confirmed decommissioning: the worker deactivates the tenant in both products,
+    # deletes it where allowed, then removes this row. Until then the tenant cannot be edited.
+    decommission_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decommission_requested_by: Mapped[str | None] = mapped_column(sa.String(64))
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
