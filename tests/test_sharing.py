@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from portal.extensions import db as _db
 from portal.models import AuditEvent
 from portal.models.sharing import DIRECTIONS, SharingSettings
-from portal.services import certificates, connections, sharing
+from portal.services import certificates, connections, sharing, wso2_config
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, NotFound, ValidationError
 from tests.simulators.apim import PERMISSION_MONITOR, ApimSimulator
@@ -289,15 +289,19 @@ def test_leaving_a_direction_needs_confirmation_and_shows_what_to_remove(app, db
         with pytest.raises(sharing.ConfirmationRequired) as info:
             sharing.set_direction("apim_to_is", apim_to_is(), ACTOR, confirm=False, check=False)
         assert (info.value.current, info.value.target) == ("is_to_apim", "apim_to_is")
-        listener = tomllib.loads(info.value.generated.remove_from_is)["event_listener"][0]
-        assert listener["name"] == "org.wso2.carbon.identity.mgt.listener.TenantSyncListener"
-        assert info.value.generated.remove_from_apim == ""
+        [listener] = info.value.generated.removals_for("is")
+        assert listener.whole_entry and "org.wso2.carbon.identity.mgt.listener.TenantSyncListener" in listener.text()
+        # API Manager → IS 7 writes every sharing key, so none is to be removed from that entry.
+        assert [r.table for r in info.value.generated.removals_for("apim")] == ["apim.key_manager"]
         assert "confirm" in info.value.errors
         assert sharing.current().direction == "is_to_apim"
         sharing.set_direction("apim_to_is", apim_to_is(), ACTOR, confirm=True, check=False)
         with pytest.raises(sharing.ConfirmationRequired) as info:
             sharing.set_direction("off", {}, ACTOR, confirm=False)
-        assert tomllib.loads(info.value.generated.remove_from_apim)["apim"]["tenant_sharing"][0]["type"] == "WSO2-IS-7"
+        removals = info.value.generated.removals_for("apim")
+        assert [(r.table, r.keys) for r in removals] == [
+            ("apim.tenant_sharing.properties", wso2_config.SHARING_PROPERTIES),
+            ("apim.key_manager", ("skip_create_resident_key_manager",))]
         sharing.set_direction("off", {}, ACTOR, confirm=True)
         assert sharing.current().direction == "off"
     assert [e.changes["direction"]["after"] for e in audit_events(db)] == ["is_to_apim", "apim_to_is", "off"]
@@ -324,10 +328,11 @@ def test_is_to_apim_generates_the_listener_with_the_notify_endpoint(app):
     assert listener["properties"] == {
         "notification_endpoint": f"{APIM_URL}/internal/data/v1/notify", "username": AWKWARD_USER,
         "password": "$secret{tenant_sync_apim_password}", "header.X-WSO2-KEY-MANAGER": "TENANT_MANAGEMENT"}
-    assert "p\\\"a,s" not in generated.is_toml + generated.apim_toml + generated.remove_from_apim  # TOML-escaped
+    assert "p\\\"a,s" not in generated.is_toml + generated.apim_toml  # TOML-escaped
     assert tomllib.loads(clear.is_toml)["event_listener"][0]["properties"]["password"] == AWKWARD_PASSWORD
-    assert generated.apim_toml == "" and generated.remove_from_is == ""
-    assert tomllib.loads(generated.remove_from_apim)["apim"]["tenant_sharing"][0]["type"] == "WSO2-IS-7"
+    assert generated.apim_toml == "" and generated.remove_from_is == []  # auto-configure off: nothing for API Manager
+    assert [r.keys for r in generated.removals_for("apim")] == [wso2_config.SHARING_PROPERTIES,
+                                                                ("skip_create_resident_key_manager",)]
     assert sharing.APIM_PERMISSION_NOTE in generated.notes
 
 
@@ -344,16 +349,17 @@ def test_apim_to_is_generates_tenant_sharing_with_awkward_values(app):
     assert parsed["apim"]["key_manager"] == {"skip_create_resident_key_manager": True}
     assert tomllib.loads(generated.apim_toml)["apim"]["tenant_sharing"][0]["properties"]["password"] == \
         "$secret{tenant_sharing_is_password}"
-    assert generated.is_toml == "" and tomllib.loads(generated.remove_from_is)["event_listener"]
-    assert any("[apim.key_manager]" in note and "unconfirmed" in note for note in generated.notes)
+    assert generated.is_toml == "" and [r.whole_entry for r in generated.removals_for("is")] == [True]
+    assert sharing.SKIP_LOCATION_NOTE in generated.notes
 
 
 def test_off_removes_both_blocks_and_adds_nothing(app):
     with app.app_context():
         generated = sharing.render("off")
     assert generated.is_toml == "" and generated.apim_toml == ""
-    assert tomllib.loads(generated.remove_from_is)["event_listener"]
-    assert tomllib.loads(generated.remove_from_apim)["apim"]["tenant_sharing"]
+    assert [r.whole_entry for r in generated.removals_for("is")] == [True]
+    assert [r.keys for r in generated.removals_for("apim")] == [wso2_config.SHARING_PROPERTIES,
+                                                                ("skip_create_resident_key_manager",)]
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
@@ -383,6 +389,129 @@ def test_a_download_with_passwords_is_audited(app, db):
         assert tomllib.loads(empty) == {}
     [event] = audit_events(db, "sharing.config_export")
     assert event.changes["passwords"]["after"] == "included" and PLAIN_PASSWORD not in str(event.changes)
+
+
+# --- API Manager's key manager in every direction (fidelity findings #3) -------------------------------------------
+
+IS_URL = "https://is.example.com:9443"
+KM_SETTINGS = [(True, True), (True, False), (False, True), (False, False)]  # (auto, skip) as entered
+
+
+def _expected_apim(direction: str, auto: bool, skip: bool, is_user: str = "sync-admin") -> dict:
+    """API Manager's generated TOML, parsed, for a direction and the stored (auto, skip)."""
+    apim: dict = {}
+    if direction == "apim_to_is":
+        apim["tenant_sharing"] = [{"type": "WSO2-IS-7", "properties": {
+            "enable_tenant_sync": True, "username": is_user, "password": "$secret{tenant_sharing_is_password}",
+            "identity_server_base_url": IS_URL, "auto_configure_key_manager": auto}}]
+    elif direction == "is_to_apim" and auto:
+        apim["tenant_sharing"] = [{"type": "WSO2-IS-7", "properties": {
+            "enable_tenant_sync": False, "identity_server_base_url": IS_URL, "auto_configure_key_manager": True}}]
+    if direction != "off" and skip:
+        apim["key_manager"] = {"skip_create_resident_key_manager": True}
+    return {"apim": apim} if apim else {}
+
+
+@pytest.mark.parametrize("entered", KM_SETTINGS)
+@pytest.mark.parametrize("direction", ["apim_to_is", "is_to_apim"])
+def test_key_manager_settings_are_saved_and_generated_in_both_directions(app, direction, entered):
+    apim_connection(app)
+    auto, skip = entered[0], entered[0] or entered[1]  # auto-configure forces skip
+    settings = {**apim_to_is(), **is_to_apim(), "auto_configure_key_manager": entered[0],
+                "skip_create_resident_key_manager": entered[1]}
+    with app.app_context():
+        saved = sharing.set_direction(direction, settings, ACTOR, confirm=False, check=False)
+        assert (saved.auto_configure_key_manager, saved.skip_create_resident_key_manager) == (auto, skip)
+        assert saved.identity_server_base_url == IS_URL
+        rendered = {target: sharing.render(target) for target in DIRECTIONS}
+    is_user = "sync-admin" if direction == "apim_to_is" else "<is-user>"  # saved with API Manager → IS 7 only
+    for target, generated in rendered.items():
+        assert tomllib.loads(generated.apim_toml) == _expected_apim(target, auto, skip, is_user), target
+        assert bool(generated.is_toml) == (target == "is_to_apim")
+        if target == "is_to_apim":
+            assert tomllib.loads(generated.is_toml)["event_listener"][0]["id"] == "tenant_creation"
+        # Removals: the keys this target does not write, never a whole shared table.
+        written = _expected_apim(target, auto, skip).get("apim", {})
+        kept = tuple((written.get("tenant_sharing") or [{}])[0].get("properties", {}))
+        expected = []
+        if set(wso2_config.SHARING_PROPERTIES) - set(kept):
+            expected.append(("apim.tenant_sharing.properties",
+                             tuple(k for k in wso2_config.SHARING_PROPERTIES if k not in kept)))
+        if "key_manager" not in written:
+            expected.append(("apim.key_manager", ("skip_create_resident_key_manager",)))
+        assert [(r.table, r.keys) for r in generated.removals_for("apim")] == expected, target
+        assert all(not r.whole_entry for r in generated.removals_for("apim"))
+        assert [r.whole_entry for r in generated.removals_for("is")] == ([] if target == "is_to_apim" else [True])
+    notes = rendered["is_to_apim"].notes
+    assert (sharing.IS_TO_APIM_KEY_MANAGER_NOTE in notes) == auto
+    assert (sharing.FORCED_SKIP_REASON in notes) == auto
+    assert (sharing.SKIP_ALONE_NOTE in notes) == (skip and not auto)
+    assert (sharing.SKIP_LOCATION_NOTE in notes) == skip
+
+
+def test_is_to_apim_with_auto_configure_needs_the_is_url(app):
+    apim_connection(app)
+    with app.app_context():
+        with pytest.raises(ValidationError) as info:
+            sharing.set_direction("is_to_apim", is_to_apim(auto_configure_key_manager="y"), ACTOR, confirm=False,
+                                  check=False)
+        assert "auto-configured key manager's endpoints" in info.value.errors["identity_server_base_url"]
+        with pytest.raises(ValidationError) as info:
+            sharing.set_direction("is_to_apim", is_to_apim(identity_server_base_url="http://is"), ACTOR,
+                                  confirm=False, check=False)
+        assert "https://" in info.value.errors["identity_server_base_url"]
+        saved = sharing.set_direction("is_to_apim", is_to_apim(), ACTOR, confirm=False, check=False)
+        assert not saved.auto_configure_key_manager and saved.identity_server_base_url == ""
+
+
+def test_is_to_apim_key_manager_config_feeds_a_real_toml_with_other_keys(app):
+    """The generated API Manager fragment, merged the way the notes say (the key into the existing
+    [apim.key_manager]), parses with the product's own keys intact."""
+    apim_connection(app)
+    with app.app_context():
+        sharing.set_direction("is_to_apim", is_to_apim(identity_server_base_url=IS_URL,
+                                                       auto_configure_key_manager="y"), ACTOR, confirm=False,
+                              check=False)
+        generated = sharing.render()
+    key_line = "skip_create_resident_key_manager = true\n"
+    existing = '[apim.key_manager]\nservice_url = "https://km:9443/services/"\n'
+    assert f"[apim.key_manager]\n{key_line}" in generated.apim_toml
+    rest = generated.apim_toml.replace(f"[apim.key_manager]\n{key_line}", "")
+    merged = tomllib.loads(existing + key_line + "\n" + rest)
+    assert merged["apim"]["key_manager"] == {"service_url": "https://km:9443/services/",
+                                             "skip_create_resident_key_manager": True}
+    assert merged["apim"]["tenant_sharing"][0]["properties"]["enable_tenant_sync"] is False
+    assert sharing.EDIT_ENTRY_NOTE in generated.notes
+
+
+def test_key_manager_expectation_follows_direction_and_auto_configure(app):
+    apim_connection(app)
+    with app.app_context():
+        assert not sharing.key_manager_expectation().expected  # off
+        sharing.set_direction("is_to_apim", is_to_apim(identity_server_base_url=IS_URL,
+                                                       auto_configure_key_manager="y"), ACTOR, confirm=False,
+                              check=False)
+        expectation = sharing.key_manager_expectation()
+        assert expectation.expected and expectation.identity_server_base_url == IS_URL
+        sharing.set_direction("is_to_apim", is_to_apim(), ACTOR, confirm=False, check=False)
+        assert "auto_configure_key_manager is off" in sharing.key_manager_expectation().reason
+
+
+def test_no_text_tells_the_administrator_to_delete_a_shared_table(app, admin_client):
+    apim_connection(app)
+    with app.app_context():
+        sharing.set_direction("is_to_apim", is_to_apim(identity_server_base_url=IS_URL,
+                                                       auto_configure_key_manager="y"), ACTOR, confirm=False,
+                              check=False)
+    response = admin_client.post("/sharing/", data={"direction": "off", "skip_check": "y"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert "In [apim.tenant_sharing.properties] of the [[apim.tenant_sharing]] entry" in page.replace("&#34;", '"')
+    assert "In [apim.key_manager]: remove skip_create_resident_key_manager" in page
+    assert "Keep the table and its other keys." in page
+    lowered = page.lower()
+    for phrase in ("remove the block", "delete the block", "remove the whole", "until its block"):
+        assert phrase not in lowered
 
 
 # --- Trust legs --------------------------------------------------------------------------------------------------------

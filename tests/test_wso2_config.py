@@ -1,5 +1,6 @@
 """The deployment.toml fragments: written by tomli_w, parsed back with tomllib, values exactly as given (quotes,
-backslashes, commas and all), arrays of tables written as [[...]] so they append to the products' own entries."""
+backslashes, commas and all), arrays of tables written as [[...]] so they append to the products' own entries; the
+removals name keys, never a table the product's own settings share."""
 from __future__ import annotations
 
 import tomllib
@@ -106,3 +107,74 @@ def test_joined_fragments_parse_as_one_document():
 def test_notify_endpoint_is_derived_from_the_api_manager_url():
     assert wso2_config.notify_endpoint("https://apim:9443/") == "https://apim:9443/internal/data/v1/notify"
     assert wso2_config.notify_endpoint("https://gw/prefix") == "https://gw/prefix/internal/data/v1/notify"
+
+
+# --- IS 7 -> API Manager: the key manager half --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("auto,skip", [(True, True), (False, True), (False, False)])
+def test_apim_key_manager_keeps_sync_off_and_the_key_manager_on(auto, skip):
+    url = 'https://is.example.com:9443/odd "path"'
+    doc = wso2_config.apim_key_manager(url, auto_configure_key_manager=auto, skip_create_resident_key_manager=skip)
+    parsed = tomllib.loads(doc.toml)
+    assert parsed == doc.data
+    expected: dict = {}
+    if auto:
+        expected["tenant_sharing"] = [{"type": "WSO2-IS-7", "properties": {
+            "enable_tenant_sync": False, "identity_server_base_url": url, "auto_configure_key_manager": True}}]
+    if skip:
+        expected["key_manager"] = {"skip_create_resident_key_manager": True}
+    assert parsed == ({"apim": expected} if expected else {})
+    assert "username" not in doc.toml and "password" not in doc.toml  # read only with sync on
+    if auto:
+        assert "[[apim.tenant_sharing]]" in doc.toml.splitlines()
+
+
+def _apply(document: dict, removal: wso2_config.Removal) -> None:
+    """Do what a removal says to a parsed deployment.toml, as an administrator would."""
+    path = removal.table.split(".")
+    if removal.whole_entry:
+        entries = document[path[0]]
+        document[path[0]] = [e for e in entries if e.get("id") != wso2_config.LISTENER_ID]
+        return
+    if removal.entry:  # apim.tenant_sharing.properties of the WSO2-IS-7 entry
+        entry = next(e for e in document["apim"]["tenant_sharing"] if e["type"] == "WSO2-IS-7")
+        table = entry["properties"]
+    else:
+        table = document
+        for part in path:
+            table = table[part]
+    for key in removal.keys:
+        table.pop(key, None)
+
+
+def test_removals_take_out_only_the_portals_keys():
+    existing = tomllib.loads(
+        '[[event_listener]]\nid = "other"\ntype = "x"\nname = "y"\norder = 10\n\n'
+        + wso2_config.is_listener("https://apim:9443/internal/data/v1/notify", "u", "p").toml
+        + '\n[apim.key_manager]\nservice_url = "https://km:9443/services/"\nskip_create_resident_key_manager = true\n'
+        '\n[[apim.tenant_sharing]]\ntype = "WSO2-IS-7"\n[apim.tenant_sharing.properties]\nenable_tenant_sync = true\n'
+        'username = "admin"\npassword = "admin"\nidentity_server_base_url = "https://is:9443"\n'
+        'auto_configure_key_manager = true\ndcr_request_extension = "org.example.Ext"\n')
+    removals = [wso2_config.listener_removal(), wso2_config.sharing_removal(()), wso2_config.skip_resident_removal()]
+    for removal in removals:
+        _apply(existing, removal)
+    assert existing == {
+        "event_listener": [{"id": "other", "type": "x", "name": "y", "order": 10}],
+        "apim": {"key_manager": {"service_url": "https://km:9443/services/"},
+                 "tenant_sharing": [{"type": "WSO2-IS-7",
+                                     "properties": {"dcr_request_extension": "org.example.Ext"}}]}}
+
+
+def test_removal_texts_name_keys_and_keep_shared_tables():
+    skip = wso2_config.skip_resident_removal().text()
+    assert skip.startswith("In [apim.key_manager]: remove skip_create_resident_key_manager")
+    assert "Keep the table and its other keys." in skip
+    sharing = wso2_config.sharing_removal(("enable_tenant_sync", "identity_server_base_url",
+                                           "auto_configure_key_manager")).text()
+    assert sharing.startswith('In [apim.tenant_sharing.properties] of the [[apim.tenant_sharing]] entry with '
+                              'type = "WSO2-IS-7": remove username, password')
+    assert "Keep the entry's other keys" in sharing
+    assert wso2_config.sharing_removal(wso2_config.SHARING_PROPERTIES) is None
+    listener = wso2_config.listener_removal().text()
+    assert 'id = "tenant_creation"' in listener and "Keep every other entry" in listener

@@ -3,8 +3,13 @@ direction, the pre-flight before saving, and the deployment.toml fragments for t
 
 The direction is one column with three values ("off", "apim_to_is", "is_to_apim"), so "both directions at once",
 which the WSO2 docs forbid, has no spelling. Leaving a direction (for the other one or for off) needs a
-confirmation, because the product that was pushing keeps pushing until its deployment.toml block is removed: the page
-shows that block first. The settings of the direction not chosen are kept for a later switch back.
+confirmation, because the product that was pushing keeps pushing until its sharing keys are removed: the page lists
+those keys first, table by table, and never asks to delete a table that can hold other keys. The settings of the
+direction not chosen are kept for a later switch back.
+
+API Manager's key manager for new tenants (auto_configure_key_manager with skip_create_resident_key_manager) works in
+both directions: ISTenantSyncListener adds it to every tenant API Manager creates, whether by its own tenant sharing
+or by IS 7's notify (fidelity findings #3), so the IS 7 → API Manager direction keeps it, with enable_tenant_sync off.
 """
 from __future__ import annotations
 
@@ -45,9 +50,29 @@ PROBE_EVENT_URI = "https://schemas.identity.wso2.org/events/tenant/event-type/te
 FILENAMES = {"is": "is7-deployment-tenant-sharing.toml", "apim": "apim-deployment-tenant-sharing.toml"}
 EMPTY = "# Nothing to add to this product's deployment.toml for this direction.\n"
 
-IS_TO_APIM_FIELDS = ("apim_username", "apim_password")
+IS_TO_APIM_FIELDS = ("apim_username", "apim_password", "identity_server_base_url", "auto_configure_key_manager",
+                     "skip_create_resident_key_manager")
 APIM_TO_IS_FIELDS = ("identity_server_base_url", "is_username", "is_password", "auto_configure_key_manager",
                      "skip_create_resident_key_manager")
+KEY_MANAGER_DIRECTIONS = ("apim_to_is", "is_to_apim")  # where the generated configuration can auto-configure it
+SKIP_LOCATION_NOTE = ("skip_create_resident_key_manager is written under [apim.key_manager], where API Manager reads "
+                      "it (<APIKeyValidator><SkipCreateResidentKeyManager>); the docs' variant under "
+                      "[apim.tenant_sharing.properties] does nothing. If your deployment.toml already has an "
+                      "[apim.key_manager] table, add the key to that table instead of a second header.")
+SKIP_ALONE_NOTE = ("skip_create_resident_key_manager without auto_configure_key_manager leaves each new tenant "
+                   "with no key manager at all: key generation fails (\"Key Manager not Registered\") until one is "
+                   "added by hand.")
+SUPER_TENANT_NOTE = ("The super tenant existed before: configure its key manager by hand (auto-configure only "
+                     "applies to tenants created from now on).")
+IS_TO_APIM_KEY_MANAGER_NOTE = (
+    "API Manager gives each tenant that IS 7's notify creates the WSO2-IS-7 key manager: its ISTenantSyncListener "
+    "reads auto_configure_key_manager and identity_server_base_url from the WSO2-IS-7 [[apim.tenant_sharing]] entry "
+    "whatever enable_tenant_sync says. enable_tenant_sync = false keeps API Manager from pushing tenants back to "
+    "IS 7, so sharing stays one-directional. The key manager calls IS 7 under identity_server_base_url/t/<domain>/ "
+    "over mutual TLS as <tenant admin>@<domain>.")
+EDIT_ENTRY_NOTE = ("If API Manager's deployment.toml still has the WSO2-IS-7 [[apim.tenant_sharing]] entry from "
+                   "API Manager → IS 7, edit that entry instead of adding a second one of the same type: set "
+                   "enable_tenant_sync = false and remove username and password, as listed under \"Remove\".")
 SECRET_FIELDS = frozenset({"apim_password", "is_password"})
 
 
@@ -58,24 +83,35 @@ class ConfirmationRequired(ValidationError):
         self.current = current
         self.target = target
         self.generated = generated
-        super().__init__({"confirm": f"Sharing is {SHORT_LABELS[current]}. Remove the block shown below from the "
-                                     f"product's deployment.toml (and restart it), then confirm the switch to "
+        super().__init__({"confirm": f"Sharing is {SHORT_LABELS[current]}. Remove the keys listed below from the "
+                                     f"products' deployment.toml (and restart them), then confirm the switch to "
                                      f"{SHORT_LABELS[target]}."})
 
 
 @dataclass(frozen=True)
 class GeneratedConfig:
-    """deployment.toml fragments for one direction: what to add to each product, what to remove, and why."""
+    """deployment.toml fragments for one direction: what to add to each product, which keys to remove (if they are
+    there, from an earlier direction), and why."""
 
     is_toml: str
     apim_toml: str
-    remove_from_is: str
-    remove_from_apim: str
+    removals: tuple[wso2_config.Removal, ...] = ()
     notes: list[str] = field(default_factory=list)
     direction: str = "off"
 
     def for_product(self, product: str) -> str:
         return self.is_toml if product == "is" else self.apim_toml
+
+    def removals_for(self, product: str) -> list[wso2_config.Removal]:
+        return [r for r in self.removals if r.product == product]
+
+    @property
+    def remove_from_is(self) -> list[str]:
+        return [r.text() for r in self.removals_for("is")]
+
+    @property
+    def remove_from_apim(self) -> list[str]:
+        return [r.text() for r in self.removals_for("apim")]
 
 
 def _defaults() -> SharingSettings:
@@ -142,6 +178,23 @@ def _validate(target: str, settings: dict, stored: SharingSettings) -> _Change:
 
     if "dotless_domains" in settings:
         values["dotless_domains"] = _bool(settings.get("dotless_domains"))
+    if target in KEY_MANAGER_DIRECTIONS:
+        auto = _bool(settings.get("auto_configure_key_manager"))
+        skip = _bool(settings.get("skip_create_resident_key_manager"))
+        if auto and not skip:
+            skip = True
+            forced.append(FORCED_SKIP_REASON)
+        values.update(auto_configure_key_manager=auto, skip_create_resident_key_manager=skip)
+        # API Manager → IS 7 always needs IS 7's URL; IS 7 → API Manager only for the key manager's endpoints.
+        needed = target == "apim_to_is" or auto
+        text = settings.get("identity_server_base_url")
+        if needed or (isinstance(text, str) and text.strip()):
+            url = run("identity_server_base_url", connections.normalise_url, text, "IS 7")
+            if url is None and target == "is_to_apim" and not (isinstance(text, str) and text.strip()):
+                errors["identity_server_base_url"] = (
+                    "Enter IS 7's base URL as API Manager reaches it: the auto-configured key manager's endpoints "
+                    "are under it.")
+            values["identity_server_base_url"] = url or ""
     if target == "is_to_apim":
         if connections.get("apim") is None:
             errors["direction"] = ("Set up the API Manager connection first: IS 7's listener posts to the notify "
@@ -156,21 +209,13 @@ def _validate(target: str, settings: dict, stored: SharingSettings) -> _Change:
         if password is not None:
             values["apim_password"] = password
     elif target == "apim_to_is":
-        url = run("identity_server_base_url", connections.normalise_url, settings.get("identity_server_base_url"),
-                  "IS 7")
         username = run("is_username", connections.check_text, settings.get("is_username"), "user name")
         password = run("is_password", connections.check_password, settings.get("is_password"))
         if not username and "is_username" not in errors:
             errors["is_username"] = "Enter the IS 7 user API Manager signs in as (it creates and updates tenants)."
         if password is None and not stored.is_password and "is_password" not in errors:
             errors["is_password"] = "Enter the password of that IS 7 user."
-        auto = _bool(settings.get("auto_configure_key_manager"))
-        skip = _bool(settings.get("skip_create_resident_key_manager"))
-        if auto and not skip:
-            skip = True
-            forced.append(FORCED_SKIP_REASON)
-        values.update(identity_server_base_url=url or "", is_username=username or "",
-                      auto_configure_key_manager=auto, skip_create_resident_key_manager=skip)
+        values["is_username"] = username or ""
         if password is not None:
             values["is_password"] = password
     if errors:
@@ -295,14 +340,51 @@ def _is_listener(s: SharingSettings, include_passwords: bool) -> wso2_config.Doc
                                    include_password=include_passwords)
 
 
-def _apim_sharing(s: SharingSettings, include_passwords: bool) -> wso2_config.Document:
+def _is_base_url(s: SharingSettings) -> str:
     is_conn = connections.get("is")
-    url = s.identity_server_base_url or (is_conn.base_url if is_conn else "https://is.example.com:9443")
-    return wso2_config.apim_sharing(url, s.is_username or "<is-user>", s.is_password,
+    return s.identity_server_base_url or (is_conn.base_url if is_conn else "https://is.example.com:9443")
+
+
+def _apim_sharing(s: SharingSettings, include_passwords: bool) -> wso2_config.Document:
+    return wso2_config.apim_sharing(_is_base_url(s), s.is_username or "<is-user>", s.is_password,
                                     auto_configure_key_manager=s.auto_configure_key_manager,
                                     skip_create_resident_key_manager=(s.skip_create_resident_key_manager
                                                                       or s.auto_configure_key_manager),
                                     include_password=include_passwords)
+
+
+def _apim_key_manager(s: SharingSettings) -> wso2_config.Document:
+    return wso2_config.apim_key_manager(_is_base_url(s), auto_configure_key_manager=s.auto_configure_key_manager,
+                                        skip_create_resident_key_manager=(s.skip_create_resident_key_manager
+                                                                          or s.auto_configure_key_manager))
+
+
+def _removals(target: str, apim: wso2_config.Document) -> tuple[wso2_config.Removal, ...]:
+    """What an earlier direction may have left that `target` does not write: key by key, never a shared table."""
+    removals: list[wso2_config.Removal | None] = []
+    if target != "is_to_apim":
+        removals.append(wso2_config.listener_removal())
+    written = apim.data.get("apim", {})
+    entries = written.get("tenant_sharing") or [{}]
+    removals.append(wso2_config.sharing_removal(tuple(entries[0].get("properties", {}))))
+    if "key_manager" not in written:
+        removals.append(wso2_config.skip_resident_removal())
+    return tuple(r for r in removals if r is not None)
+
+
+def _key_manager_notes(s: SharingSettings, target: str) -> list[str]:
+    notes: list[str] = []
+    if s.auto_configure_key_manager:
+        if target == "is_to_apim":
+            notes.append(IS_TO_APIM_KEY_MANAGER_NOTE)
+            notes.append(EDIT_ENTRY_NOTE)
+        notes.append(FORCED_SKIP_REASON)
+        notes.append(SUPER_TENANT_NOTE)
+    elif s.skip_create_resident_key_manager:
+        notes.append(SKIP_ALONE_NOTE)
+    if s.skip_create_resident_key_manager or s.auto_configure_key_manager:
+        notes.append(SKIP_LOCATION_NOTE)
+    return notes
 
 
 def render(target: str | None = None, *, include_passwords: bool = False) -> GeneratedConfig:
@@ -314,41 +396,33 @@ def render(target: str | None = None, *, include_passwords: bool = False) -> Gen
     s = current()
     notes: list[str] = []
     dotless = wso2_config.dotless_domains() if s.dotless_domains else wso2_config.Document("")
-    is_listener = _is_listener(s, include_passwords)
-    apim_sharing = _apim_sharing(s, include_passwords)
-    is_toml = apim_toml = remove_is = remove_apim = ""
+    is_toml = ""
     if target == "is_to_apim":
-        is_toml = is_listener.toml
-        apim_toml = wso2_config.join(dotless)
-        remove_apim = apim_sharing.toml
+        is_toml = _is_listener(s, include_passwords).toml
+        apim = _apim_key_manager(s)
         if notify_endpoint() is None:
             notes.append("Set up the API Manager connection: the notification endpoint above is an example.")
         notes.append(APIM_PERMISSION_NOTE)
         notes.append("IS 7's listener retries only when API Manager cannot be reached (5 attempts); an HTTP error "
                      "from API Manager is final, so the portal checks afterwards that each tenant arrived and "
                      "repairs it if not.")
+        notes.extend(_key_manager_notes(s, target))
     elif target == "apim_to_is":
-        apim_toml = wso2_config.join(apim_sharing, dotless)
-        remove_is = is_listener.toml
+        apim = _apim_sharing(s, include_passwords)
         notes.append("API Manager calls IS 7's tenant API with Basic authentication as the user above; that user "
                      "needs permission to create, update, activate and deactivate tenants.")
-        if s.auto_configure_key_manager:
-            notes.append(FORCED_SKIP_REASON)
-            notes.append("The super tenant existed before: configure its key manager by hand (auto-configure only "
-                         "applies to tenants created from now on).")
-        if s.skip_create_resident_key_manager or s.auto_configure_key_manager:
-            notes.append("skip_create_resident_key_manager is written under [apim.key_manager], where the docs' "
-                         "warning puts it; the docs also show it under [apim.tenant_sharing.properties] and which "
-                         "one API Manager reads is unconfirmed. If your deployment.toml already has an "
-                         "[apim.key_manager] table, add the key to that table instead of a second header.")
+        notes.extend(_key_manager_notes(s, target))
         notes.append("API Manager rolls a tenant's activation back when IS 7 answers with an error, so keep IS 7 "
                      "reachable from API Manager before activating or deactivating tenants.")
     else:
-        apim_toml = wso2_config.join(dotless)
-        remove_is = is_listener.toml
-        remove_apim = apim_sharing.toml
+        apim = wso2_config.Document("")
         notes.append("With sharing off the portal writes each tenant to both products itself: neither product may "
                      "push to the other.")
+    removals = _removals(target, apim)
+    if any(r.product == "apim" for r in removals):
+        notes.append("Remove only the keys listed: the WSO2-IS-7 [[apim.tenant_sharing]] entry and [apim.key_manager] "
+                     "can hold other settings of API Manager's that the portal does not write.")
+    apim_toml = wso2_config.join(apim, dotless)
     if s.dotless_domains:
         notes.append("Dot-less tenant domains: API Manager needs [multi_tenancy] stratos.public_cloud_setup = false "
                      "(written above as [multi_tenancy.stratos], the same key). IS 7.2 accepts such domains; its "
@@ -361,8 +435,33 @@ def render(target: str | None = None, *, include_passwords: bool = False) -> Gen
                      "under [secrets] and encrypt it with ciphertool. The download with passwords writes them in "
                      "clear; keep that file out of version control." if not include_passwords else
                      "This file holds passwords in clear: put them in the secure vault and delete the file.")
-    notes.append("Enable sharing in one product only: never both blocks at once (WSO2 docs).")
-    return GeneratedConfig(is_toml, apim_toml, remove_is, remove_apim, notes, target)
+    notes.append("Enable tenant sync in one product only: never IS 7's TenantSyncListener and API Manager's "
+                 "enable_tenant_sync = true at once (WSO2 docs).")
+    return GeneratedConfig(is_toml, apim_toml, removals, notes, target)
+
+
+@dataclass(frozen=True)
+class KeyManagerExpectation:
+    """Whether API Manager should have auto-configured a WSO2-IS-7 key manager for new tenants, and where its
+    endpoints point: what services.key_managers checks against."""
+
+    expected: bool
+    identity_server_base_url: str
+    reason: str
+
+
+def key_manager_expectation() -> KeyManagerExpectation:
+    s = current()
+    if s.direction not in KEY_MANAGER_DIRECTIONS:
+        return KeyManagerExpectation(False, "", "Sharing is off: the generated configuration has API Manager create "
+                                                "no WSO2-IS-7 key manager per tenant.")
+    if not s.auto_configure_key_manager:
+        return KeyManagerExpectation(False, "", "auto_configure_key_manager is off in the sharing settings: API "
+                                                "Manager creates no WSO2-IS-7 key manager per tenant.")
+    is_conn = connections.get("is")
+    url = s.identity_server_base_url or (is_conn.base_url if is_conn else "")
+    return KeyManagerExpectation(True, url, "auto_configure_key_manager is on: API Manager should have created "
+                                            "one WSO2-IS-7 key manager for the tenant.")
 
 
 def download(product: str, target: str | None, actor: Actor, *, include_passwords: bool = False) -> tuple[str, str]:

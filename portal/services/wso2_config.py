@@ -73,8 +73,8 @@ def apim_sharing(identity_server_base_url: str, username: str, password: str | N
                  include_password: bool = False) -> Document:
     """API Manager → IS 7: `[[apim.tenant_sharing]]` and `[apim.key_manager]` for API Manager's deployment.toml.
 
-    skip_create_resident_key_manager goes under [apim.key_manager] (where the docs' warning puts it); the docs also
-    show it under the sharing properties and which one API Manager reads is unconfirmed (wso2-apis.md §5)."""
+    skip_create_resident_key_manager goes under [apim.key_manager]: API Manager reads it there
+    (`<APIKeyValidator><SkipCreateResidentKeyManager>`); the docs' sharing-properties variant does nothing."""
     properties = {
         "enable_tenant_sync": True,
         "username": username,
@@ -86,6 +86,75 @@ def apim_sharing(identity_server_base_url: str, username: str, password: str | N
     if skip_create_resident_key_manager:
         apim["key_manager"] = {"skip_create_resident_key_manager": True}
     return _dump({"apim": apim}, ("apim.tenant_sharing",))
+
+
+def apim_key_manager(identity_server_base_url: str, *, auto_configure_key_manager: bool,
+                     skip_create_resident_key_manager: bool) -> Document:
+    """IS 7 → API Manager: what API Manager needs to give each tenant IS 7's notify creates the WSO2-IS-7 key
+    manager, without pushing tenants back to IS 7.
+
+    ISTenantSyncListener (apim-km-wso2is 2.x) reads auto_configure_key_manager and identity_server_base_url from the
+    WSO2-IS-7 sharing properties whatever enable_tenant_sync says, and skip_create_resident_key_manager from
+    [apim.key_manager]; onTenantCreate adds the key manager when both are set. enable_tenant_sync = false keeps the
+    sync half off (sharing stays one-directional), and the listener needs identity_server_base_url whenever the entry
+    exists (it appends "/" to it unchecked), as the key manager's endpoints do. No user or password: they are read
+    only with sync on."""
+    apim: dict = {}
+    if auto_configure_key_manager:
+        apim["tenant_sharing"] = [{"type": SHARING_TYPE, "properties": {
+            "enable_tenant_sync": False,
+            "identity_server_base_url": identity_server_base_url,
+            "auto_configure_key_manager": True,
+        }}]
+    if skip_create_resident_key_manager:
+        apim["key_manager"] = {"skip_create_resident_key_manager": True}
+    return _dump({"apim": apim} if apim else {}, ("apim.tenant_sharing",) if auto_configure_key_manager else ())
+
+
+# --- What to take out again ---------------------------------------------------------------------------------------
+
+SHARING_PROPERTIES = ("enable_tenant_sync", "username", "password", "identity_server_base_url",
+                      "auto_configure_key_manager")
+SHARING_ENTRY = f'the [[apim.tenant_sharing]] entry with type = "{SHARING_TYPE}"'
+LISTENER_ENTRY = f'the [[event_listener]] entry with id = "{LISTENER_ID}" (name = "{LISTENER_NAME}")'
+
+
+@dataclass(frozen=True)
+class Removal:
+    """Keys to take out of one table of a product's deployment.toml. A table the product or the administrator may
+    also use ([apim.key_manager], the WSO2-IS-7 sharing entry, which can carry connector settings such as
+    dcr_request_extension) is never removed whole: only the keys the portal generated. `whole_entry` is for an
+    entry that is the portal's own alone (IS 7's TenantSyncListener entry)."""
+
+    product: str  # "is" or "apim"
+    table: str
+    keys: tuple[str, ...] = ()
+    entry: str | None = None  # which entry of an array of tables
+    whole_entry: bool = False
+
+    def text(self) -> str:
+        if self.whole_entry:
+            return (f"Remove {self.entry} with its [{self.table}] keys. Keep every other entry of that array and "
+                    "the rest of the file.")
+        where = f"[{self.table}] of {self.entry}" if self.entry else f"[{self.table}]"
+        keys = ", ".join(self.keys)
+        tail = (" Keep the entry's other keys; remove the entry only if nothing but its type is left."
+                if self.entry else " Keep the table and its other keys.")
+        return f"In {where}: remove {keys} (those that are there).{tail}"
+
+
+def listener_removal() -> Removal:
+    return Removal("is", "event_listener.properties", entry=LISTENER_ENTRY, whole_entry=True)
+
+
+def sharing_removal(keep: tuple[str, ...]) -> Removal | None:
+    """The WSO2-IS-7 sharing properties the portal may have generated, except those in `keep`."""
+    keys = tuple(k for k in SHARING_PROPERTIES if k not in keep)
+    return Removal("apim", "apim.tenant_sharing.properties", keys, entry=SHARING_ENTRY) if keys else None
+
+
+def skip_resident_removal() -> Removal:
+    return Removal("apim", "apim.key_manager", ("skip_create_resident_key_manager",))
 
 
 def dotless_domains() -> Document:

@@ -55,7 +55,10 @@ class SharingForm(FlaskForm):
                                             "needs the super tenant's modify-tenant permission.")
     apim_password = PasswordField("API Manager password", validators=[Length(max=1024)])
     identity_server_base_url = StringField("identity_server_base_url", validators=[Length(max=2048)],
-                                           description="IS 7 as API Manager reaches it, e.g. https://is:9443.")
+                                           description="IS 7 as API Manager reaches it, e.g. https://is:9443: "
+                                                       "where API Manager pushes tenants (API Manager → IS 7) and "
+                                                       "where the auto-configured key manager's endpoints point "
+                                                       "(both directions).")
     is_username = StringField("IS 7 user", validators=[Length(max=255)],
                               description="API Manager signs in to IS 7's tenant API as this user (Basic).")
     is_password = PasswordField("IS 7 password", validators=[Length(max=1024)])
@@ -63,7 +66,7 @@ class SharingForm(FlaskForm):
                                               "tenant")
     skip_create_resident_key_manager = BooleanField("skip_create_resident_key_manager")
     dotless_domains = BooleanField("Tenant domains without a dot (IS 7.2)")
-    confirm = BooleanField("I have removed the other direction's block from the product's deployment.toml")
+    confirm = BooleanField("I have removed the keys listed from the products' deployment.toml and restarted them")
     skip_check = BooleanField("Save without the pre-flight check")
 
     def settings(self) -> dict:
