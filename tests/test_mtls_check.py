@@ -204,7 +204,7 @@ def test_401_when_the_user_does_not_exist_in_is(is7, pki, issuer):
     is7.set_mappings(user=everyone.user)
     result = check(is7, pki, user="ghost", explain=everyone)
     assert result.status == 401 and "'ghost' exists in IS" in result.summary
-    assert is7.requests[-1].decision.reason.endswith("does not exist in its tenant's user store; IS answers 401.")
+    assert is7.requests[-1].decision.reason == "Authentication failed. User: ghost does not exist."
 
 
 def test_401_without_mappings_to_explain(is7, pki):

@@ -71,16 +71,16 @@ def start_pair(*, direction: str = "off", retry_delay: float = 0.05, is7_options
     """Start both simulators on free ports (stop them with `pair.stop()` or use the pair as a context manager).
     `retry_delay` scales the products' own retry waits (IS: 1/2/4/8 s; Feign: 100 ms) so tests stay fast;
     `is7_options` / `apim_options` go to the simulators' constructors; `direction_options` to `set_direction`."""
-    from portal.services.cert_auth import SystemMapping, UserMapping
-    from portal.services.certificates import java_dn
     from tests.simulators.apim import ApimSimulator
+    from tests.simulators.cert_oracle import SystemMapping, UserMapping
     from tests.simulators.is7 import Is7Simulator
     from tests.simulators.pki import Authority
+    from tests.simulators.x509_names import issuer_name
 
     server_ca = Authority("WSO2 simulators test server CA")
     client_ca = Authority("Tenant Portal test client CA")
     client = client_ca.client("tenant-portal")
-    issuer = java_dn(client.cert.issuer)
+    issuer = issuer_name(client.cert)
     is7_server, apim_server = server_ca.server(), server_ca.server()
     is7 = Is7Simulator(server_cert_pem=is7_server.cert_pem, server_key_pem=is7_server.key_pem,
                        client_ca_pem=client_ca.cert_pem,

@@ -9,12 +9,22 @@ following `reference/wso2-apis.md` §1-§3 to the letter, quirks included:
 - API errors are {"code": "TM-…", "message", "description", "traceId"} with X-WSO2-TraceId; the authentication
   valve's errors carry an INTEGER code, `WWW-Authenticate: Bearer realm=…` and application/json;charset=UTF-8.
 
-Authentication: a presented client certificate (with certificate authentication on) is evaluated by
-portal.services.cert_auth.evaluate, the one implementation of IS's mapping rules, over the simulator's own mapping
-list and users, and wins over any Authorization header (priority 10 against Basic's 100, no fallback); otherwise
-HTTP Basic is checked against the simulator's Basic users (admin/admin by default) and tenant owners' passwords.
-Anything else gets the valve's 401. With `require_client_certificate` the TLS handshake itself refuses a client
-without a certificate, as a Tomcat connector with `clientAuth="true"` does.
+Authentication: a presented client certificate (with certificate authentication on) is decided by the
+simulator's own port of IS's ClientCertificateBasedAuthenticationHandler (cert_oracle.py; `handler_line` "master"
+or "backport"), over the simulator's own mapping list and user stores, and wins over any Authorization header
+(priority 10 against Basic's 100, no fallback); otherwise HTTP Basic is checked against the simulator's Basic users
+(admin/admin by default) and tenant owners' passwords. Anything else gets the valve's 401. With
+`require_client_certificate` the TLS handshake itself refuses a client without a certificate, as a Tomcat connector
+with `clientAuth="true"` does. Authorization follows identity.xml.j2's resource permissions for the tenant API
+(`/permission/protected/manage/monitor/tenants/list` for GET/POST/HEAD, `.../manage/modify/tenants` for PUT and
+DELETE): a user without them gets the valve's 403. Users have every permission unless given fewer
+(`add_user(..., permissions=...)`).
+
+The key manager's endpoints (what API Manager's WSO2-IS-7 key manager calls for a new tenant):
+`POST /t/{domain}/api/identity/oauth2/dcr/v1.1/register` (behind the same authentication; the user must belong to
+that tenant) and `POST /t/{domain}/oauth2/token` (client_credentials, client authenticated by Basic
+client_id:client_secret; not behind the REST valve). An unknown or inactive tenant domain in `/t/...` is answered
+by TenantContextRewriteValve's 404. Registered applications and issued tokens are kept per tenant.
 
 IS's own sync to API Manager (§3): when `configure_tenant_sync` is given a notification endpoint, the
 TenantSyncListener posts CREATE / UPDATE / ACTIVATE / DEACTIVATE events (integer tenant ids, Basic auth, the
@@ -52,9 +62,19 @@ from urllib.parse import parse_qs, quote_plus, unquote, urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from portal.services import cert_auth
-from portal.services.cert_auth import SystemMapping, UserMapping
-from portal.services.certificates import java_dn
+from tests.simulators import cert_oracle
+from tests.simulators.cert_oracle import (
+    HANDLER_LINES,
+    MASTER,
+    AuthenticationResult,
+    ClientCertAuthConfig,
+    SystemMapping,
+    UserMapping,
+    system_mapping,
+    tenant_domain_of,
+    user_mapping,
+)
+from tests.simulators import x509_names
 from tests.simulators.https import (
     BaseState,
     Fault,
@@ -63,7 +83,9 @@ from tests.simulators.https import (
     server_context,
 )
 
-__all__ = ["API_PREFIX", "Fault", "Is7Simulator", "TenantSyncConfig", "load_mappings", "main"]
+__all__ = ["API_PREFIX", "FORBIDDEN_DESCRIPTION", "Fault", "HANDLER_LINES", "Is7Simulator", "LIST_TENANTS",
+           "MODIFY_TENANTS", "SystemMapping", "TenantSyncConfig", "UNAUTHORIZED_DESCRIPTION", "UserMapping",
+           "load_mappings", "main"]
 
 API_PREFIX = "/api/server/v1"
 SUPER_TENANT = "carbon.super"
@@ -96,10 +118,21 @@ _EMAIL_ILLEGAL = re.compile(r".*[()<>,;:\\\"\[\]].*", re.DOTALL)  # CommonUtil.v
 _EMAIL_SHAPE = re.compile(r"^[^@]+@[^@.]+\.[^@]*\w\w$", re.ASCII)
 _FILTER_OPERATIONS = ("sw", "ew", "eq", "co")
 
+# identity.xml.j2 <ResourceAccessControl> for /api/server/v1/tenants(.*): the permission each method needs.
+LIST_TENANTS = "/permission/protected/manage/monitor/tenants/list"  # scope internal_list_tenants
+MODIFY_TENANTS = "/permission/protected/manage/modify/tenants"  # scope internal_modify_tenants
+ALL_PERMISSIONS = frozenset({"/permission"})
+_TENANT_API_PERMISSIONS = {"GET": LIST_TENANTS, "POST": LIST_TENANTS, "HEAD": LIST_TENANTS,
+                           "PUT": MODIFY_TENANTS, "DELETE": MODIFY_TENANTS}
+
+DCR_PATH = "/api/identity/oauth2/dcr/v1.1/register"
+TOKEN_PATH = "/oauth2/token"
+_TENANT_PATH = re.compile(r"^/t/([^/]+)(/.*)$")
+
 
 def _java_issuer(cert: x509.Certificate) -> str:
     """The issuer as IS reads it: Java's getIssuerDN().getName()."""
-    return java_dn(cert.issuer)
+    return x509_names.issuer_name(cert)
 
 
 def thumbprint(cert: x509.Certificate) -> str:
@@ -144,6 +177,27 @@ class Tenant:
 
 
 @dataclass
+class Application:
+    """An OAuth application registered through DCR in one tenant."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    client_name: str
+    grant_types: list[str]
+    redirect_uris: list[str]
+    owner: str | None  # the user who registered it
+
+
+@dataclass
+class IssuedToken:
+    access_token: str = field(repr=False)
+    client_id: str
+    tenant: str
+    grant_type: str
+    expires_in: int = 3600
+
+
+@dataclass
 class LoggedRequest:
     method: str
     path: str
@@ -154,8 +208,9 @@ class LoggedRequest:
     client_issuer: str | None
     trace_id: str
     status: int | str | None = None  # "reset" for an injected reset
-    decision: cert_auth.Decision | None = None
+    decision: AuthenticationResult | None = None
     basic_user: str | None = None  # who authenticated with HTTP Basic
+    authenticated: str | None = None  # the user the call runs as (None: none, or not authenticated)
 
     @property
     def user(self) -> str | None:
@@ -168,13 +223,24 @@ class LoggedRequest:
 class Is7State(BaseState):
     """Everything the simulator knows, behind one lock (handler threads run concurrently)."""
 
-    def __init__(self, *, user_mappings: Iterable[UserMapping] = (), system_mappings: Iterable[SystemMapping] = (),
+    def __init__(self, *, user_mappings: Iterable[Any] = (), system_mappings: Iterable[Any] = (),
                  users: Mapping[str, Iterable[str]] | None = None, basic_users: Mapping[str, str] | None = None,
-                 public_cloud_setup: bool = True, tenant_deletion: bool = False, client_cert_auth: bool = True,
-                 domain_regex: str | None = None, latency: float = 0.0) -> None:
+                 public_cloud_setup: bool = True, tenant_deletion: bool = False,
+                 client_cert_auth: bool | None = True, log_client_cert_info: bool = False,
+                 handler_line: str = MASTER, domain_regex: str | None = None, latency: float = 0.0) -> None:
         super().__init__(latency=latency)
-        self.user_mappings: list[UserMapping] = list(user_mappings)
-        self.system_mappings: list[SystemMapping] = list(system_mappings)
+        if handler_line not in HANDLER_LINES:
+            raise ValueError(f"handler_line must be one of {HANDLER_LINES}")
+        # Mappings may be given as any objects with the deployment.toml fields; they are kept as the simulator's own.
+        self.user_mappings: list[UserMapping] = [user_mapping(m) for m in user_mappings]
+        self.system_mappings: list[SystemMapping] = [system_mapping(m) for m in system_mappings]
+        self.handler_line = handler_line
+        self.log_client_cert_info = log_client_cert_info
+        self.cert_info_log: list[str] = []  # what the backport handler logs with LogClientCertInfoEnabled
+        # (tenant, lower-case name) -> permissions; users not listed have all (as the super admin has).
+        self.permissions: dict[tuple[str, str], frozenset[str]] = {}
+        self.applications: dict[str, dict[str, Application]] = {}  # tenant domain -> client_id -> application
+        self.tokens: dict[str, IssuedToken] = {}
         self.users: dict[str, set[str]] = {SUPER_TENANT: {"admin"}}
         for tenant, names in (users or {}).items():
             self.users.setdefault(tenant, set()).update(names)
@@ -184,7 +250,7 @@ class Is7State(BaseState):
                 self.users[SUPER_TENANT].add(name)
         self.public_cloud_setup = public_cloud_setup
         self.tenant_deletion = tenant_deletion
-        self.client_cert_auth = client_cert_auth
+        self.client_cert_auth = client_cert_auth  # None: no [client_certificate_based_authentication] at all
         self.domain_regex = domain_regex
         self.tenants: dict[str, Tenant] = {}
         self.next_number = 1
@@ -194,18 +260,50 @@ class Is7State(BaseState):
             number, self.next_number = self.next_number, self.next_number + 1
             return number
 
-    def user_exists(self, username: str) -> bool:
-        """`[USERSTORE/]name[@tenant]` in that tenant's store; user names compare case-insensitively, as IS 7's
-        default user stores do."""
-        tenant = cert_auth.tenant_of(username)
-        name, at, suffix = username.rpartition("@")
-        if not at or (suffix != tenant and suffix != SUPER_TENANT):
-            name = username
-        store, slash, bare = name.partition("/")
-        if slash and store.upper() == "PRIMARY":
-            name = bare
+    def tenant_known(self, domain: str) -> bool:
+        with self.lock:
+            return domain == SUPER_TENANT or domain in self.users or any(
+                t.domain == domain for t in self.tenants.values())
+
+    def tenant_active(self, domain: str) -> bool:
+        """TenantManager.isTenantActive(getTenantId(domain)): False for a domain IS does not know."""
+        with self.lock:
+            if domain == SUPER_TENANT:
+                return True
+            tenant = next((t for t in self.tenants.values() if t.domain == domain), None)
+            return tenant.activated if tenant is not None else domain in self.users
+
+    def user_store(self, tenant: str, store: str, name: str) -> bool:
+        """isExistingUser in that tenant's realm (PRIMARY only; names compare ignoring case, as IS 7's default
+        user stores do). An unknown tenant raises, as getTenantIdOfUser does."""
+        if not self.tenant_known(tenant):
+            raise cert_oracle.TenantNotFound(tenant)
+        if store != cert_oracle.PRIMARY_DOMAIN:
+            return False  # simulator: only the primary user store exists
         with self.lock:
             return name.lower() in {u.lower() for u in self.users.get(tenant, set())}
+
+    def user_exists(self, username: str) -> bool:
+        """`[USERSTORE/]name[@tenant]` in that tenant's store."""
+        try:
+            return self.user_store(*cert_oracle.split_username(username))
+        except cert_oracle.TenantNotFound:
+            return False
+
+    def has_permission(self, username: str, permission: str) -> bool:
+        """IS's permission tree: holding a permission grants every permission below it."""
+        tenant, _, name = cert_oracle.split_username(username)
+        with self.lock:
+            granted = self.permissions.get((tenant, name.lower()), ALL_PERMISSIONS)
+        return any(permission == g or permission.startswith(g.rstrip("/") + "/") for g in granted)
+
+    def client_cert_config(self) -> ClientCertAuthConfig:
+        with self.lock:
+            return ClientCertAuthConfig(present=self.client_cert_auth is not None,
+                                        enable=bool(self.client_cert_auth),
+                                        log_client_cert_info=self.log_client_cert_info,
+                                        user_mappings=tuple(self.user_mappings),
+                                        system_mappings=tuple(self.system_mappings))
 
     def check_password(self, username: str, password: str) -> bool:
         """Basic authentication: a configured Basic user, or a tenant owner (`name@domain`) with its password."""
@@ -753,6 +851,88 @@ def _post(config: TenantSyncConfig, content: bytes, headers: dict[str, str]) -> 
         connection.close()
 
 
+# --- OAuth: the two endpoints API Manager's WSO2-IS-7 key manager uses --------------------------------------------
+
+
+def _oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status, _json({"error": error, "error_description": description}), API_JSON, headers or {})
+
+
+class OAuthEndpoints:
+    """DCR (`/api/identity/oauth2/dcr/v1.1/register`) and the token endpoint, per tenant, over an Is7State."""
+
+    def __init__(self, state: Is7State) -> None:
+        self.state = state
+
+    def register(self, domain: str, owner: str, body: bytes) -> Reply:
+        """DCRMService.registerApplication: 201 with the new client; a taken client_name is a 409
+        (DCRMConstants.ErrorMessages.CONFLICT_EXISTING_APPLICATION)."""
+        try:
+            document = json.loads(body) if body else None
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            # simulator: the DCR endpoint's answer to an unreadable body was not read
+            return _oauth_error(400, "invalid_client_metadata", "Invalid request body.")
+        name = document.get("client_name")
+        if not isinstance(name, str) or not name.strip():
+            # simulator: text not read
+            return _oauth_error(400, "invalid_client_metadata", "Required parameter client_name is not specified.")
+        grants = document.get("grant_types") or []
+        redirects = document.get("redirect_uris") or []
+        if not isinstance(grants, list) or not all(isinstance(g, str) for g in grants) or \
+                not isinstance(redirects, list) or not all(isinstance(r, str) for r in redirects):
+            return _oauth_error(400, "invalid_client_metadata", "Invalid grant_types or redirect_uris.")
+        client_id = document.get("ext_param_client_id") or uuid.uuid4().hex[:28]
+        client_secret = document.get("ext_param_client_secret") or uuid.uuid4().hex[:28]
+        with self.state.lock:
+            apps = self.state.applications.setdefault(domain, {})
+            if any(app.client_name == name for app in apps.values()):
+                # simulator: the error code for a conflict was not read; the description is DCRMConstants'.
+                return _oauth_error(409, "invalid_client_metadata",
+                                    f"Application with the name {name} already exist in the system")
+            if any(client_id in tenant_apps for tenant_apps in self.state.applications.values()):
+                return _oauth_error(409, "invalid_client_metadata",
+                                    f"Client id {client_id} already exist in the system")  # simulator: text
+            app = Application(client_id=str(client_id), client_secret=str(client_secret), client_name=name,
+                              grant_types=list(grants), redirect_uris=list(redirects), owner=owner)
+            apps[app.client_id] = app
+        return Reply(201, _json({"client_id": app.client_id, "client_secret": app.client_secret,
+                                 "client_name": app.client_name, "redirect_uris": app.redirect_uris,
+                                 "grant_types": app.grant_types}), API_JSON)
+
+    def token(self, domain: str, authorization: str | None, body: bytes, content_type: str) -> Reply:
+        """client_credentials only; the client authenticates with HTTP Basic client_id:client_secret and must be
+        registered in this tenant. Not behind the REST authentication valve: no mapping is evaluated."""
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True) \
+            if "application/x-www-form-urlencoded" in content_type.lower() else {}
+        credentials = parse_basic(authorization)
+        if credentials is None and form.get("client_id"):
+            credentials = (form["client_id"][0], (form.get("client_secret") or [""])[0])
+        if credentials is None:
+            return _oauth_error(401, "invalid_client", "Client Authentication failed.")  # simulator: text
+        client_id, secret = credentials
+        with self.state.lock:
+            app = self.state.applications.get(domain, {}).get(client_id)
+            if app is None:
+                return _oauth_error(401, "invalid_client",
+                                    f"A valid OAuth client could not be found for client_id: {client_id}")
+            if app.client_secret != secret:
+                return _oauth_error(401, "invalid_client", "Client Authentication failed.")  # simulator: text
+            grant = (form.get("grant_type") or [""])[0]
+            if grant != "client_credentials":
+                return _oauth_error(400, "unsupported_grant_type", "Unsupported grant_type value")
+            if app.grant_types and grant not in app.grant_types:
+                return _oauth_error(400, "unauthorized_client",
+                                    "The authenticated client is not authorized to use this authorization grant "
+                                    "type")  # simulator: text not read
+            issued = IssuedToken(access_token=str(uuid.uuid4()), client_id=client_id, tenant=domain, grant_type=grant)
+            self.state.tokens[issued.access_token] = issued
+        return Reply(200, _json({"access_token": issued.access_token, "token_type": "Bearer",
+                                 "expires_in": issued.expires_in, "scope": "default"}), API_JSON,
+                     {"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
 # --- HTTPS server ----------------------------------------------------------------------------------------------
 
 
@@ -782,7 +962,13 @@ class _Handler(TlsHandler):
             self._send(entry, Reply(status, _json({**document, "traceId": trace_id}), API_JSON,
                                     dict(fault.headers or {})))
             return
+        tenanted = _TENANT_PATH.match(split.path)
+        if tenanted is not None:
+            self._send(entry, self._tenanted(unquote(tenanted.group(1)), tenanted.group(2), cert, entry, body))
+            return
         refusal = self._authenticate(cert, entry)
+        if refusal is None:
+            refusal = self._authorize(entry, split.path)
         if refusal is not None:
             self._send(entry, refusal)
             return
@@ -796,29 +982,73 @@ class _Handler(TlsHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _dispatch
 
     def _authenticate(self, cert: x509.Certificate | None, entry: LoggedRequest) -> Reply | None:
-        """None when the call may proceed, else the valve's 401/403. The certificate handler (priority 10) runs
-        when a certificate was presented and certificate authentication is on, and then decides alone; otherwise
-        the Basic handler (priority 100) runs if there is an Authorization: Basic header."""
+        """None when the call may proceed (the user in `entry.authenticated`), else the valve's 401. The
+        certificate handler (priority 10) runs when a certificate was presented and its `can_handle` agrees, and
+        then decides alone; otherwise the Basic handler (priority 100) runs if there is an Authorization: Basic
+        header."""
         state = self.server.sim.state
-        if cert is not None and state.client_cert_auth:
-            with state.lock:
-                user_mappings, system_mappings = list(state.user_mappings), list(state.system_mappings)
-            decision = cert_auth.evaluate(entry.client_issuer or "", entry.client_thumbprint or "",
-                                          self.headers.get(USER_HEADER), user_mappings, system_mappings,
-                                          user_exists=state.user_exists)
-            entry.decision = decision
-            if not decision.ok:
+        line = state.handler_line
+        handler = cert_oracle.ClientCertificateBasedAuthenticationHandler(
+            cert_oracle.AuthConfiguration.build(state.client_cert_config(), line), line, state.user_store)
+        if handler.can_handle(cert is not None):
+            header = self.headers.get(USER_HEADER)  # header names are case-insensitive
+            header = header.strip(" \t") if header is not None else None  # the container drops the value's OWS
+            result = handler.do_authenticate(entry.client_issuer or "", entry.client_thumbprint or "", header,
+                                             x509_names.subject_name(cert) if cert is not None else "")
+            entry.decision = result
+            if result.log:
+                with state.lock:
+                    state.cert_info_log.extend(result.log)
+            if not result.ok:
                 return self._valve(401, "Unauthorized", UNAUTHORIZED_DESCRIPTION, entry.trace_id)
-            user = decision.user
+            entry.authenticated = result.user
         else:
             credentials = parse_basic(self.headers.get("Authorization"))
             if credentials is None or not state.check_password(*credentials):
                 return self._valve(401, "Unauthorized", UNAUTHORIZED_DESCRIPTION, entry.trace_id)
-            user = entry.basic_user = credentials[0]
-        if user is not None and cert_auth.tenant_of(user) != SUPER_TENANT:
+            entry.authenticated = entry.basic_user = credentials[0]
+        return None
+
+    def _authorize(self, entry: LoggedRequest, path: str) -> Reply | None:
+        """The tenant management API: super-tenant users holding the resource's permission (identity.xml.j2)."""
+        state = self.server.sim.state
+        user = entry.authenticated
+        if user is None:
+            return None  # simulator: an anonymous system call (allowed_system_user "*") is not authorized further
+        if tenant_domain_of(user) != SUPER_TENANT:
             # simulator: the tenant management API runs in the super tenant; a tenant's user is not permitted.
             return self._valve(403, "Forbidden", FORBIDDEN_DESCRIPTION, entry.trace_id)
+        needed = _TENANT_API_PERMISSIONS.get(self.command) if path.startswith(API_PREFIX + "/tenants") else None
+        if needed is not None and not state.has_permission(user, needed):
+            return self._valve(403, "Forbidden", FORBIDDEN_DESCRIPTION, entry.trace_id)
         return None
+
+    # --- /t/{tenant-domain}/...: the key manager's endpoints ---
+
+    def _tenanted(self, domain: str, rest: str, cert: x509.Certificate | None, entry: LoggedRequest,
+                  body: bytes) -> Reply:
+        state = self.server.sim.state
+        if not state.tenant_active(domain):
+            # TenantContextRewriteValve: an unknown or deactivated tenant domain.
+            message = f"invalid tenant domain : {domain}"
+            return Reply(404, _json({"code": 404, "message": message, "description": message}), API_JSON)
+        if rest == TOKEN_PATH:
+            if self.command != "POST":
+                return Reply(405, headers={"Allow": "POST"})
+            return self.server.sim.oauth.token(domain, self.headers.get("Authorization"), body,
+                                               self.headers.get("Content-Type") or "")
+        if rest != DCR_PATH:
+            return Reply(404)
+        refusal = self._authenticate(cert, entry)
+        if refusal is not None:
+            return refusal
+        user = entry.authenticated
+        if user is None or tenant_domain_of(user) != domain:
+            # The authenticated user must belong to the tenant whose applications it registers.
+            return self._valve(403, "Forbidden", FORBIDDEN_DESCRIPTION, entry.trace_id)
+        if self.command != "POST":
+            return Reply(405, headers={"Allow": "POST"})
+        return self.server.sim.oauth.register(domain, user, body)
 
     def _valve(self, status: int, message: str, description: str, trace_id: str) -> Reply:
         headers = {"WWW-Authenticate": f"Bearer realm={self.server.sim.hostname}"} if status == 401 else {}
@@ -837,15 +1067,20 @@ class Is7Simulator(HttpsSimulator):
     thread_name = "is7-simulator"
 
     def __init__(self, *, server_cert_pem: str, server_key_pem: str, client_ca_pem: str,
-                 user_mappings: Iterable[UserMapping] = (), system_mappings: Iterable[SystemMapping] = (),
+                 user_mappings: Iterable[Any] = (), system_mappings: Iterable[Any] = (),
                  users: Mapping[str, Iterable[str]] | None = None, basic_users: Mapping[str, str] | None = None,
                  host: str = "127.0.0.1", port: int = 0, hostname: str | None = None,
                  require_client_certificate: bool = False, public_cloud_setup: bool = True,
-                 tenant_deletion: bool = False, client_cert_auth: bool = True, domain_regex: str | None = None,
+                 tenant_deletion: bool = False, client_cert_auth: bool | None = True,
+                 log_client_cert_info: bool = False, handler_line: str = MASTER, domain_regex: str | None = None,
                  latency: float = 0.0, tenant_sync: TenantSyncConfig | None = None, verbose: bool = False) -> None:
+        """`client_cert_auth`: True / False is `[client_certificate_based_authentication] enable`; None means the
+        table is absent (the master line is then off, the backport line on with no mappings). `handler_line`:
+        "master" (auth-rest v1.9.38+) or "backport" (1.8.x / 1.11.x)."""
         self.state = Is7State(user_mappings=user_mappings, system_mappings=system_mappings, users=users,
                               basic_users=basic_users, public_cloud_setup=public_cloud_setup,
                               tenant_deletion=tenant_deletion, client_cert_auth=client_cert_auth,
+                              log_client_cert_info=log_client_cert_info, handler_line=handler_line,
                               domain_regex=domain_regex, latency=latency)
         context = server_context(server_cert_pem, server_key_pem, client_ca_pem, require_client_certificate)
         super().__init__(context=context, handler=_Handler, host=host, port=port, hostname=hostname,
@@ -853,6 +1088,7 @@ class Is7Simulator(HttpsSimulator):
         self.sync = TenantSyncListener(lambda: self.base_url)
         self.sync.configure(tenant_sync)
         self.api = TenantApi(self.state, lambda: self.base_url, self.sync.fire)
+        self.oauth = OAuthEndpoints(self.state)
 
     def stop(self) -> None:
         self.sync.shutdown()
@@ -860,32 +1096,65 @@ class Is7Simulator(HttpsSimulator):
 
     # --- test controls (thread-safe) ---
 
-    def set_mappings(self, user: Iterable[UserMapping] | None = None,
-                     system: Iterable[SystemMapping] | None = None) -> None:
+    def set_mappings(self, user: Iterable[Any] | None = None, system: Iterable[Any] | None = None) -> None:
+        """Replace the user and / or system thumbprint mappings (any objects with the deployment.toml fields)."""
         with self.state.lock:
             if user is not None:
-                self.state.user_mappings = list(user)
+                self.state.user_mappings = [user_mapping(m) for m in user]
             if system is not None:
-                self.state.system_mappings = list(system)
+                self.state.system_mappings = [system_mapping(m) for m in system]
 
-    def add_user(self, username: str) -> None:
-        """`name` (super tenant) or `name@tenant.domain`."""
-        tenant = cert_auth.tenant_of(username)
-        name = username.rpartition("@")[0] if tenant != SUPER_TENANT else username.removesuffix("@" + SUPER_TENANT)
+    def set_handler_line(self, line: str) -> None:
+        if line not in HANDLER_LINES:
+            raise ValueError(f"handler line must be one of {HANDLER_LINES}")
+        with self.state.lock:
+            self.state.handler_line = line
+
+    def add_user(self, username: str, *, permissions: Iterable[str] | None = None) -> None:
+        """`name` (super tenant) or `name@tenant.domain`. `permissions`: the IS permissions the user holds (e.g.
+        LIST_TENANTS only); None: all of them."""
+        tenant, _, name = cert_oracle.split_username(username)
         with self.state.lock:
             self.state.users.setdefault(tenant, set()).add(name)
+            if permissions is None:
+                self.state.permissions.pop((tenant, name.lower()), None)
+            else:
+                self.state.permissions[(tenant, name.lower())] = frozenset(permissions)
 
     def remove_user(self, username: str) -> None:
-        tenant = cert_auth.tenant_of(username)
-        name = username.rpartition("@")[0] if tenant != SUPER_TENANT else username.removesuffix("@" + SUPER_TENANT)
+        tenant, _, name = cert_oracle.split_username(username)
         with self.state.lock:
             self.state.users.get(tenant, set()).discard(name)
 
-    def add_basic_user(self, username: str, password: str) -> None:
+    def set_users(self, usernames: Iterable[str]) -> None:
+        """Exactly these users exist (and `admin` in the super tenant); tenants' owners are kept."""
+        with self.state.lock:
+            self.state.users = {SUPER_TENANT: {"admin"}}
+            for tenant in self.state.tenants.values():
+                self.state.users.setdefault(tenant.domain, set()).add(tenant.owner.username)
+        for username in usernames:
+            self.add_user(username)
+
+    def add_basic_user(self, username: str, password: str, *, permissions: Iterable[str] | None = None) -> None:
         """A user that may authenticate with HTTP Basic (a super-tenant user unless `name@tenant`)."""
         with self.state.lock:
             self.state.basic_users[username] = password
-        self.add_user(username)
+        self.add_user(username, permissions=permissions)
+
+    def applications(self, domain: str) -> list[Application]:
+        """The OAuth applications registered (by DCR) in a tenant, in registration order."""
+        with self.state.lock:
+            return list(self.state.applications.get(domain, {}).values())
+
+    @property
+    def tokens(self) -> list[IssuedToken]:
+        with self.state.lock:
+            return list(self.state.tokens.values())
+
+    @property
+    def cert_info_log(self) -> list[str]:
+        with self.state.lock:
+            return list(self.state.cert_info_log)
 
     def add_tenant(self, domain: str, *, owner: str = "admin", email: str | None = None,
                    activated: bool = True, name: str | None = None) -> Tenant:
@@ -903,11 +1172,15 @@ class Is7Simulator(HttpsSimulator):
             return next((t for t in self.state.tenants.values() if t.domain == domain), None)
 
     def configure(self, **settings: Any) -> None:
-        """public_cloud_setup, tenant_deletion, client_cert_auth, domain_regex."""
-        allowed = {"public_cloud_setup", "tenant_deletion", "client_cert_auth", "domain_regex"}
+        """public_cloud_setup, tenant_deletion, client_cert_auth (None: the table is absent), log_client_cert_info,
+        handler_line, domain_regex."""
+        allowed = {"public_cloud_setup", "tenant_deletion", "client_cert_auth", "log_client_cert_info",
+                   "handler_line", "domain_regex"}
         unknown = set(settings) - allowed
         if unknown:
             raise ValueError(f"unknown settings {sorted(unknown)}")
+        if "handler_line" in settings and settings["handler_line"] not in HANDLER_LINES:
+            raise ValueError(f"handler line must be one of {HANDLER_LINES}")
         with self.state.lock:
             for key, value in settings.items():
                 setattr(self.state, key, value)
@@ -939,12 +1212,8 @@ def load_mappings(path: Path) -> tuple[list[UserMapping], list[SystemMapping]]:
     with path.open("rb") as handle:
         document = tomllib.load(handle)
     block = document.get("client_certificate_based_authentication", document)
-    users = [UserMapping(m.get("trusted_issuer", ""), m.get("cert_thumbprint", ""),
-                         tuple(m.get("allowed_username", []) or []))
-             for m in block.get("user_thumbprint_mapping", [])]
-    systems = [SystemMapping(m.get("trusted_issuer", ""), m.get("cert_thumbprint", ""),
-                             m.get("allowed_system_user", ""))
-               for m in block.get("system_thumbprint_mapping", [])]
+    users = [user_mapping(m) for m in block.get("user_thumbprint_mapping", [])]
+    systems = [system_mapping(m) for m in block.get("system_thumbprint_mapping", [])]
     return users, systems
 
 
@@ -987,6 +1256,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-public-cloud-setup", action="store_true", help="accept domains without a dot")
     parser.add_argument("--tenant-deletion", action="store_true", help="enable DELETE /tenants/{id}/metadata")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    parser.add_argument("--handler-line", choices=HANDLER_LINES, default=MASTER,
+                        help="which ClientCertificateBasedAuthenticationHandler to behave as: master (auth-rest "
+                             "1.9.38+: thumbprints ignore case, users must exist, off unless enabled) or backport "
+                             "(1.8.x / 1.11.x: user thumbprints case-sensitive, no user check, on by default)")
     parser.add_argument("--notify-endpoint", help="turn the TenantSyncListener on: API Manager's "
                                                   "https://…/internal/data/v1/notify")
     parser.add_argument("--notify-credentials", type=_parse_credentials, metavar="USERNAME:PASSWORD",
@@ -1036,7 +1309,8 @@ def main(argv: list[str] | None = None) -> int:
                              host=args.host, port=args.port, hostname=args.hostname,
                              require_client_certificate=args.require_client_certificate,
                              public_cloud_setup=not args.no_public_cloud_setup, tenant_deletion=args.tenant_deletion,
-                             latency=args.latency, tenant_sync=sync, verbose=args.verbose)
+                             latency=args.latency, handler_line=args.handler_line, tenant_sync=sync,
+                             verbose=args.verbose)
     simulator.start()
     print(f"IS 7 simulator on {simulator.base_url}{API_PREFIX} ({len(user_mappings)} user and "
           f"{len(system_mappings)} system mappings"
