@@ -120,7 +120,7 @@ def test_add_tenant_answers_the_uuid_and_starts_the_tenant_active(apim, soap):
     assert UUID.match(returned)
     tenant = apim.tenant("abc.com")
     assert (tenant.uuid, tenant.id, tenant.admin, tenant.active) == (returned, 1, "kim", True)  # active ignored
-    assert apim.key_managers("abc.com") == [{"name": "Resident Key Manager", "type": "default"}]
+    assert [(m["name"], m["type"]) for m in apim.key_managers("abc.com")] == [("Resident Key Manager", "default")]
     assert apim.requests[-1].operation == "addTenant" and apim.requests[-1].basic_user == "admin"
 
 
@@ -159,26 +159,38 @@ def test_update_sets_names_always_email_when_given_and_the_password_when_given(a
 
 @pytest.mark.parametrize(("fields", "message"), [
     ({"email": "broken"}, "Invalid email is provided."),
-    ({"tenantDomain": "nodot"}, "You should have an extension to your domain."),
     ({"tenantDomain": ".abc.com"}, "Invalid domain. Domain should not start with '.'"),
     ({"tenantDomain": "carbon.super"}, ("A tenant with same domain carbon.super already exist. Please use a "
                                        "different domain name.")),
+    ({"adminPassword": None}, "Error while adding tenant admin user."),
+    ({"adminPassword": ""}, "Error while adding tenant admin user."),
 ])
-def test_add_faults_carry_the_service_exception(soap, fields, message):
+def test_add_faults_carry_the_service_exception(apim, soap, fields, message):
     assert service_fault(soap("addTenant", bean(**fields))) == message
+    assert apim.tenant("abc.com") is None and apim.key_managers("abc.com") == []
 
 
 def test_duplicates_and_unknown_domains_are_service_faults(apim, soap):
     soap("addTenant", bean())
     assert "already exist" in service_fault(soap("addTenant", bean()))
-    assert "nope.com" in service_fault(soap("getTenant", domain("nope.com")))
     assert "nope.com" in service_fault(soap("activateTenant", domain("nope.com")))
     assert "nope.com" in service_fault(soap("updateTenant", bean(tenantDomain="nope.com")))
 
 
-def test_dotless_domains_need_public_cloud_setup_off(apim, soap):
-    apim.configure(public_cloud_setup=False)
-    assert soap("addTenant", bean(tenantDomain="nodot")).status_code == 200
+def test_get_tenant_of_an_unknown_domain_is_an_empty_bean_not_a_fault(apim, soap):
+    response = soap("getTenant", domain("nope.com"))
+    assert response.status_code == 200
+    returned = body_of(response).find(f"{{{SERVICES_NS}}}return")
+    values = {child.tag.rpartition("}")[2]: (child.text, child.get(f"{{{XSI}}}nil")) for child in returned}
+    assert values.pop("tenantId") == ("0", None) and values.pop("active") == ("false", None)
+    assert all(nil == "true" for _, nil in values.values())
+
+
+def test_dotless_domains_are_accepted_unless_public_cloud_setup(apim, soap):
+    assert soap("addTenant", bean(tenantDomain="nodot")).status_code == 200  # the default is off (124b1e6f)
+    apim.configure(public_cloud_setup=True)
+    assert service_fault(soap("addTenant", bean(tenantDomain="other"))) == "You should have an extension to your " \
+        "domain."
 
 
 def test_concurrent_adds_of_one_domain_make_one_tenant(apim, soap):
@@ -242,7 +254,7 @@ def test_the_operation_must_be_in_the_services_namespace_and_match_soapaction(so
     assert "The endpoint reference (EPR) for the Operation not found" in fault_of(soap("getTenant", raw=raw))[1]
     message = fault_of(soap("getTenant", domain("abc.com"), action='"urn:addTenant"'))[1]
     assert "WSA Action = urn:addTenant" in message
-    assert soap("getTenant", domain("abc.com"), action="").status_code == 500  # reaches the service: unknown domain
+    assert soap("getTenant", domain("abc.com"), action="").status_code == 200  # reaches the service: an empty bean
 
 
 def test_soap_12_json_and_dtds_are_refused(soap):
@@ -270,6 +282,26 @@ def test_authentication_and_authorization_faults_have_an_empty_detail(apim, soap
         "Denied accessing super tenant service."
     apim.add_user("operator", "op", [PERMISSION_MODIFY])
     assert soap("deactivateTenant", domain("abc.com"), auth=("operator", "op")).status_code == 202
+
+
+def test_delete_reports_success_and_does_nothing_unless_deletion_is_enabled(apim, soap):
+    soap("addTenant", bean())
+    response = soap("deleteTenant", domain("abc.com"))
+    assert (response.status_code, response.content) == (202, b"")
+    assert apim.tenant("abc.com") is not None and apim.key_managers("abc.com")
+    assert "Tenant deletion is not enabled; tenant abc.com was not deleted" in apim.events
+    apim.configure(tenant_deletion=True)
+    assert soap("deleteTenant", domain("abc.com")).status_code == 202
+    assert apim.tenant("abc.com") is None and apim.key_managers("abc.com") == []
+    assert "abc.com" in service_fault(soap("deleteTenant", domain("abc.com")))  # gone: nothing to delete
+    assert soap("addTenant", bean()).status_code == 200  # the domain is free again
+
+
+def test_delete_needs_the_modify_permission(apim, soap):
+    apim.configure(tenant_deletion=True)
+    soap("addTenant", bean())
+    assert fault_of(soap("deleteTenant", domain("abc.com"), auth=("monitor", "monitor")))[1] == "Access Denied."
+    assert apim.tenant("abc.com") is not None
 
 
 def test_unknown_paths_and_methods(apim, ca_file):
@@ -358,6 +390,16 @@ def test_malformed_json_and_failed_operations_are_500(apim, notify):
     assert_handler_error(notify(event("UPDATE", OWNER_UPDATED, "ghost.com", owners=[KIM])))
 
 
+def test_an_invite_via_email_create_without_a_password_fails_and_creates_nothing(apim, notify):
+    """IS sends no password for an invite-via-email owner; addTenant then fails creating the tenant admin
+    (findings #2). IS never retries an HTTP error, so API Manager never gets this tenant."""
+    owner = {key: value for key, value in KIM.items() if key != "password"}
+    assert_handler_error(notify(event("CREATE", owners=[owner])))
+    assert apim.requests[-1].note == "Error while adding tenant admin user."
+    assert apim.tenant("abc.com") is None and apim.key_managers("abc.com") == []
+    assert "Error while processing notification: Error while adding tenant admin user." in apim.events
+
+
 def test_who_may_notify(apim, notify):
     assert_handler_error(notify(event("CREATE", owners=[KIM]), auth=None))  # no Basic: the handler refuses
     assert notify(event("CREATE", owners=[KIM]), auth=("admin", "wrong")).status_code == 401
@@ -417,10 +459,109 @@ def test_downtime_refuses_connections_on_the_same_port(apim, soap):
     assert soap("retrieveTenants").status_code == 200
 
 
+# --- /api/am/admin/v4/key-managers (§7) ---------------------------------------------------------------------------
+
+KEY_MANAGERS = "/api/am/admin/v4/key-managers"
+
+
+@pytest.fixture
+def admin_api(apim, ca_file):
+    def call(method: str, path: str = "", *, auth=("kim@abc.com", "Kim#12345"), document=None):
+        return requests.request(method, f"{apim.base_url}{KEY_MANAGERS}{path}", json=document, auth=auth,
+                                verify=ca_file, timeout=5)
+    return call
+
+
+def okta(**overrides) -> dict:
+    return {"name": "Okta", "type": "Okta", "displayName": "Okta", "description": "Okta for partners",
+            "additionalProperties": {"client_id": "x"}, **overrides}
+
+
+def test_the_tenant_admin_lists_only_its_own_tenants_key_managers(apim, soap, admin_api):
+    soap("addTenant", bean())
+    soap("addTenant", bean(tenantDomain="xyz.com", email="kim@xyz.com"))
+    response = admin_api("GET")
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/json"
+    document = response.json()
+    assert document["count"] == 1 and set(document["list"][0]) == {"id", "name", "type", "displayName",
+                                                                  "description", "enabled"}
+    assert (document["list"][0]["name"], document["list"][0]["type"]) == ("Resident Key Manager", "default")
+    other = admin_api("GET", auth=("kim@xyz.com", "Kim#12345")).json()["list"][0]["id"]
+    assert admin_api("GET", f"/{other}").status_code == 404  # another tenant's key manager is invisible
+    assert admin_api("GET", auth=("admin", "admin")).json() == {"count": 0, "list": []}  # carbon.super's own
+
+
+def test_create_get_update_delete_a_key_manager(apim, soap, admin_api):
+    soap("addTenant", bean())
+    created = admin_api("POST", document=okta())
+    assert created.status_code == 201
+    manager = created.json()
+    assert created.headers["Location"] == f"key-managers/{manager['id']}" and UUID.match(manager["id"])
+    assert (manager["name"], manager["type"], manager["enabled"], manager["tokenType"]) == ("Okta", "Okta", True,
+                                                                                           "DIRECT")
+    fetched = admin_api("GET", f"/{manager['id']}").json()
+    assert fetched == manager and fetched["additionalProperties"] == {"client_id": "x"}
+    assert [m["name"] for m in apim.key_managers("abc.com")] == ["Resident Key Manager", "Okta"]
+    updated = admin_api("PUT", f"/{manager['id']}", document={**fetched, "enabled": False, "description": "off"})
+    assert updated.status_code == 200 and (updated.json()["enabled"], updated.json()["id"]) == (False, manager["id"])
+    deleted = admin_api("DELETE", f"/{manager['id']}")
+    assert (deleted.status_code, deleted.content) == (200, b"")
+    assert admin_api("GET", f"/{manager['id']}").status_code == 404
+    assert admin_api("DELETE", f"/{manager['id']}").status_code == 404
+    assert admin_api("PUT", f"/{manager['id']}", document=fetched).status_code == 404
+
+
+@pytest.mark.parametrize(("document", "fragment"), [
+    ({"type": "Okta"}, "name"), (okta(name=""), "name"), (okta(name="x" * 101), "name"), (okta(type=None), "type"),
+    (okta(description="d" * 257), "description"), (okta(type="Unknown"), "not configured"),
+    (okta(tokenType="JWT"), "tokenType"), ({"name": "IS7", "type": "WSO2-IS-7"}, "api_resource_management_endpoint"),
+    ({"name": "IS7", "type": "WSO2-IS-7", "additionalProperties": {
+        "api_resource_management_endpoint": "https://is/x", "is7_roles_endpoint": "https://is/y",
+        "Authentication": "Kerberos"}}, "Authentication"),
+    ([], "not a key manager"),
+])
+def test_bad_key_managers_are_400_error_dtos(soap, admin_api, document, fragment):
+    soap("addTenant", bean())
+    response = admin_api("POST", document=document)
+    assert response.status_code == 400
+    error = response.json()
+    assert set(error) == {"code", "message", "description", "moreInfo", "error"} and error["code"] == 400
+    assert fragment in error["description"]
+
+
+def test_a_duplicate_name_is_409(soap, admin_api):
+    soap("addTenant", bean())
+    assert admin_api("POST", document=okta()).status_code == 201
+    response = admin_api("POST", document=okta(displayName="again"))
+    assert response.status_code == 409 and "Okta" in response.json()["description"]
+    resident = next(m for m in admin_api("GET").json()["list"] if m["name"] == "Resident Key Manager")
+    full = admin_api("GET", f"/{resident['id']}").json()
+    assert admin_api("PUT", f"/{resident['id']}", document={**full, "name": "Okta"}).status_code == 409
+
+
+def test_who_may_call_the_key_manager_api(apim, soap, admin_api):
+    soap("addTenant", bean())
+    assert admin_api("GET", auth=("kim@abc.com", "wrong")).status_code == 401
+    assert admin_api("GET", auth=None).status_code == 401
+    unauthorized = admin_api("GET", auth=("kim@nope.com", "Kim#12345"))
+    assert unauthorized.status_code == 401 and unauthorized.json()["code"] == 900901
+    assert admin_api("GET", auth=("monitor", "monitor")).status_code == 403  # no apim:admin scope
+    soap("deactivateTenant", domain("abc.com"))
+    assert admin_api("GET").status_code == 401  # an inactive tenant's admin cannot sign in
+    assert admin_api("PATCH").status_code == 401
+    soap("activateTenant", domain("abc.com"))
+    assert admin_api("PATCH").status_code == 405
+
+
 def test_the_command_line_explains_itself(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
-    assert exit_info.value.code == 0 and "--is-base-url" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    for option in ("--is-base-url", "--no-tenant-sync", "--auto-configure-key-manager",
+                   "--skip-create-resident-key-manager", "--client-cert", "--client-key", "--present-client-cert",
+                   "--tenant-deletion", "--public-cloud-setup"):
+        assert option in out
     with pytest.raises(SystemExit) as exit_info:
         main(["--port", "0"])
     assert exit_info.value.code == 2 and "--demo-pki" in capsys.readouterr().err

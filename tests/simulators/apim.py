@@ -8,6 +8,12 @@
   with an empty detail; void operations answer 202 with no body; `retrievePaginatedTenants` pages like Carbon's
   DataPaginator (page numbers from 0, 15 per page, a page past the end returns the LAST page, an empty list has
   numberOfPages 0 and a nil tenantInfoBeans);
+- `getTenant` for an unknown domain answers an EMPTY bean (tenantId 0, every other field nil), not a fault: the
+  errors underneath are swallowed (findings #7); `deleteTenant` (modify permission) answers success and does
+  nothing unless tenant deletion is enabled (`tenant_deletion`), as API Manager's does;
+- `addTenant` without an admin password (what the notify handler passes on for an IS invite-via-email owner) fails
+  while the tenant admin is created: a service fault, and no tenant (findings #2);
+- `/api/am/admin/v4/key-managers` (§7): the caller's tenant's key managers (tests/simulators/apim_keys.py);
 - `POST /internal/data/v1/notify` (§4): a wrong Basic password is a 401 from the CXF interceptor, a caller outside
   the super tenant a 403; no Authorization header at all passes the interceptor and the TenantManagementEventHandler
   then refuses it with a 500, as it does a user without the modify-tenant permission; the FIRST `events` value is
@@ -21,7 +27,16 @@ tenant to IS (errors only logged) and the initial activation then GETs it by dom
 in API Manager on ANY error; an update GETs the tenant and its owners and PUTs the owner, falling back to a create
 on a 400/404; an activation or deactivation GETs the tenant, PUTs the lifecycle only when it differs, and rolls
 API Manager's own state back on ANY error. The SOAP call still succeeds in every case: callers must verify.
-Connection failures are retried as Feign's default Retryer does (5 attempts from 100 ms, times 1.5).
+Connection failures are retried as Feign's default Retryer does (5 attempts from 100 ms, times 1.5). With
+`present_client_certificate` those Basic calls also present API Manager's client certificate (findings #4: then
+IS's certificate handler decides alone).
+
+Key managers (findings #1, #3, #8): every new tenant, whether added by SOAP or by a notify CREATE, gets the default
+Resident Key Manager unless `skip_create_resident_key_manager`; with skip AND `auto_configure_key_manager` (a
+KeyManagerConfig, or the sharing config's flag) it gets the WSO2-IS-7 one instead, whatever the sync setting; with
+auto-configure alone it silently gets none. After the tenant is created, the simulator makes that key manager's
+calls to IS (client registration, then a token) over mutual TLS with its client certificate and records the
+outcome per tenant (`key_generation(domain)`), without ever failing the tenant's creation.
 
 Tests import `ApimSimulator`; the demo starts it from the command line (`python -m tests.simulators.apim --help`).
 Injected latency, failures (a status or a connection reset, matched by method, path prefix and SOAP operation),
@@ -36,7 +51,6 @@ import datetime
 import http.client
 import json
 import re
-import ssl
 import sys
 import time
 import uuid
@@ -48,10 +62,21 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape
 
-from tests.simulators.https import BaseState, HttpsSimulator, TlsHandler, server_context
+from tests.simulators.apim_keys import (
+    ADMIN_PREFIX,
+    IS7_TYPE,
+    RESIDENT_KEY_MANAGER,
+    AdminApi,
+    KeyGeneration,
+    KeyManagerConfig,
+    default_key_manager,
+    is7_key_manager,
+    probe_key_generation,
+)
+from tests.simulators.https import BaseState, HttpsSimulator, TlsHandler, client_context, server_context
 from tests.simulators.is7 import domain_problem, email_problem, parse_basic
 
-__all__ = ["ApimSimulator", "TenantSharingConfig", "main"]
+__all__ = ["ApimSimulator", "KeyGeneration", "KeyManagerConfig", "TenantSharingConfig", "main"]
 
 SERVICE_PATH = "/services/TenantMgtAdminService"
 NOTIFY_PATH = "/internal/data/v1/notify"
@@ -67,7 +92,6 @@ BEAN_FIELDS = ("active", "admin", "adminPassword", "createdDate", "email", "firs
 KEY_MANAGER_HEADER = "X-WSO2-KEY-MANAGER"
 TENANT_MANAGEMENT = "TENANT_MANAGEMENT"
 HANDLER_ERROR = "Error while executing tenant management service"  # the outer APIManagementException's message
-RESIDENT_KEY_MANAGER = "Resident Key Manager"
 DEFAULT_ITEMS_PER_PAGE = 15  # carbon.xml ItemsPerPage
 
 PERMISSION_ALL = "/permission"
@@ -78,8 +102,13 @@ OPERATIONS: dict[str, str] = {  # services.xml: the permission each operation ne
     "addTenant": PERMISSION_MONITOR, "getTenant": PERMISSION_MONITOR, "retrieveTenants": PERMISSION_LIST,
     "retrievePaginatedTenants": PERMISSION_LIST, "updateTenant": PERMISSION_MODIFY,
     "activateTenant": PERMISSION_MODIFY, "deactivateTenant": PERMISSION_MODIFY,
+    "deleteTenant": PERMISSION_MODIFY,  # simulator: services.xml's entry for deleteTenant was not read
 }
-VOID_OPERATIONS = frozenset({"updateTenant", "activateTenant", "deactivateTenant"})
+VOID_OPERATIONS = frozenset({"updateTenant", "activateTenant", "deactivateTenant", "deleteTenant"})
+PERMISSION_ADMIN = "/permission/admin"  # simulator: stands in for the apim:admin scope of the admin REST API
+# simulator: TenantPersistor.addTenantAdminUser's message; the user store's refusal of a null password underneath
+# it was not read.
+NO_ADMIN_PASSWORD = "Error while adding tenant admin user."
 
 _NAME_ILLEGAL = re.compile(r"[<>&\"'%;]")  # simulator: CommonUtil.validateName's character set was not read
 
@@ -179,9 +208,9 @@ def _now() -> datetime.datetime:
 
 
 class ApimState(BaseState):
-    def __init__(self, *, users: Mapping[str, ApimUser] | None = None, public_cloud_setup: bool = True,
+    def __init__(self, *, users: Mapping[str, ApimUser] | None = None, public_cloud_setup: bool = False,
                  items_per_page: int = DEFAULT_ITEMS_PER_PAGE, skip_create_resident_key_manager: bool = False,
-                 latency: float = 0.0) -> None:
+                 tenant_deletion: bool = False, latency: float = 0.0) -> None:
         super().__init__(latency=latency)
         self.users: dict[str, ApimUser] = dict(users) if users is not None else {
             "admin": ApimUser("admin", frozenset({PERMISSION_ALL})),
@@ -190,10 +219,16 @@ class ApimState(BaseState):
         self.public_cloud_setup = public_cloud_setup
         self.items_per_page = items_per_page
         self.skip_create_resident_key_manager = skip_create_resident_key_manager
+        self.tenant_deletion = tenant_deletion
         self.tenants: dict[str, ApimTenant] = {}
-        self.key_managers: dict[str, list[dict]] = {}
+        self.key_managers: dict[str, list[dict]] = {}  # tenant domain (or carbon.super) -> KeyManagerDTOs
+        self.key_generations: dict[str, list[KeyGeneration]] = {}
         self.next_id = 1
         self.sharing: TenantSharingConfig | None = None
+        self.key_manager: KeyManagerConfig | None = None
+        self.client_cert_pem: str | None = None  # API Manager's own certificate (its keystore) for mutual TLS
+        self.client_key_pem: str | None = None
+        self.present_client_certificate = False  # also on the tenant sharing (Basic) calls to IS
         self.sharing_calls: list[SharingCall] = []
         self.events: list[str] = []  # what API Manager logged: listener errors, rollbacks, handler failures
 
@@ -211,6 +246,17 @@ class ApimState(BaseState):
     def log_event(self, text: str) -> None:
         with self.lock:
             self.events.append(text)
+
+    def key_manager_settings(self) -> KeyManagerConfig | None:
+        """The auto-configure setting and IS base URL in force: the KeyManagerConfig, else what the sharing config
+        says (API Manager reads both from the same WSO2-IS-7 tenant sharing properties)."""
+        with self.lock:
+            if self.key_manager is not None:
+                return self.key_manager
+            sharing = self.sharing
+        if sharing is not None and sharing.auto_configure_key_manager:
+            return KeyManagerConfig(sharing.identity_server_base_url, True, sharing.ca_pem, sharing.timeout)
+        return None
 
 
 # --- TenantMgtAdminService --------------------------------------------------------------------------------------
@@ -240,6 +286,11 @@ class TenantService:
             if domain == SUPER_TENANT or domain in self.state.tenants:
                 raise ServiceFault(f"A tenant with same domain {domain} already exist. Please use a different "
                                    "domain name.")
+            if not bean.get("adminPassword"):
+                # The SOAP service has no ask-password path: TenantMgtUtil.initializeTenant passes the null
+                # password on and creating the tenant admin fails. simulator: the real product may leave a
+                # half-made tenant behind; here nothing is kept.
+                raise ServiceFault(NO_ADMIN_PASSWORD)
             tenant = ApimTenant(id=self.state.next_id, uuid=str(uuid.uuid4()), domain=domain, admin=admin,
                                 email=email, firstname=bean.get("firstname"), lastname=bean.get("lastname"),
                                 created=_now(), active=False, password=bean.get("adminPassword"))
@@ -247,7 +298,7 @@ class TenantService:
             self.state.tenants[domain] = tenant
             managers = self.state.key_managers.setdefault(domain, [])
             if not self.state.skip_create_resident_key_manager:
-                managers.append({"name": RESIDENT_KEY_MANAGER, "type": "default"})
+                managers.append(default_key_manager())
         self.sync.on_create(tenant, bean)  # TenantMgtUtil.triggerAddTenant
         with self.state.lock:
             tenant.active = True  # activateTenantInitially: every tenant the super tenant adds starts active
@@ -256,14 +307,33 @@ class TenantService:
                 tenant.active = False
             self.state.log_event(f"Deactivating tenant {domain} in API Manager due to missing tenant in Identity "
                                  "Server")
+        self.generate_keys(domain)
         return tenant.uuid
+
+    def generate_keys(self, domain: str) -> KeyGeneration | None:
+        """Make the tenant's WSO2-IS-7 key manager register a client and get a token from IS, and record the
+        outcome; None when the tenant has no such key manager. Failures are recorded and logged, never raised."""
+        with self.state.lock:
+            manager = next((dict(m) for m in self.state.key_managers.get(domain, []) if m.get("type") == IS7_TYPE),
+                           None)
+            cert, key = self.state.client_cert_pem, self.state.client_key_pem
+            attempt = len(self.state.key_generations.get(domain, [])) + 1
+        if manager is None:
+            return None
+        name = f"apim_{domain}_km_probe" + (f"_{attempt}" if attempt > 1 else "")
+        result = probe_key_generation(manager, domain, self.state.key_manager_settings(), cert, key, name)
+        with self.state.lock:
+            self.state.key_generations.setdefault(domain, []).append(result)
+        if not result.ok:
+            self.state.log_event(f"Error while generating keys through the key manager: {result}")
+        return result
 
     def get_tenant(self, domain: str) -> dict[str, Any]:
         with self.state.lock:
             tenant = self.state.tenants.get(domain)
             if tenant is None:
-                # simulator: getTenant for an unknown domain fails in IS's user core; the text was not read.
-                raise ServiceFault(f"Error in retrieving the tenant information for the tenant domain: {domain}.")
+                # ClaimsMgtUtil swallows the lookup's errors: an empty TenantInfoBean (tenantId 0, the rest nil).
+                return {}
             return {**self._list_bean(tenant), "admin": tenant.admin, "firstname": tenant.firstname,
                     "lastname": tenant.lastname, "usagePlan": ""}
 
@@ -303,6 +373,19 @@ class TenantService:
                 tenant.active = not active  # the listener's rollback
             self.state.log_event(f"Rollback tenant {'activation' if active else 'deactivation'} for tenant {domain}")
 
+    def delete_tenant(self, domain: str) -> None:
+        """deleteTenant: success without effect unless tenant deletion is enabled (`tenant_deletion`); then the
+        tenant, its key managers and its key generation records are gone. Neither listener propagates a delete."""
+        with self.state.lock:
+            if not self.state.tenant_deletion:
+                self.state.events.append(f"Tenant deletion is not enabled; tenant {domain} was not deleted")
+                return
+            if self.state.tenants.pop(domain, None) is None:
+                # simulator: the text for an unknown domain with deletion on was not read
+                raise ServiceFault(f"Error in retrieving the tenant id for the tenant domain: {domain}.")
+            self.state.key_managers.pop(domain, None)
+            self.state.key_generations.pop(domain, None)
+
     def retrieve_paginated(self, page_number: int) -> tuple[int, list[dict[str, Any]] | None]:
         """DataPaginator.doPaging: pages count from 0, a negative page is page 0, a page past the end is the last
         page; an empty list leaves numberOfPages at 0 and the beans unset."""
@@ -337,20 +420,20 @@ class IsTenantSync:
             return self.state.sharing
 
     def on_create(self, tenant: ApimTenant, bean: dict[str, Any]) -> None:
+        """onTenantCreate: the create in IS only with sync on; the WSO2-IS-7 key manager whenever skip-resident and
+        auto-configure are both set, sync on or off (apim-km-wso2is 2.x reads them apart)."""
         config = self.config
-        if config is None:
-            return
-        if config.enable_tenant_sync:
+        if config is not None and config.enable_tenant_sync:
             try:
                 self._create(config, tenant.domain, bean)
             except IsCallFailed as exc:
                 self.state.log_event(f"Error while creating tenant in Identity server: {exc}")
+        settings = self.state.key_manager_settings()
         with self.state.lock:
-            skip = self.state.skip_create_resident_key_manager
-        if skip and config.auto_configure_key_manager:
-            with self.state.lock:
+            if self.state.skip_create_resident_key_manager and settings is not None and \
+                    settings.auto_configure_key_manager:
                 self.state.key_managers.setdefault(tenant.domain, []).append(
-                    _is7_key_manager(config.identity_server_base_url, tenant.domain, tenant.admin))
+                    is7_key_manager(settings.identity_server_base_url, tenant.domain, tenant.admin))
 
     def on_initial_activation(self, domain: str) -> bool:
         """False when API Manager must deactivate the new tenant: IS could not confirm it (any failure counts)."""
@@ -422,7 +505,7 @@ class IsTenantSync:
         delay = config.retry_period
         for attempt in range(1, config.max_attempts + 1):
             try:
-                status, answer = _request(url, method, content, headers, config)
+                status, answer = _request(url, method, content, headers, config, self._client_certificate())
             except OSError as exc:
                 self._record(method, url.path, body, f"error: {type(exc).__name__}: {exc}")
                 if attempt == config.max_attempts:
@@ -436,14 +519,21 @@ class IsTenantSync:
             return answer
         raise IsCallFailed(None, "no attempt made")
 
+    def _client_certificate(self) -> tuple[str, str] | None:
+        """API Manager's certificate when its outbound calls present it (`present_client_certificate`)."""
+        with self.state.lock:
+            if self.state.present_client_certificate and self.state.client_cert_pem and self.state.client_key_pem:
+                return self.state.client_cert_pem, self.state.client_key_pem
+        return None
+
     def _record(self, method: str, path: str, body: Any, outcome: int | str) -> None:
         with self.state.lock:
             self.state.sharing_calls.append(SharingCall(method, path, body, outcome))
 
 
 def _request(url: Any, method: str, content: bytes | None, headers: dict[str, str],
-             config: TenantSharingConfig) -> tuple[int, Any]:
-    context = ssl.create_default_context(cadata=config.ca_pem) if config.ca_pem else ssl.create_default_context()
+             config: TenantSharingConfig, certificate: tuple[str, str] | None = None) -> tuple[int, Any]:
+    context = client_context(config.ca_pem, *(certificate or (None, None)))
     connection = http.client.HTTPSConnection(url.hostname, url.port or 443, timeout=config.timeout,
                                              context=context)
     try:
@@ -459,25 +549,6 @@ def _request(url: Any, method: str, content: bytes | None, headers: dict[str, st
     except ValueError:
         answer = raw.decode("utf-8", "replace")
     return response.status, answer
-
-
-def _is7_key_manager(base_url: str, domain: str, admin: str) -> dict:
-    """The `Resident Key Manager` of type WSO2-IS-7 the listener configures (no IS call), per §5."""
-    base = base_url if base_url.endswith("/") else base_url + "/"
-    prefix = f"{base}t/{domain}"
-    return {
-        "name": RESIDENT_KEY_MANAGER, "type": "WSO2-IS-7", "displayName": "IS7 as Default Key Manager",
-        "enabled": True, "tokenType": "DIRECT", "organization": domain,
-        "additionalProperties": {
-            "Authentication": "MutualTLS", "MutualTLSOptions": "ServerWide", "IdentityUser": f"{admin}@{domain}",
-            "api_resource_management_endpoint": f"{prefix}/api/server/v1/api-resources",
-            "is7_roles_endpoint": f"{prefix}/scim2/v2/Roles",
-            "client_registration_endpoint": f"{prefix}/api/identity/oauth2/dcr/v1.1/register",
-            "introspection_endpoint": f"{prefix}/oauth2/introspect", "token_endpoint": f"{prefix}/oauth2/token",
-            "revoke_endpoint": f"{prefix}/oauth2/revoke", "userinfo_endpoint": f"{prefix}/scim2/Me",
-            "authorize_endpoint": f"{prefix}/oauth2/authorize", "certificate_value": f"{prefix}/oauth2/jwks",
-        },
-    }
 
 
 def _drop_none(document: dict) -> dict:
@@ -632,6 +703,8 @@ class _Handler(TlsHandler):
             self._answer(entry, *self._soap(sim, entry, body))
         elif split.path == NOTIFY_PATH and self.command == "POST":
             self._answer(entry, *self._notify(sim, entry, body))
+        elif split.path == ADMIN_PREFIX or split.path.startswith(ADMIN_PREFIX + "/"):
+            self._answer(entry, *self._admin(sim, entry, split.path, body))
         elif split.path in (SERVICE_PATH, NOTIFY_PATH):
             self._answer(entry, 405, b"", None, {"Allow": "POST"})
         else:
@@ -694,12 +767,15 @@ class _Handler(TlsHandler):
                 return _response(operation, f"<ns:return>{escape(service.add_tenant(bean))}</ns:return>")
             service.update_tenant(bean)
             return None
-        if operation in ("getTenant", "activateTenant", "deactivateTenant"):
+        if operation in ("getTenant", "activateTenant", "deactivateTenant", "deleteTenant"):
             domain = _text(_children(element, SERVICES_NS, ["tenantDomain"]).get("tenantDomain"), "string",
                            "tenantDomain") or ""
             if operation == "getTenant":
                 return _response(operation, _bean_xml(service.get_tenant(domain), "ns:return"), _BEAN_NS_DECL)
-            service.set_active(domain, operation == "activateTenant")
+            if operation == "deleteTenant":
+                service.delete_tenant(domain)
+            else:
+                service.set_active(domain, operation == "activateTenant")
             return None
         if operation == "retrievePaginatedTenants":
             page = _text(_children(element, SERVICES_NS, ["pageNumber"]).get("pageNumber"), "int", "pageNumber")
@@ -713,6 +789,29 @@ class _Handler(TlsHandler):
                              _BEAN_NS_DECL)
         beans = service.retrieve_all()  # retrieveTenants
         return _response(operation, "".join(_bean_xml(bean, "ns:return") for bean in beans), _BEAN_NS_DECL)
+
+    # --- /api/am/admin/v4/key-managers ---
+
+    def _admin(self, sim: ApimSimulator, entry: LoggedRequest, path: str,
+               body: bytes) -> tuple[int, bytes, str | None, dict[str, str]]:
+        """simulator: HTTP Basic as `<admin>@<domain>` (or a super-tenant user) stands in for the OAuth2 token
+        with apim:admin scopes real API Manager asks for; the key managers are the caller's tenant's."""
+        credentials = parse_basic(self.headers.get("Authorization"))
+        with sim.state.lock:
+            tenant, user = sim.state.user(credentials[0]) if credentials else (SUPER_TENANT, None)
+        if credentials is None or user is None or user.password != credentials[1]:
+            entry.note = "Unauthenticated request"
+            return 401, json.dumps({"code": 900901, "message": "Invalid Credentials", "description":
+                                    "Invalid Credentials. Make sure you have provided the correct security "
+                                    "credentials", "moreInfo": "", "error": []}).encode(), "application/json", {}
+        entry.basic_user = credentials[0]
+        if not user.may(PERMISSION_ADMIN):
+            entry.note = "the user has no apim:admin scope"
+            return 403, json.dumps({"code": 900910, "message": "The access token does not allow you to access the "
+                                    "requested resource", "description": "User is NOT authorized to access the "
+                                    "Resource. Scope validation failed.", "moreInfo": "", "error": []}).encode(), \
+                "application/json", {}
+        return sim.admin_api.handle(self.command, path, body, tenant)
 
     # --- /internal/data/v1/notify ---
 
@@ -829,13 +928,25 @@ class ApimSimulator(HttpsSimulator):
 
     def __init__(self, *, server_cert_pem: str, server_key_pem: str, users: Mapping[str, ApimUser] | None = None,
                  host: str = "127.0.0.1", port: int = 0, hostname: str | None = None,
-                 public_cloud_setup: bool = True, items_per_page: int = DEFAULT_ITEMS_PER_PAGE,
+                 public_cloud_setup: bool = False, items_per_page: int = DEFAULT_ITEMS_PER_PAGE,
                  skip_create_resident_key_manager: bool = False, tenant_sharing: TenantSharingConfig | None = None,
-                 latency: float = 0.0, verbose: bool = False) -> None:
+                 key_manager: KeyManagerConfig | None = None, client_cert_pem: str | None = None,
+                 client_key_pem: str | None = None, present_client_certificate: bool = False,
+                 tenant_deletion: bool = False, latency: float = 0.0, verbose: bool = False) -> None:
+        """`key_manager` holds auto_configure_key_manager and the IS base URL apart from `tenant_sharing` (sync);
+        `client_cert_pem` / `client_key_pem` are API Manager's own certificate, used for the key managers' mutual
+        TLS and, with `present_client_certificate`, on the tenant sharing calls too."""
+        if (client_cert_pem is None) != (client_key_pem is None):
+            raise ValueError("give both the client certificate and its key, or neither")
         self.state = ApimState(users=users, public_cloud_setup=public_cloud_setup, items_per_page=items_per_page,
-                               skip_create_resident_key_manager=skip_create_resident_key_manager, latency=latency)
+                               skip_create_resident_key_manager=skip_create_resident_key_manager,
+                               tenant_deletion=tenant_deletion, latency=latency)
         self.state.sharing = tenant_sharing
+        self.state.key_manager = key_manager
+        self.state.client_cert_pem, self.state.client_key_pem = client_cert_pem, client_key_pem
+        self.state.present_client_certificate = present_client_certificate
         self.service = TenantService(self.state)
+        self.admin_api = AdminApi(self.state.lock, self.state.key_managers)
         super().__init__(context=server_context(server_cert_pem, server_key_pem), handler=_Handler, host=host,
                          port=port, hostname=hostname, verbose=verbose)
 
@@ -881,12 +992,51 @@ class ApimSimulator(HttpsSimulator):
             return replace(tenant) if tenant else None
 
     def key_managers(self, domain: str) -> list[dict]:
+        """Copies of the tenant's KeyManagerDTOs ("carbon.super" for the super tenant's)."""
         with self.state.lock:
-            return [dict(km) for km in self.state.key_managers.get(domain, [])]
+            return [json.loads(json.dumps(km)) for km in self.state.key_managers.get(domain, [])]
+
+    def add_key_manager(self, domain: str, manager: dict) -> dict:
+        """Seed a key manager into a tenant (an "id" is added when missing); returns a copy."""
+        with self.state.lock:
+            stored = {**json.loads(json.dumps(manager))}
+            stored.setdefault("id", str(uuid.uuid4()))
+            self.state.key_managers.setdefault(domain, []).append(stored)
+            return json.loads(json.dumps(stored))
+
+    def key_generation(self, domain: str) -> KeyGeneration | None:
+        """The latest key generation attempt for the tenant (str() reads "key generation for acme.com: ok")."""
+        with self.state.lock:
+            attempts = self.state.key_generations.get(domain)
+            return attempts[-1] if attempts else None
+
+    @property
+    def key_generations(self) -> dict[str, list[KeyGeneration]]:
+        with self.state.lock:
+            return {domain: list(attempts) for domain, attempts in self.state.key_generations.items()}
+
+    def generate_keys(self, domain: str) -> KeyGeneration | None:
+        """Run the tenant's key manager calls again now (e.g. after IS's mappings changed)."""
+        return self.service.generate_keys(domain)
+
+    def configure_key_manager(self, config: KeyManagerConfig | None) -> None:
+        """Set auto_configure_key_manager and the IS base URL for new tenants' key managers (None: fall back to
+        the tenant sharing config's flag)."""
+        with self.state.lock:
+            self.state.key_manager = config
+
+    def set_client_certificate(self, cert_pem: str | None, key_pem: str | None) -> None:
+        """API Manager's own certificate and key for mutual TLS (None, None: none)."""
+        if (cert_pem is None) != (key_pem is None):
+            raise ValueError("give both the client certificate and its key, or neither")
+        with self.state.lock:
+            self.state.client_cert_pem, self.state.client_key_pem = cert_pem, key_pem
 
     def configure(self, **settings: Any) -> None:
-        """public_cloud_setup, items_per_page, skip_create_resident_key_manager."""
-        allowed = {"public_cloud_setup", "items_per_page", "skip_create_resident_key_manager"}
+        """public_cloud_setup, items_per_page, skip_create_resident_key_manager, tenant_deletion,
+        present_client_certificate."""
+        allowed = {"public_cloud_setup", "items_per_page", "skip_create_resident_key_manager", "tenant_deletion",
+                   "present_client_certificate"}
         unknown = set(settings) - allowed
         if unknown:
             raise ValueError(f"unknown settings {sorted(unknown)}")
@@ -924,8 +1074,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.simulators.apim",
         description="WSO2 API Manager simulator (test tool): HTTPS with Basic authentication, the SOAP "
-                    f"TenantMgtAdminService at {SERVICE_PATH}, the notify API at {NOTIFY_PATH}, and optionally "
-                    "API Manager's tenant sharing push to IS 7.")
+                    f"TenantMgtAdminService at {SERVICE_PATH}, the notify API at {NOTIFY_PATH}, the admin key "
+                    f"managers API at {ADMIN_PREFIX}, and optionally API Manager's tenant sharing push to IS 7 and "
+                    "the auto-configured WSO2-IS-7 key manager (which registers a client and gets a token from IS "
+                    "over mutual TLS for every new tenant).")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=9444, help="port (default 9444; 0 picks a free one)")
     parser.add_argument("--hostname", help="host name in URLs (default: --host)")
@@ -936,13 +1088,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", action="append", type=_parse_credentials, default=[], metavar="USERNAME:PASSWORD",
                         help="a super-tenant user with every permission (repeatable; admin:admin always, and "
                              "monitor:monitor without the modify-tenant permission)")
-    parser.add_argument("--no-public-cloud-setup", action="store_true", help="accept domains without a dot")
-    parser.add_argument("--is-base-url", help="turn tenant sharing to IS 7 on: identity_server_base_url")
+    parser.add_argument("--public-cloud-setup", action="store_true",
+                        help="[multi_tenancy] stratos.public_cloud_setup = true: refuse domains without a dot "
+                             "(default off, as in current releases)")
+    parser.add_argument("--no-public-cloud-setup", action="store_true", help=argparse.SUPPRESS)  # the default now
+    parser.add_argument("--is-base-url", help="identity_server_base_url of the WSO2-IS-7 tenant sharing block; "
+                                              "turns API Manager's tenant sync to IS 7 on unless --no-tenant-sync")
+    parser.add_argument("--no-tenant-sync", action="store_true",
+                        help="enable_tenant_sync = false: keep --is-base-url only for the auto-configured key manager "
+                             "(the IS 7 -> API Manager direction)")
     parser.add_argument("--is-credentials", type=_parse_credentials, default=("admin", "admin"),
                         metavar="USERNAME:PASSWORD", help="the IS user for tenant sharing (default admin:admin)")
     parser.add_argument("--is-ca", type=Path, help="PEM of the CA that issued IS's certificate")
-    parser.add_argument("--auto-configure-key-manager", action="store_true")
-    parser.add_argument("--skip-create-resident-key-manager", action="store_true")
+    parser.add_argument("--auto-configure-key-manager", action="store_true",
+                        help="auto_configure_key_manager = true (needs --is-base-url; takes effect only with "
+                             "--skip-create-resident-key-manager)")
+    parser.add_argument("--skip-create-resident-key-manager", action="store_true",
+                        help="[apim.key_manager] skip_create_resident_key_manager = true")
+    parser.add_argument("--client-cert", type=Path, metavar="PEM",
+                        help="API Manager's own certificate: the key managers' mutual TLS to IS (key generation)")
+    parser.add_argument("--client-key", type=Path, metavar="PEM", help="the private key of --client-cert")
+    parser.add_argument("--present-client-cert", action="store_true",
+                        help="the tenant sharing (Basic) calls to IS present --client-cert too; IS's certificate "
+                             "handler then decides alone")
+    parser.add_argument("--tenant-deletion", action="store_true",
+                        help="deleteTenant really deletes (default: it answers success and does nothing)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
     args = parser.parse_args(argv)
@@ -962,19 +1132,31 @@ def main(argv: list[str] | None = None) -> int:
     users = {"admin": ApimUser("admin", frozenset({PERMISSION_ALL})),
              "monitor": ApimUser("monitor", frozenset({PERMISSION_MONITOR}))}
     users.update({name: ApimUser(password, frozenset({PERMISSION_ALL})) for name, password in args.user})
-    sharing = None
+    if args.auto_configure_key_manager and not args.is_base_url:
+        parser.error("--auto-configure-key-manager needs --is-base-url")
+    if bool(args.client_cert) != bool(args.client_key):
+        parser.error("--client-cert and --client-key go together")
+    if args.present_client_cert and not args.client_cert:
+        parser.error("--present-client-cert needs --client-cert and --client-key")
+    is_ca = args.is_ca.read_text() if args.is_ca else None
+    sharing = key_manager = None
+    if args.is_base_url and not args.no_tenant_sync:
+        sharing = TenantSharingConfig(args.is_base_url, *args.is_credentials, ca_pem=is_ca)
     if args.is_base_url:
-        sharing = TenantSharingConfig(args.is_base_url, *args.is_credentials,
-                                      auto_configure_key_manager=args.auto_configure_key_manager,
-                                      ca_pem=args.is_ca.read_text() if args.is_ca else None)
+        key_manager = KeyManagerConfig(args.is_base_url, args.auto_configure_key_manager, is_ca)
     simulator = ApimSimulator(server_cert_pem=cert_pem, server_key_pem=key_pem, users=users, host=args.host,
-                              port=args.port, hostname=args.hostname,
-                              public_cloud_setup=not args.no_public_cloud_setup,
+                              port=args.port, hostname=args.hostname, public_cloud_setup=args.public_cloud_setup,
                               skip_create_resident_key_manager=args.skip_create_resident_key_manager,
-                              tenant_sharing=sharing, latency=args.latency, verbose=args.verbose)
+                              tenant_sharing=sharing, key_manager=key_manager,
+                              client_cert_pem=args.client_cert.read_text() if args.client_cert else None,
+                              client_key_pem=args.client_key.read_text() if args.client_key else None,
+                              present_client_certificate=args.present_client_cert,
+                              tenant_deletion=args.tenant_deletion, latency=args.latency, verbose=args.verbose)
     simulator.start()
-    print(f"API Manager simulator on {simulator.base_url} (SOAP {SERVICE_PATH}, notify {NOTIFY_PATH}"
-          f"{'; sharing tenants with ' + args.is_base_url if sharing else ''}). Ctrl-C stops it.", flush=True)
+    print(f"API Manager simulator on {simulator.base_url} (SOAP {SERVICE_PATH}, notify {NOTIFY_PATH}, key managers "
+          f"{ADMIN_PREFIX}{'; sharing tenants with ' + args.is_base_url if sharing else ''}"
+          f"{'; auto-configured key managers' if key_manager and key_manager.auto_configure_key_manager else ''})"
+          ". Ctrl-C stops it.", flush=True)
     try:
         while True:
             time.sleep(3600)

@@ -130,6 +130,25 @@ def server_context(cert_pem: str, key_pem: str, client_ca_pem: str | None = None
     return context
 
 
+def client_context(ca_pem: str | None = None, cert_pem: str | None = None,
+                   key_pem: str | None = None) -> ssl.SSLContext:
+    """A TLS client context for a simulator's own outbound calls: trusting `ca_pem` (None: the system CAs) and,
+    when both are given, presenting `cert_pem` / `key_pem` as its client certificate (mutual TLS)."""
+    context = ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
+    if cert_pem and key_pem:
+        directory = tempfile.mkdtemp(prefix="wso2-sim-client-")
+        try:
+            cert_path, key_path = os.path.join(directory, "client.pem"), os.path.join(directory, "client-key.pem")
+            for path, text in ((cert_path, cert_pem), (key_path, key_pem)):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(text)
+            context.load_cert_chain(cert_path, key_path)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+    return context
+
+
 class TlsServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
