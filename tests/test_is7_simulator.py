@@ -28,12 +28,7 @@ from tests.simulators.is7 import (
 )
 from tests.simulators.pki import Authority, is7_pki
 from tests.simulators.x509_names import issuer_name
-
-
-def java_dn(name) -> str:
-    """The simulator's own rendering of an issuer Name, as IS reads it."""
-    from tests.simulators.x509_names import java_name
-    return java_name(name)
+from tests.simulators.x509_names import java_name as java_dn  # the simulator's own rendering, as IS reads it
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -659,3 +654,215 @@ def test_the_command_line_offers_the_listener(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert "--notify-endpoint" in out and "--basic-user" in out
+
+
+# --- Handler lines (issue 12) ------------------------------------------------------------------------------------
+
+
+def test_without_the_config_table_master_is_off_and_the_backport_on(is7, pki, tmp_path):
+    """No [client_certificate_based_authentication]: master never runs the certificate handler (Basic decides);
+    the backports default to on and load no mapping, so a presented certificate gets 401 even with good Basic."""
+    caller = Caller(is7, pki, tmp_path)
+    caller.session.auth = ("admin", "admin")
+    is7.configure(client_cert_auth=None)
+    assert caller("GET", "/tenants").status_code == 200 and is7.requests[-1].decision is None
+    is7.set_handler_line("backport")
+    assert caller("GET", "/tenants").status_code == 401
+    assert "mapping is not configured" in is7.requests[-1].decision.reason
+    is7.configure(client_cert_auth=False)  # an explicit enable = false turns the backport off too
+    assert caller("GET", "/tenants").status_code == 200 and is7.requests[-1].basic_user == "admin"
+
+
+def test_the_backport_logs_certificates_when_asked_and_master_never(is7, call, pki):
+    is7.configure(log_client_cert_info=True)
+    assert call("GET", "/tenants").status_code == 200
+    assert is7.cert_info_log == []  # master does not read LogClientCertInfoEnabled
+    is7.set_handler_line("backport")
+    assert call("GET", "/tenants").status_code == 200
+    assert len(is7.cert_info_log) == 1 and pki.client.thumbprint in is7.cert_info_log[0]
+    assert issuer_name(pki.client.cert) in is7.cert_info_log[0]
+
+
+def test_backport_user_thumbprints_are_case_sensitive_and_users_unchecked(is7, pki, tmp_path):
+    issuer = issuer_name(pki.client.cert)
+    is7.set_mappings(user=[UserMapping(issuer, pki.client.thumbprint.lower(), ("*",))])
+    ghost = Caller(is7, pki, tmp_path, user="ghost")
+    admin = Caller(is7, pki, tmp_path, user="admin")
+    assert admin("GET", "/tenants").status_code == 200  # master ignores case
+    assert ghost("GET", "/tenants").status_code == 401  # master: ghost does not exist
+    is7.set_handler_line("backport")
+    assert admin("GET", "/tenants").status_code == 401  # backport: lower case never equals IS's upper case
+    is7.set_mappings(user=[UserMapping(issuer, pki.client.thumbprint, ("*",))])
+    assert ghost("GET", "/tenants").status_code == 200  # backport: no user-existence check
+    with pytest.raises(ValueError):
+        is7.set_handler_line("1.9")
+
+
+def test_the_command_line_offers_the_handler_line(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "--handler-line {master,backport}" in capsys.readouterr().out
+
+
+# --- Resource permissions (identity.xml.j2) -----------------------------------------------------------------------
+
+
+def test_a_user_without_the_tenant_permissions_gets_the_valves_403(is7, pki, tmp_path):
+    is7.add_basic_user("viewer", "Viewer#1", permissions=[LIST_TENANTS])
+    is7.add_basic_user("nobody", "Nobody#1", permissions=["/permission/admin/login"])
+    admin = basic_caller(is7, pki, tmp_path, ("admin", "admin"))
+    viewer = basic_caller(is7, pki, tmp_path, ("viewer", "Viewer#1"))
+    nobody = basic_caller(is7, pki, tmp_path, ("nobody", "Nobody#1"))
+    assert create(admin).status_code == 201
+    tenant_id = admin("GET", "/tenants/domain/abc.com").json()["id"]
+    assert viewer("GET", "/tenants").status_code == 200
+    assert viewer("HEAD", "/tenants/domain/abc.com").status_code == 200
+    for response in (viewer("PUT", f"/tenants/{tenant_id}/lifecycle-status", json={"activated": False}),
+                     nobody("GET", "/tenants"), nobody("POST", "/tenants", json={}),
+                     viewer("DELETE", f"/tenants/{tenant_id}/metadata")):
+        assert response.status_code == 403
+        assert response.headers["Content-Type"] == "application/json;charset=UTF-8"
+        body = response.json()
+        assert body == {"code": 403, "message": "Forbidden", "description": FORBIDDEN_DESCRIPTION,
+                        "traceId": response.headers["X-WSO2-TraceId"]}
+        assert "WWW-Authenticate" not in response.headers
+    assert admin("GET", f"/tenants/{tenant_id}").json()["lifecycleStatus"] == {"activated": True}
+    is7.add_basic_user("operator", "Operator#1", permissions=["/permission/protected/manage"])  # a parent grants
+    operator = basic_caller(is7, pki, tmp_path, ("operator", "Operator#1"))
+    assert operator("PUT", f"/tenants/{tenant_id}/lifecycle-status", json={"activated": False}).status_code == 200
+
+
+def test_a_certificate_user_needs_the_permissions_too(is7, pki, tmp_path):
+    is7.add_user("reader", permissions=[LIST_TENANTS])
+    is7.set_mappings(user=[UserMapping(issuer_name(pki.client.cert), pki.client.thumbprint, ("reader",))])
+    reader = Caller(is7, pki, tmp_path, user="reader")
+    assert reader("GET", "/tenants").status_code == 200
+    assert create(reader).status_code == 201  # POST needs only the list permission (sic, identity.xml.j2)
+    tenant_id = reader("GET", "/tenants/domain/abc.com").json()["id"]
+    response = reader("PUT", f"/tenants/{tenant_id}/lifecycle-status", json={"activated": False})
+    assert response.status_code == 403 and response.json()["code"] == 403
+    assert MODIFY_TENANTS.startswith("/permission/protected/manage/")
+
+
+# --- The key manager's endpoints: DCR and token under /t/{domain} --------------------------------------------------
+
+
+class Tenanted:
+    """requests against https://…/t/<domain>/… with a client certificate and/or Basic."""
+
+    def __init__(self, sim: Is7Simulator, pki, directory: Path, *, user: str | None = None, client=None, auth=None):
+        self.base = sim.base_url
+        ca = directory / "server-ca.pem"
+        ca.write_text(pki.server_ca.cert_pem)
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.verify = str(ca)
+        if client is not False:
+            self.session.cert = (pki.client if client is None else client).write(
+                directory, f"kmclient-{uuid.uuid4().hex[:6]}")
+        if user:
+            self.session.headers["WSO2-Identity-User"] = user
+        self.session.auth = auth
+
+    def register(self, domain: str, name: str = "km-app", **extra) -> requests.Response:
+        return self.session.post(f"{self.base}/t/{domain}/api/identity/oauth2/dcr/v1.1/register",
+                                 json={"client_name": name, "grant_types": ["client_credentials"], **extra},
+                                 timeout=5)
+
+
+def token(sim: Is7Simulator, pki, directory: Path, domain: str, client_id: str, secret: str,
+          grant: str = "client_credentials", cert: bool = False) -> requests.Response:
+    ca = directory / "server-ca.pem"
+    ca.write_text(pki.server_ca.cert_pem)
+    return requests.post(f"{sim.base_url}/t/{domain}/oauth2/token", data={"grant_type": grant},
+                         auth=(client_id, secret), verify=str(ca), timeout=5,
+                         cert=pki.client.write(directory, "tok") if cert else None)
+
+
+@pytest.fixture
+def acme(is7, call, pki):
+    """Tenant acme.com, owner admin (inline password), and the portal's certificate mapped to any user."""
+    assert create(call, "acme.com", username="admin", email="admin@acme.com").status_code == 201
+    is7.set_mappings(user=[UserMapping(issuer_name(pki.client.cert), "*", ("*",))])
+    return is7
+
+
+def test_dcr_and_token_for_a_tenant_admin_over_mtls(acme, pki, tmp_path):
+    km = Tenanted(acme, pki, tmp_path, user="admin@acme.com")
+    response = km.register("acme.com", "apim_km_acme", redirect_uris=[])
+    assert response.status_code == 201, response.text
+    app = response.json()
+    assert set(app) == {"client_id", "client_secret", "client_name", "redirect_uris", "grant_types"}
+    assert app["client_name"] == "apim_km_acme" and app["grant_types"] == ["client_credentials"]
+    assert app["redirect_uris"] == []
+    assert [a.client_name for a in acme.applications("acme.com")] == ["apim_km_acme"]
+    assert acme.applications("acme.com")[0].owner == "admin@acme.com"
+    logged = acme.requests[-1]
+    assert logged.path == "/t/acme.com/api/identity/oauth2/dcr/v1.1/register" and logged.decision.ok
+    assert logged.decision.user == "admin@acme.com" and logged.status == 201
+
+    issued = token(acme, pki, tmp_path, "acme.com", app["client_id"], app["client_secret"], cert=True)
+    assert issued.status_code == 200, issued.text
+    body = issued.json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 3600 and body["scope"] == "default"
+    assert UUID.match(body["access_token"])
+    assert acme.requests[-1].decision is None  # the token endpoint is not behind the REST valve
+    assert [t.client_id for t in acme.tokens] == [app["client_id"]]
+
+    duplicate = km.register("acme.com", "apim_km_acme")
+    assert duplicate.status_code == 409
+    assert duplicate.json() == {"error": "invalid_client_metadata", "error_description":
+                                "Application with the name apim_km_acme already exist in the system"}
+
+
+def test_dcr_refuses_a_user_of_another_tenant_and_unknown_tenants(acme, pki, tmp_path, call):
+    assert create(call, "globex.org", username="owner", email="owner@globex.org").status_code == 201
+    response = Tenanted(acme, pki, tmp_path, user="owner@globex.org").register("acme.com")
+    assert response.status_code == 403 and response.json()["code"] == 403
+    response = Tenanted(acme, pki, tmp_path, user="admin").register("acme.com")  # super admin, other tenant
+    assert response.status_code == 403
+    response = Tenanted(acme, pki, tmp_path, user="admin@nowhere.com").register("nowhere.com")
+    assert response.status_code == 404
+    assert response.json() == {"code": 404, "message": "invalid tenant domain : nowhere.com",
+                               "description": "invalid tenant domain : nowhere.com"}
+    tenant_id = call("GET", "/tenants/domain/acme.com").json()["id"]
+    assert call("PUT", f"/tenants/{tenant_id}/lifecycle-status", json={"activated": False}).status_code == 200
+    assert Tenanted(acme, pki, tmp_path, user="admin@acme.com").register("acme.com").status_code == 404
+    assert acme.applications("acme.com") == []
+
+
+def test_dcr_with_a_mapping_limited_to_admin_refuses_the_key_managers_user(acme, pki, tmp_path):
+    """The auto-configured key manager calls as admin@acme.com; a mapping listing only "admin" gets a 401."""
+    issuer = issuer_name(pki.client.cert)
+    acme.set_mappings(user=[UserMapping(issuer, pki.client.thumbprint, ("admin",))])
+    response = Tenanted(acme, pki, tmp_path, user="admin@acme.com").register("acme.com")
+    assert response.status_code == 401 and response.json()["code"] == 401
+    assert response.json()["description"] == UNAUTHORIZED_DESCRIPTION
+    assert "not in the allowed user list" in acme.requests[-1].decision.reason
+    assert acme.applications("acme.com") == []
+
+
+def test_dcr_with_basic_as_the_tenant_admin(is7, pki, tmp_path, call):
+    assert create(call, "acme.com", username="admin", email="admin@acme.com", password="Acme#1234").status_code == 201
+    basic = Tenanted(is7, pki, tmp_path, client=False, auth=("admin@acme.com", "Acme#1234"))
+    assert basic.register("acme.com", "basic-app").status_code == 201
+    wrong = Tenanted(is7, pki, tmp_path, client=False, auth=("admin@acme.com", "nope"))
+    assert wrong.register("acme.com", "other").status_code == 401
+    bad = basic.session.post(f"{is7.base_url}/t/acme.com/api/identity/oauth2/dcr/v1.1/register", json={},
+                             timeout=5)
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_client_metadata"
+
+
+def test_the_token_endpoint_refuses_unknown_clients(acme, pki, tmp_path):
+    app = Tenanted(acme, pki, tmp_path, user="admin@acme.com").register("acme.com").json()
+    unknown = token(acme, pki, tmp_path, "acme.com", "nope", "x")
+    assert unknown.status_code == 401 and unknown.json()["error"] == "invalid_client"
+    assert "nope" in unknown.json()["error_description"]
+    wrong = token(acme, pki, tmp_path, "acme.com", app["client_id"], "wrong-secret")
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+    elsewhere = token(acme, pki, tmp_path, "carbon.super", app["client_id"], app["client_secret"])
+    assert elsewhere.status_code == 401  # registered in acme.com, not in the super tenant
+    grant = token(acme, pki, tmp_path, "acme.com", app["client_id"], app["client_secret"], grant="password")
+    assert grant.status_code == 400 and grant.json()["error"] == "unsupported_grant_type"
+    assert token(acme, pki, tmp_path, "nowhere.com", app["client_id"], app["client_secret"]).status_code == 404
+    assert acme.tokens == []
