@@ -19,13 +19,15 @@ from portal.clients.api_manager import (
     ApimTenant,
     ApimTenantSpec,
 )
-from portal.clients.errors import Cause, UpstreamError
+from portal.clients.apim_admin import KeyManager, KeyManagerSummary
+from portal.clients.errors import AlreadyExists, Cause, PermissionDenied, UpstreamError
 from tests.simulators.apim import (
     HANDLER_ERROR,
     PERMISSION_MONITOR,
     ApimSimulator,
     envelope,
 )
+from tests.simulators.apim_keys import is7_key_manager
 from tests.simulators.pki import Authority
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -120,14 +122,20 @@ def test_get_tenant_reads_the_whole_bean(apim, client):
     assert apim.requests[-1].headers["soapaction"] == '"urn:getTenant"'
 
 
-def test_an_unknown_tenant_is_none_whether_a_fault_or_an_empty_bean(apim, client):
+def test_an_unknown_tenant_is_none_whether_an_empty_bean_or_a_fault(apim, client):
     assert client.get_tenant("nope.com") is None
-    assert apim.requests[-1].status == 500  # a TenantMgtAdminServiceException fault
-    empty = envelope(f'<ns:getTenantResponse xmlns:ns="{SERVICES_NS}"><ns:return xmlns:xsi='
-                     '"http://www.w3.org/2001/XMLSchema-instance" xmlns:ax="http://beans.common.stratos.carbon.wso2.org'
-                     '/xsd"><ax:active>false</ax:active><ax:tenantId>0</ax:tenantId></ns:return>'
-                     "</ns:getTenantResponse>")
-    apim.push_fault("POST", "/services", 200, body=empty, operation="getTenant")
+    answer = apim.requests[-1]
+    assert answer.status == 200  # API Manager answers an empty bean: tenantId 0, no domain (findings #7)
+    minimal = envelope(f'<ns:getTenantResponse xmlns:ns="{SERVICES_NS}"><ns:return xmlns:xsi='
+                       '"http://www.w3.org/2001/XMLSchema-instance" xmlns:ax="http://beans.common.stratos.carbon.wso2.'
+                       'org/xsd"><ax:active>false</ax:active><ax:tenantId>0</ax:tenantId></ns:return>'
+                       "</ns:getTenantResponse>")
+    apim.push_fault("POST", "/services", 200, body=minimal, operation="getTenant")
+    assert client.get_tenant("nope.com") is None
+    fault = envelope('<soapenv:Fault><faultcode>soapenv:Server</faultcode><faultstring>Error in retrieving the '
+                     'tenant.</faultstring><detail><ns:TenantMgtAdminServiceException xmlns:ns="'
+                     f'{SERVICES_NS}"/></detail></soapenv:Fault>')
+    apim.push_fault("POST", "/services", 500, body=fault, operation="getTenant")  # what older versions did
     assert client.get_tenant("nope.com") is None
 
 
@@ -172,6 +180,24 @@ def test_activate_and_deactivate_answer_202_without_a_body(apim, client):
     client.activate_tenant("abc.com")
     assert apim.tenant("abc.com").active is True
     assert client.get_tenant("abc.com").active is True
+
+
+def test_delete_tenant_reports_success_yet_deletes_only_when_api_manager_allows_it(apim, client):
+    client.add_tenant(spec())
+    client.delete_tenant("abc.com")  # deletion disabled (the default): success, nothing happens
+    assert apim.requests[-1].headers["soapaction"] == '"urn:deleteTenant"' and apim.requests[-1].status == 202
+    assert client.get_tenant("abc.com") is not None
+    apim.configure(tenant_deletion=True)
+    client.delete_tenant("abc.com")
+    assert client.get_tenant("abc.com") is None and apim.tenant("abc.com") is None
+
+
+def test_delete_tenant_is_retried_like_the_other_idempotent_operations(apim, client):
+    apim.configure(tenant_deletion=True)
+    client.add_tenant(spec())
+    apim.push_fault("POST", "/services", 503, operation="deleteTenant")
+    client.delete_tenant("abc.com")
+    assert [r.status for r in apim.requests[-2:]] == [503, 202] and apim.tenant("abc.com") is None
 
 
 # --- Paging ------------------------------------------------------------------------------------------------------
@@ -223,7 +249,8 @@ def test_a_service_fault_keeps_its_message_and_names_the_exception(client):
 
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"email": "not-an-email"}, "Invalid email is provided."),
-    ({"domain": "nodot"}, "You should have an extension to your domain."),
+    ({"domain": ".abc.com"}, "Invalid domain. Domain should not start with '.'"),
+    ({"admin_password": None}, "Error while adding tenant admin user."),  # an invite-via-email owner: no password
     ({"domain": "ABC.com"}, ("The tenant domain ABC.com contains one or more illegal characters. The valid "
                             "characters are lowercase letters, numbers, '.', '-' and '_'.")),
 ])
@@ -377,6 +404,98 @@ def test_notify_is_never_repeated(apim, client):
         client.notify(event(), username="admin", password="admin")
     assert info.value.cause == Cause.CONNECTION_RESET
     assert [r.status for r in apim.requests] == [503, "reset"]
+
+
+# --- Admin REST: key managers ---------------------------------------------------------------------------------
+
+KIM = ("kim@abc.com", "Kim#12345")
+
+
+def okta(**overrides) -> dict:
+    return {"name": "Okta", "type": "Okta", "description": "partners", "additionalProperties": {"client_id": "x"},
+            **overrides}
+
+
+def test_key_managers_are_read_as_the_tenant_admin(apim, client):
+    client.add_tenant(spec())
+    apim.configure(skip_create_resident_key_manager=True)
+    client.add_tenant(spec("xyz.com"))
+    seeded = apim.add_key_manager("xyz.com", is7_key_manager("https://is.example.com:9443", "xyz.com", "kim"))
+    (resident,) = client.list_key_managers(*KIM)
+    assert isinstance(resident, KeyManagerSummary) and (resident.name, resident.type) == ("Resident Key Manager",
+                                                                                          "default")
+    assert apim.requests[-1].basic_user == "kim@abc.com" and apim.requests[-1].path == "/api/am/admin/v4/key-managers"
+    (manager,) = client.tenant_key_managers("kim@xyz.com", "Kim#12345")
+    assert isinstance(manager, KeyManager) and manager.id == seeded["id"] and manager.type == "WSO2-IS-7"
+    assert (manager.authentication, manager.mutual_tls_options, manager.identity_user) == ("MutualTLS", "ServerWide",
+                                                                                          "kim@xyz.com")
+    assert manager.endpoint("token_endpoint") == "https://is.example.com:9443/t/xyz.com/oauth2/token"
+    assert manager.raw["name"] == "Resident Key Manager" and manager.enabled is True
+    assert client.get_key_manager(seeded["id"], *KIM) is None  # another tenant's: not found for kim@abc.com
+
+
+def test_create_update_and_delete_a_key_manager(apim, client):
+    client.add_tenant(spec())
+    created = client.create_key_manager(okta(), *KIM)
+    assert (created.name, created.type, created.description, created.token_type) == ("Okta", "Okta", "partners",
+                                                                                     "DIRECT")
+    assert created.authentication == "BasicAuth" and created.additional_properties == {"client_id": "x"}
+    assert apim.requests[-1].headers["content-type"] == "application/json"
+    updated = client.update_key_manager(created.id, {**created.raw, "enabled": False}, *KIM)
+    assert updated.enabled is False and client.get_key_manager(created.id, *KIM).enabled is False
+    client.delete_key_manager(created.id, *KIM)
+    assert client.get_key_manager(created.id, *KIM) is None
+    client.delete_key_manager(created.id, *KIM)  # already gone: fine
+    assert [m.name for m in client.list_key_managers(*KIM)] == ["Resident Key Manager"]
+
+
+def test_key_manager_failures_are_typed(apim, client):
+    client.add_tenant(spec())
+    client.create_key_manager(okta(), *KIM)
+    with pytest.raises(AlreadyExists) as exists:
+        client.create_key_manager(okta(), *KIM)
+    assert exists.value.status == 409 and isinstance(exists.value, UpstreamError) and "Okta" in str(exists.value)
+    with pytest.raises(UpstreamError) as bad:
+        client.create_key_manager(okta(type="Nope"), *KIM)
+    assert (bad.value.status, bad.value.code) == (400, "400") and "not configured" in bad.value.description
+    with pytest.raises(UpstreamError) as refused:
+        client.list_key_managers("kim@abc.com", "wrong")
+    assert refused.value.status == 401 and "'kim@abc.com'" in refused.value.message
+    assert not refused.value.retryable
+    with pytest.raises(PermissionDenied) as denied:
+        client.list_key_managers("monitor", "monitor")
+    assert denied.value.status == 403 and denied.value.permission == "apim:admin"
+    assert "apim:admin" in denied.value.message and "apim:admin" in denied.value.hint
+    with pytest.raises(ValueError):
+        client.list_key_managers("kim@abc.com", "")
+    with pytest.raises(ValueError):
+        client.get_key_manager("", *KIM)
+
+
+def test_key_manager_reads_are_retried_and_creates_are_not(apim, client):
+    client.add_tenant(spec())
+    apim.clear_log()
+    apim.push_fault("GET", "/api/am/admin", 503)
+    apim.push_fault("GET", "/api/am/admin", "reset")
+    assert len(client.list_key_managers(*KIM)) == 1
+    assert [r.status for r in apim.requests] == [503, "reset", 200]
+    apim.push_fault("POST", "/api/am/admin", 503)
+    with pytest.raises(UpstreamError) as info:
+        client.create_key_manager(okta(), *KIM)
+    assert info.value.status == 503 and info.value.retryable
+    assert [r.status for r in apim.requests[3:]] == [503] and apim.key_managers("abc.com")[-1]["name"] != "Okta"
+
+
+def test_an_answer_that_is_not_a_key_manager_list_is_a_bad_response(apim, client):
+    client.add_tenant(spec())
+    apim.push_fault("GET", "/api/am/admin", 200, body={"count": 1, "list": [{"name": "no id"}]})
+    with pytest.raises(UpstreamError) as info:
+        client.list_key_managers(*KIM)
+    assert info.value.cause == Cause.BAD_RESPONSE
+    apim.push_fault("GET", "/api/am/admin", 200, body="<html>login</html>")
+    with pytest.raises(UpstreamError) as info:
+        client.list_key_managers(*KIM)
+    assert info.value.cause == Cause.BAD_RESPONSE
 
 
 # --- Transport and configuration ----------------------------------------------------------------------------------

@@ -14,8 +14,12 @@ import urllib3
 
 from portal.clients.errors import IdempotentRetry
 from portal.clients.identity_server import (
+    PERMISSION_LIST_TENANTS,
+    PERMISSION_MODIFY_TENANTS,
     Cause,
+    DeletionDisabled,
     IdentityServerClient,
+    PermissionDenied,
     IsTenant,
     TenantOwnerSpec,
     TenantsPage,
@@ -499,6 +503,57 @@ def test_lifecycle_owners_and_owner_update(is7, pki):
         assert info.value.code == "TM-60014" and info.value.not_found
     owner = is7.tenant("abc.com").owner
     assert (owner.email, owner.firstname, owner.password) == ("kim@new.com", "Kimberly", "New#Pass1")
+
+
+def test_deleting_metadata_is_refused_with_a_typed_error_unless_deletion_is_enabled(is7, pki):
+    with client_for(is7, pki) as client:
+        tenant_id = client.create_tenant("abc.com", owner_spec())
+        with pytest.raises(DeletionDisabled) as info:
+            client.delete_tenant_metadata(tenant_id)
+        error = info.value
+        assert isinstance(error, UpstreamError) and (error.status, error.code) == (400, "TM-60016")
+        assert "tenant deletion is disabled" in error.message and "TenantDelete" in error.hint
+        assert not error.retryable and not error.not_found and error.trace_id
+        assert is7.requests[-1].method == "DELETE" and is7.requests[-1].path.endswith(f"/{tenant_id}/metadata")
+        assert client.get_tenant(tenant_id) is not None
+        is7.configure(tenant_deletion=True)
+        client.delete_tenant_metadata(tenant_id)
+        assert is7.requests[-1].status == 204
+        assert client.get_tenant(tenant_id) is None and client.get_tenant_by_domain("abc.com") is None
+
+
+def test_a_403_names_the_permission_the_operation_needs(is7, pki):
+    is7.add_basic_user("viewer", "Viewer#1", permissions=[PERMISSION_LIST_TENANTS])
+    is7.add_basic_user("nobody", "Nobody#1", permissions=["/permission/admin/login"])
+    tenant_id = is7.add_tenant("abc.com", owner="kim").id
+    with client_for(is7, pki, cert_pem=None, key_pem=None, identity_user=None, username="viewer",
+                    password="Viewer#1") as viewer:
+        assert viewer.get_tenant(tenant_id).domain == "abc.com"  # listing is allowed
+        with pytest.raises(PermissionDenied) as info:
+            viewer.set_lifecycle(tenant_id, False)
+        error = info.value
+        assert isinstance(error, UpstreamError) and (error.status, error.code) == (403, "403")
+        assert error.permission == PERMISSION_MODIFY_TENANTS
+        assert error.message == (f"IS refused PUT /api/server/v1/tenants/{tenant_id}/lifecycle-status: the user "
+                                 f"'viewer' lacks the permission {PERMISSION_MODIFY_TENANTS} (scope "
+                                 "internal_modify_tenants), which IS requires for it.")
+        assert PERMISSION_MODIFY_TENANTS in error.hint and not error.retryable
+        with pytest.raises(PermissionDenied) as info:
+            viewer.delete_tenant_metadata(tenant_id)
+        assert info.value.permission == PERMISSION_MODIFY_TENANTS
+    with client_for(is7, pki, cert_pem=None, key_pem=None, identity_user=None, username="nobody",
+                    password="Nobody#1") as nobody, pytest.raises(PermissionDenied) as info:
+        nobody.list_tenants()
+    assert info.value.permission == PERMISSION_LIST_TENANTS and "internal_list_tenants" in info.value.message
+    assert "'nobody'" in str(info.value)
+
+
+def test_an_api_403_with_its_own_code_is_not_a_permission_problem(is7, pki):
+    is7.push_fault("POST", "/api/server/v1/tenants", 403, body={"code": "TM-60019", "message": "Unable to add tenant.",
+                                                                "description": "Tenant limit reached."})
+    with client_for(is7, pki) as client, pytest.raises(UpstreamError) as info:
+        client.create_tenant("abc.com", owner_spec())
+    assert not isinstance(info.value, PermissionDenied) and info.value.code == "TM-60019"
 
 
 def test_iter_all_tenants_follows_offsets_until_total_results(is7, pki):

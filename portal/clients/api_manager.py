@@ -1,5 +1,6 @@
-"""Outbound calls to WSO2 API Manager: the SOAP admin service `TenantMgtAdminService` (wso2-apis.md §6) and the
-internal notify API `/internal/data/v1/notify` (§4). API Manager has no REST API for tenants.
+"""Outbound calls to WSO2 API Manager: the SOAP admin service `TenantMgtAdminService` (wso2-apis.md §6), the
+internal notify API `/internal/data/v1/notify` (§4) and the admin REST API for a tenant's key managers (§7,
+portal.clients.apim_admin). API Manager has no REST API for tenants.
 
 One `ApiManagerClient` owns one `requests.Session`: API Manager's server certificate is verified against the CA
 bundle given and nothing else (`trust_env` off), every call has a timeout, and calls authenticate with HTTP Basic
@@ -21,8 +22,15 @@ honouring a short Retry-After. `addTenant` and notify are never repeated: a lost
 API Manager's quirks handled here: `retrievePaginatedTenants` counts pages from 0 and answers a page past the end
 with the LAST page again, so `iter_all_tenants` stops at `numberOfPages`; an empty list is numberOfPages 0 with a
 nil bean; list beans carry only id, domain, email, created date and active (no admin or names: use `get_tenant`);
-`getTenant` for an unknown domain fails with a service fault (or an empty bean), both read as "no such tenant";
-void operations answer 202 (or 200) with no body; `updateTenant` needs the tenant's id, read first with getTenant.
+`getTenant` for an unknown domain answers an EMPTY bean (tenantId 0, no domain) rather than a fault (older
+versions and the simulator before issue 12 faulted), both read as "no such tenant"; void operations answer 202 (or
+200) with no body; `updateTenant` needs the tenant's id, read first with getTenant; `deleteTenant` reports success
+and does nothing unless tenant deletion is enabled in API Manager, so a delete is verified by reading back.
+
+Key managers (`list_key_managers`, `get_key_manager`, `create_key_manager`, `update_key_manager`,
+`delete_key_manager`) are called as the TENANT's admin (`<admin>@<domain>` and that admin's password, per call):
+the API answers for the caller's tenant. Reads, updates and deletes are retried like the idempotent SOAP calls;
+a create never is.
 """
 from __future__ import annotations
 
@@ -35,11 +43,20 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
+from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 
+from portal.clients.apim_admin import (
+    KEY_MANAGERS_PATH,
+    KeyManager,
+    KeyManagerSummary,
+    key_manager,
+    rest_error,
+    summaries,
+)
 from portal.clients.errors import (
     MAX_BODY_BYTES,
     MAX_INLINE_RETRY_AFTER,
@@ -59,7 +76,8 @@ from portal.clients.identity_server import (
     normalise_base_url,
 )
 
-__all__ = ["NOTIFY_PATH", "SERVICE_PATH", "ApiManagerClient", "ApimTenant", "ApimTenantSpec"]
+__all__ = ["KEY_MANAGERS_PATH", "NOTIFY_PATH", "SERVICE_PATH", "ApiManagerClient", "ApimTenant", "ApimTenantSpec",
+           "KeyManager", "KeyManagerSummary"]
 
 PRODUCT = PRODUCT_APIM
 SERVICE_PATH = "/services/TenantMgtAdminService"
@@ -78,7 +96,7 @@ CORRELATION_HEADER = "activityid"
 DEFAULT_TIMEOUT = (3.05, 15.0)
 DEFAULT_RETRIES = 2
 _TRANSIENT = frozenset({Cause.TIMEOUT, Cause.REFUSED, Cause.CONNECTION_RESET, Cause.NETWORK})
-_VOID_OPERATIONS = frozenset({"updateTenant", "activateTenant", "deactivateTenant"})
+_VOID_OPERATIONS = frozenset({"updateTenant", "activateTenant", "deactivateTenant", "deleteTenant"})
 
 
 @dataclass(frozen=True)
@@ -220,8 +238,8 @@ class ApiManagerClient:
         self._soap("updateTenant", lambda op: _bean(op, values), idempotent=True)
 
     def get_tenant(self, domain: str) -> ApimTenant | None:
-        """getTenant; None when API Manager has no such tenant (it answers with a service fault, or with an empty
-        bean). Authentication and authorization refusals still raise."""
+        """getTenant; None when API Manager has no such tenant: it answers an empty bean (tenantId 0, no domain),
+        or a service fault in older versions. Authentication and authorization refusals still raise."""
         try:
             result = self._soap("getTenant", lambda op: _element(op, "ser:tenantDomain", domain), idempotent=True)
         except UpstreamError as exc:
@@ -242,6 +260,11 @@ class ApiManagerClient:
     def deactivate_tenant(self, domain: str) -> None:
         """deactivateTenant (the same caveat as activate_tenant)."""
         self._soap("deactivateTenant", lambda op: _element(op, "ser:tenantDomain", domain), idempotent=True)
+
+    def delete_tenant(self, domain: str) -> None:
+        """deleteTenant (modify-tenants permission). API Manager answers success and does NOTHING unless tenant
+        deletion is enabled there: call get_tenant afterwards to know whether the tenant is gone."""
+        self._soap("deleteTenant", lambda op: _element(op, "ser:tenantDomain", domain), idempotent=True)
 
     def list_tenants_page(self, page_number: int) -> tuple[list[ApimTenant], int]:
         """retrievePaginatedTenants: (tenants, numberOfPages). Pages count from 0; a page past the end comes back
@@ -285,6 +308,76 @@ class ApiManagerClient:
                             auth=HTTPBasicAuth(username, password))
         if answer.status != 200:
             raise _notify_error(answer, self.base_url)
+
+    # --- Admin REST: key managers (as the tenant's admin) ----------------------------------------------------
+
+    def list_key_managers(self, username: str, password: str) -> list[KeyManagerSummary]:
+        """GET /api/am/admin/v4/key-managers: the key managers of `username`'s tenant (`<admin>@<domain>`)."""
+        answer = self._rest("GET", KEY_MANAGERS_PATH, None, username, password, idempotent=True)
+        return summaries(answer.body, self.base_url)
+
+    def get_key_manager(self, key_manager_id: str, username: str, password: str) -> KeyManager | None:
+        """GET /key-managers/{id}: the full key manager, or None when the tenant has no such one (404)."""
+        path = f"{KEY_MANAGERS_PATH}/{_segment(key_manager_id)}"
+        answer = self._rest("GET", path, None, username, password, idempotent=True, expected=(200, 404))
+        return None if answer.status == 404 else key_manager(answer.body, self.base_url)
+
+    def tenant_key_managers(self, username: str, password: str) -> list[KeyManager]:
+        """Every key manager of the tenant in full (the list, then each one): what a check of the tenant's
+        WSO2-IS-7 key manager needs. One that vanishes between the two calls is left out."""
+        found = (self.get_key_manager(summary.id, username, password)
+                 for summary in self.list_key_managers(username, password))
+        return [manager for manager in found if manager is not None]
+
+    def create_key_manager(self, dto: Mapping[str, Any], username: str, password: str) -> KeyManager:
+        """POST /key-managers (a KeyManagerDTO: name, type, additionalProperties, ...): the created key manager.
+        Raises AlreadyExists when the tenant has one of that name. Never repeated automatically."""
+        answer = self._rest("POST", KEY_MANAGERS_PATH, dict(dto), username, password, idempotent=False,
+                            expected=(201,))
+        return key_manager(answer.body, self.base_url)
+
+    def update_key_manager(self, key_manager_id: str, dto: Mapping[str, Any], username: str,
+                           password: str) -> KeyManager:
+        """PUT /key-managers/{id} with the whole DTO (start from `KeyManager.raw`)."""
+        path = f"{KEY_MANAGERS_PATH}/{_segment(key_manager_id)}"
+        answer = self._rest("PUT", path, dict(dto), username, password, idempotent=True)
+        return key_manager(answer.body, self.base_url)
+
+    def delete_key_manager(self, key_manager_id: str, username: str, password: str) -> None:
+        """DELETE /key-managers/{id}; a key manager already gone (404) counts as deleted."""
+        path = f"{KEY_MANAGERS_PATH}/{_segment(key_manager_id)}"
+        self._rest("DELETE", path, None, username, password, idempotent=True, expected=(200, 204, 404))
+
+    def _rest(self, method: str, path: str, document: Any, username: str, password: str, *, idempotent: bool,
+              expected: tuple[int, ...] = (200,)) -> _Answer:
+        """One admin REST call as `username`, repeated like the idempotent SOAP calls when `idempotent`."""
+        if not username or not password:
+            raise ValueError("the key manager API needs the tenant admin's user name and password")
+        body = json.dumps(document).encode() if document is not None else b""
+        headers = {"Accept": "application/json"}
+        if document is not None:
+            headers["Content-Type"] = "application/json"
+        auth = HTTPBasicAuth(username, password)
+        attempts = 1 + (self.retries if idempotent else 0)
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                answer = self._send(method, path, body, headers, auth)
+            except UpstreamError as exc:
+                if last or exc.cause not in _TRANSIENT:
+                    raise
+                self._sleep(attempt, None)
+                continue
+            if answer.status in RETRYABLE_STATUSES and not last:
+                wait = parse_retry_after(_header(answer, "retry-after"))
+                if wait is None or wait <= MAX_INLINE_RETRY_AFTER:
+                    self._sleep(attempt, wait)
+                    continue
+            if answer.status not in expected:
+                raise rest_error(answer.status, answer.headers, answer.body, self.base_url, username=username,
+                                 operation=f"{method} {path}")
+            return answer
+        raise AssertionError("unreachable")
 
     # --- Plumbing -----------------------------------------------------------------------------------------
 
@@ -341,12 +434,16 @@ class ApiManagerClient:
 
     def _post(self, path: str, body: bytes, headers: Mapping[str, str],
               auth: HTTPBasicAuth | None = None) -> _Answer:
+        return self._send("POST", path, body, headers, auth)
+
+    def _send(self, method: str, path: str, body: bytes, headers: Mapping[str, str],
+              auth: HTTPBasicAuth | None = None) -> _Answer:
         correlation_id = str(uuid.uuid4())
         try:
-            response = self._session.post(f"{self.base_url}{path}", data=body,
-                                          headers={**headers, CORRELATION_HEADER: correlation_id},
-                                          timeout=self.timeout, allow_redirects=False, stream=True,
-                                          auth=auth)
+            response = self._session.request(method, f"{self.base_url}{path}", data=body or None,
+                                             headers={**headers, CORRELATION_HEADER: correlation_id},
+                                             timeout=self.timeout, allow_redirects=False, stream=True,
+                                             auth=auth)
             try:
                 content = read_capped(response)
             finally:
@@ -357,10 +454,17 @@ class ApiManagerClient:
             raise UpstreamError(cause, message, product=PRODUCT, detail=detail_of(exc), target=self.base_url,
                                 correlation_id=correlation_id) from None
         except TooLarge:
-            raise UpstreamError(Cause.BAD_RESPONSE, f"The answer to POST {path} is larger than "
+            raise UpstreamError(Cause.BAD_RESPONSE, f"The answer to {method} {path} is larger than "
                                 f"{MAX_BODY_BYTES // 1024} KiB.", product=PRODUCT, target=self.base_url,
                                 correlation_id=correlation_id) from None
         return _Answer(response.status_code, dict(response.headers), content)
+
+
+def _segment(value: str) -> str:
+    """One path segment, percent-encoded so an id cannot add segments or a query."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("a key manager id is required")
+    return quote(value, safe="")
 
 
 def _header(answer: _Answer, name: str) -> str | None:

@@ -2,9 +2,11 @@
 
 Every failed call becomes one `UpstreamError`: either the product answered with an error status (`status`, its own
 error `code` such as "TM-60014" or a SOAP fault code, `message`, `description`, `trace_id`, `retry_after`), or the
-call failed before an answer (`status` None, and `cause` says why in terms an administrator can act on). The
-helpers here also hold what both clients need on the wire: a size cap on answers, Retry-After parsing, and a urllib3
-retry policy that never repeats a call that is not idempotent.
+call failed before an answer (`status` None, and `cause` says why in terms an administrator can act on). Three
+subclasses mark errors a caller acts on by type: `PermissionDenied` (a 403 naming the missing permission),
+`DeletionDisabled` (IS's TM-60016) and `AlreadyExists` (a 409). The helpers here also hold what both clients need
+on the wire: a size cap on answers, Retry-After parsing, and a urllib3 retry policy that never repeats a call that is
+not idempotent.
 """
 from __future__ import annotations
 
@@ -135,6 +137,42 @@ class UpstreamError(Exception):
         if self.status is None:
             return self.cause in _TRANSIENT_CAUSES
         return self.status in RETRYABLE_STATUSES or (self.status == 500 and not self.code)
+
+
+class PermissionDenied(UpstreamError):
+    """The product's authorization layer answered 403: the user the portal signs in as lacks `permission` (a
+    Carbon permission path, or a scope) for the operation called. The message names it; `hint` says what to do."""
+
+    def __init__(self, cause: Cause, message: str, *, permission: str, **kwargs: Any) -> None:
+        self.permission = permission
+        super().__init__(cause, message, **kwargs)
+
+    @property
+    def hint(self) -> str:
+        return (f"Give the user the portal signs in to {self.short_product} as a role that holds {self.permission}, "
+                "or sign in as a user that has it.")
+
+
+class DeletionDisabled(UpstreamError):
+    """IS refused to delete a tenant's metadata because tenant deletion is off (400 TM-60016, carbon.xml
+    `Tenant.TenantDelete`). Not retryable: the tenant stays in IS until an administrator enables deletion."""
+
+    @property
+    def hint(self) -> str:
+        return ("Enable tenant deletion in IS (carbon.xml <Server><Tenant><TenantDelete>true</TenantDelete>) and "
+                "restart it, or leave the tenant deactivated in IS.")
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
+class AlreadyExists(UpstreamError):
+    """The product answered 409: an object with that name already exists (e.g. a key manager in the tenant)."""
+
+    @property
+    def hint(self) -> str:
+        return f"Use the existing object in {self.short_product}, or pick another name."
 
 
 # --- On the wire -------------------------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ One `IdentityServerClient` owns one `requests.Session`:
 
 IS's quirks handled here: an unknown tenant is 400 TM-60014 / TM-60015 (not 404), so the getters return None for
 exactly those; a create answers 201 with an EMPTY body and the new tenant's URL in `Location`; HEAD on a domain is
-200 (taken) or 404 (free); `sortOrder` is compared case-sensitively.
+200 (taken) or 404 (free); `sortOrder` is compared case-sensitively; a metadata delete is refused with 400
+TM-60016 unless tenant deletion is enabled (`DeletionDisabled`); the valve's 403 (identity.xml.j2's resource
+permissions) becomes a `PermissionDenied` naming the permission the operation needs.
 """
 from __future__ import annotations
 
@@ -40,7 +42,9 @@ from portal.clients.errors import (  # re-exported: existing imports of these na
     MAX_BODY_BYTES,
     PRODUCT_IS,
     Cause,
+    DeletionDisabled,
     IdempotentRetry,
+    PermissionDenied,
     TooLarge,
     UpstreamError,
     classify,
@@ -49,7 +53,8 @@ from portal.clients.errors import (  # re-exported: existing imports of these na
 )
 from portal.clients.errors import parse_retry_after as _parse_retry_after
 
-__all__ = ["API_PATH", "HINTS", "PRODUCT", "Cause", "IdentityServerClient", "IsTenant", "TenantOwner",
+__all__ = ["API_PATH", "HINTS", "PERMISSION_LIST_TENANTS", "PERMISSION_MODIFY_TENANTS", "PRODUCT", "Cause",
+           "DeletionDisabled", "IdentityServerClient", "IsTenant", "PermissionDenied", "TenantOwner",
            "TenantOwnerSpec", "TenantSummary", "TenantsPage", "UpstreamError", "build_ssl_context", "classify",
            "normalise_base_url"]
 
@@ -62,6 +67,12 @@ DEFAULT_TIMEOUT = (3.05, 15.0)  # (connect, read) seconds
 SORT_ORDERS = ("ASC", "DESC")  # IS compares case-sensitively; anything else silently means ASC
 MAX_LIMIT = 100  # IS clamps larger limits to MaximumItemsPerPage
 PROVISIONING_METHODS = ("inline-password", "invite-via-email")
+# identity.xml.j2's resource access control for /api/server/v1/tenants(.*): GET/POST/HEAD need the list permission
+# (scope internal_list_tenants), PUT and the metadata DELETE the modify permission (internal_modify_tenants).
+PERMISSION_LIST_TENANTS = "/permission/protected/manage/monitor/tenants/list"
+PERMISSION_MODIFY_TENANTS = "/permission/protected/manage/modify/tenants"
+_SCOPES = {PERMISSION_LIST_TENANTS: "internal_list_tenants", PERMISSION_MODIFY_TENANTS: "internal_modify_tenants"}
+DELETION_DISABLED = "TM-60016"
 
 
 # --- Results ---------------------------------------------------------------------------------------------------
@@ -402,6 +413,12 @@ class IdentityServerClient:
         self._call("PUT", f"tenants/{_segment(tenant_uuid)}/owners/{_segment(owner_id)}", json_body=body,
                    correlation_id=correlation_id)
 
+    def delete_tenant_metadata(self, tenant_uuid: str, *, correlation_id: str | None = None) -> None:
+        """DELETE /tenants/{id}/metadata (204): removes the tenant from IS. Raises `DeletionDisabled` when IS
+        refuses because tenant deletion is off (400 TM-60016, IS's default), so callers can tell that apart."""
+        self._call("DELETE", f"tenants/{_segment(tenant_uuid)}/metadata", expected=(204,),
+                   correlation_id=correlation_id)
+
     # --- Plumbing -----------------------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None,
@@ -427,8 +444,15 @@ class IdentityServerClient:
                                 correlation_id=correlation_id) from None
         answer = _Answer(response.status_code, dict(response.headers), body)
         if answer.status not in expected:
-            raise _http_error(answer, self.base_url, correlation_id)
+            error = _http_error(answer, self.base_url, correlation_id)
+            raise _typed(error, method, path, self._who())
         return answer
+
+    def _who(self) -> str:
+        if self.presents_certificate:
+            return f"the user {self.identity_user!r}" if self.identity_user else "the certificate's system user"
+        auth = self._session.auth
+        return f"the user {auth.username!r}" if isinstance(auth, HTTPBasicAuth) else "the portal's IS user"
 
     def _transport_error(self, exc: requests.RequestException, correlation_id: str) -> UpstreamError:
         cause, message = classify(exc, sent_certificate=self.presents_certificate, timeout=self.timeout)
@@ -457,6 +481,24 @@ def _http_error(answer: _Answer, target: str, correlation_id: str) -> UpstreamEr
     return UpstreamError(Cause.HTTP_ERROR, message, status=answer.status, code=code, description=description,
                          trace_id=trace_id, target=target, correlation_id=correlation_id,
                          retry_after=_parse_retry_after(headers.get("retry-after")))
+
+
+def _typed(error: UpstreamError, method: str, path: str, who: str) -> UpstreamError:
+    """The subclass a caller acts on: the valve's 403 (an integer code, not a TM code) as PermissionDenied naming
+    the permission the operation needs; TM-60016 as DeletionDisabled; anything else unchanged."""
+    fields = {"product": error.product, "status": error.status, "code": error.code, "description": error.description,
+              "trace_id": error.trace_id, "target": error.target, "correlation_id": error.correlation_id,
+              "retry_after": error.retry_after}
+    if error.status == 403 and (error.code is None or error.code == "403"):
+        permission = PERMISSION_MODIFY_TENANTS if method in ("PUT", "DELETE") else PERMISSION_LIST_TENANTS
+        operation = f"{method} /{API_PATH}/{path.split('?')[0]}"
+        return PermissionDenied(Cause.HTTP_ERROR, f"IS refused {operation}: {who} lacks the permission {permission} "
+                                f"(scope {_SCOPES[permission]}), which IS requires for it.", permission=permission,
+                                **fields)
+    if error.status == 400 and error.code == DELETION_DISABLED:
+        return DeletionDisabled(Cause.HTTP_ERROR, "IS does not allow deleting tenants: tenant deletion is disabled "
+                                "(Tenant.TenantDelete), so the tenant stays in IS.", **fields)
+    return error
 
 
 def _json_document(answer: _Answer, target: str) -> Any:

@@ -3,11 +3,11 @@
 
 - `POST /services/TenantMgtAdminService`: the SOAP 1.1 admin service (SOAPAction `urn:<op>`, operations in
   `http://services.mgt.tenant.carbon.wso2.org`, TenantInfoBean fields in
-  `http://beans.common.stratos.carbon.wso2.org/xsd` in the WSDL's order, both qualified); HTTP Basic as a super-tenant user with the operation's permission; service
-  exceptions are SOAP faults (HTTP 500) with a TenantMgtAdminServiceException detail, handler refusals are faults
-  with an empty detail; void operations answer 202 with no body; `retrievePaginatedTenants` pages like Carbon's
-  DataPaginator (page numbers from 0, 15 per page, a page past the end returns the LAST page, an empty list has
-  numberOfPages 0 and a nil tenantInfoBeans);
+  `http://beans.common.stratos.carbon.wso2.org/xsd` in the WSDL's order, both qualified); HTTP Basic as a
+  super-tenant user with the operation's permission; service exceptions are SOAP faults (HTTP 500) with a
+  TenantMgtAdminServiceException detail, handler refusals are faults with an empty detail; void operations answer
+  202 with no body; `retrievePaginatedTenants` pages like Carbon's DataPaginator (page numbers from 0, 15 per
+  page, a page past the end returns the LAST page, an empty list has numberOfPages 0 and a nil tenantInfoBeans);
 - `getTenant` for an unknown domain answers an EMPTY bean (tenantId 0, every other field nil), not a fault: the
   errors underneath are swallowed (findings #7); `deleteTenant` (modify permission) answers success and does
   nothing unless tenant deletion is enabled (`tenant_deletion`), as API Manager's does;
