@@ -4,6 +4,11 @@ calls to the IS 7 simulator over mutual TLS (client registration, then a token),
 allows "*" and fail with 401 when the mapping only allows "admin" - the failure issue 12 is about."""
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import requests
 
@@ -208,3 +213,45 @@ def test_sharing_calls_present_the_certificate_only_when_asked(is7, apim, pki, a
                              "email": "kim@def.com"})
     assert [(c.method, c.outcome) for c in apim.sharing_calls[4:]] == [("POST", 201), ("GET", 200)]
     assert apim.tenant("def.com").active is True
+
+
+# --- The command line -----------------------------------------------------------------------------------------------
+
+
+def test_the_command_line_runs_the_key_manager_calls(is7, pki, apim_cert, tmp_path, create_in_is):
+    """`python -m tests.simulators.apim` with the key manager options, as a demo would start it: IS pushes a new
+    tenant by notify, the simulator (sync off) adds the WSO2-IS-7 key manager and its calls to IS succeed."""
+    cert, key = apim_cert.write(tmp_path, "apim-client")
+    is_ca = tmp_path / "is-ca.pem"
+    is_ca.write_text(pki.server_ca.cert_pem)
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.simulators.apim", "--port", "0", "--demo-pki", str(tmp_path / "pki"),
+         "--is-base-url", is7.base_url, "--no-tenant-sync", "--is-ca", str(is_ca), "--auto-configure-key-manager",
+         "--skip-create-resident-key-manager", "--client-cert", str(cert), "--client-key", str(key)],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = None
+        for _ in range(10):
+            line = process.stdout.readline()
+            match = re.search(r"simulator on (https://\S+) ", line)
+            if match:
+                base = match.group(1)
+                break
+        assert base and "auto-configured key managers" in line, process.stderr.read() if process.poll() else line
+        apim_ca = (tmp_path / "pki" / "apim-ca.pem").read_text()
+        is7.configure_tenant_sync(TenantSyncConfig(f"{base}/internal/data/v1/notify", "admin", "admin",
+                                                   ca_pem=apim_ca, retry_delay=0.02, timeout=10.0))
+        create_in_is()
+        assert is7.wait_for_sync()
+        assert [a.outcome for a in is7.sync_attempts] == [200]
+        assert [(r.path, r.status) for r in is7.requests if r.path.startswith("/t/")] == [
+            ("/t/abc.com/api/identity/oauth2/dcr/v1.1/register", 201), ("/t/abc.com/oauth2/token", 200)]
+        assert not any(r.path.startswith("/api/server/v1") and r.method == "GET" for r in is7.requests)  # no sync
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        stderr = process.stderr.read()
+        process.stdout.close()
+        process.stderr.close()
+    assert "apim-sim: Key manager check: key generation for abc.com: ok" in stderr

@@ -162,7 +162,8 @@ class LoggedRequest:
 @dataclass(frozen=True)
 class TenantSharingConfig:
     """`[[apim.tenant_sharing]]` type "WSO2-IS-7" and its properties. `ca_pem` is what API Manager's truststore
-    trusts for IS (None: the system CAs); `retry_period` scales Feign's 100 ms first retry so tests run fast."""
+    trusts for IS (None: the system CAs); `retry_period` scales Feign's 100 ms first retry so tests run fast.
+    `auto_configure_key_manager` here is used only when the simulator has no KeyManagerConfig of its own."""
 
     identity_server_base_url: str
     username: str
@@ -231,6 +232,7 @@ class ApimState(BaseState):
         self.present_client_certificate = False  # also on the tenant sharing (Basic) calls to IS
         self.sharing_calls: list[SharingCall] = []
         self.events: list[str] = []  # what API Manager logged: listener errors, rollbacks, handler failures
+        self.echo_events = False  # also print them to stderr (the command line does)
 
     def user(self, username: str) -> tuple[str, ApimUser | None]:
         """(tenant domain, user) for `name` or `name@domain`; tenant admins log in with their tenant password."""
@@ -246,6 +248,9 @@ class ApimState(BaseState):
     def log_event(self, text: str) -> None:
         with self.lock:
             self.events.append(text)
+            echo = self.echo_events
+        if echo:
+            print(f"apim-sim: {text}", file=sys.stderr, flush=True)
 
     def key_manager_settings(self) -> KeyManagerConfig | None:
         """The auto-configure setting and IS base URL in force: the KeyManagerConfig, else what the sharing config
@@ -324,7 +329,9 @@ class TenantService:
         result = probe_key_generation(manager, domain, self.state.key_manager_settings(), cert, key, name)
         with self.state.lock:
             self.state.key_generations.setdefault(domain, []).append(result)
-        if not result.ok:
+        if result.ok:
+            self.state.log_event(f"Key manager check: {result}")
+        else:
             self.state.log_event(f"Error while generating keys through the key manager: {result}")
         return result
 
@@ -378,7 +385,7 @@ class TenantService:
         tenant, its key managers and its key generation records are gone. Neither listener propagates a delete."""
         with self.state.lock:
             if not self.state.tenant_deletion:
-                self.state.events.append(f"Tenant deletion is not enabled; tenant {domain} was not deleted")
+                self.state.log_event(f"Tenant deletion is not enabled; tenant {domain} was not deleted")
                 return
             if self.state.tenants.pop(domain, None) is None:
                 # simulator: the text for an unknown domain with deletion on was not read
@@ -1152,6 +1159,7 @@ def main(argv: list[str] | None = None) -> int:
                               client_key_pem=args.client_key.read_text() if args.client_key else None,
                               present_client_certificate=args.present_client_cert,
                               tenant_deletion=args.tenant_deletion, latency=args.latency, verbose=args.verbose)
+    simulator.state.echo_events = True
     simulator.start()
     print(f"API Manager simulator on {simulator.base_url} (SOAP {SERVICE_PATH}, notify {NOTIFY_PATH}, key managers "
           f"{ADMIN_PREFIX}{'; sharing tenants with ' + args.is_base_url if sharing else ''}"
