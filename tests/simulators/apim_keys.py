@@ -194,6 +194,9 @@ def probe_key_generation(manager: Mapping[str, Any], domain: str, config: KeyMan
     raises: the outcome is recorded, the tenant stays created (API Manager logs and carries on)."""
     properties = manager.get("additionalProperties") or {}
     identity_user = str(properties.get("IdentityUser") or "")
+    if properties.get("Authentication") != "MutualTLS":
+        # simulator: only the auto-configured MutualTLS key manager is probed; BasicAuth ones are left alone
+        return KeyGeneration(domain, identity_user, "not attempted: the key manager does not use MutualTLS")
     if config is None:
         return KeyGeneration(domain, identity_user, "not attempted: no identity_server_base_url")
     if not (cert_pem and key_pem):
