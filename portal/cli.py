@@ -169,7 +169,22 @@ def reconcile_command(fix: bool, show_all: bool) -> None:
         raise SystemExit(2)
 
 
+@click.command("check-key-managers")
+@with_appcontext
+@click.option("--repair", is_flag=True, help="Create each missing WSO2-IS-7 key manager where that is safe.")
+def check_key_managers_command(repair: bool) -> None:
+    """Check every synced tenant's WSO2-IS-7 key manager in API Manager; exit 1 if any needs a look."""
+    from portal.services import key_managers
+
+    summary = key_managers.check_all(repair_missing=repair, actor=Actor.cli())
+    for line in summary.lines():
+        click.echo(line)
+    if summary.problem_count:
+        raise SystemExit(1)
+
+
 def register_commands(app: Flask) -> None:
     for command in (create_admin_command, bootstrap_admin_command, reset_password_command, rotate_key_command,
-                    create_api_client_command, seed_demo_command, worker_command, reconcile_command):
+                    create_api_client_command, seed_demo_command, worker_command, reconcile_command,
+                    check_key_managers_command):
         app.cli.add_command(command)

@@ -27,7 +27,7 @@ from portal.clients.identity_server import IdentityServerClient
 from portal.extensions import db
 from portal.models import OutboxJob, Tenant
 from portal.models.outbox import SYNC_PRODUCTS
-from portal.services import audit, connections, sync, tenants
+from portal.services import audit, connections, key_managers, sync, tenants
 from portal.services.connections import NotConfigured
 from portal.services.context import Actor
 from portal.services.errors import NotFound, ServiceError, ValidationError
@@ -76,6 +76,7 @@ class Row:
     sync_open: bool = False  # jobs for this tenant are still on their way: differences may be in flight
     issues: list[Issue] = field(default_factory=list)
     fixes: list[Fix] = field(default_factory=list)
+    key_manager: str | None = None  # the tenant's last key manager check (services.key_managers), None: never
 
     @property
     def tenant_id(self) -> str | None:
@@ -145,10 +146,14 @@ def compare(*, include_in_sync: bool = False) -> Report:
     rows: list[Row] = []
     in_sync = 0
     domains = set(registry).union(*(set(p) for p in products.values()))
+    checked = key_managers.states_by_domain()
     for domain in sorted(domains):
         row = Row(domain, registry.get(domain), {p: products[p].get(domain) for p in products},
-                  sync_open=domain in in_flight)
+                  sync_open=domain in in_flight, key_manager=checked.get(domain, (None, ""))[0])
         _judge(row)
+        if row.key_manager in key_managers.PROBLEMS:
+            row.issues.append(Issue("key_manager", "apim", f"Key manager {key_managers.LABELS[row.key_manager]}: "
+                                                           f"{checked[domain][1]}"))
         if row.issues:
             rows.append(row)
         else:

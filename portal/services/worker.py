@@ -32,6 +32,7 @@ from portal.extensions import db
 from portal.models import OutboxJob, SyncState, Tenant
 from portal.models.base import utcnow
 from portal.models.outbox import SYNC_PRODUCTS
+from portal.services import key_managers
 from portal.services.sync import (
     OPEN_JOB_STATES,
     PRODUCT_NAMES,
@@ -327,7 +328,11 @@ def process_one(worker: str, products: Products, cfg: Settings | None = None, *,
             return "lost"
         retrying = all(e.retryable for e in errors.values()) and taken.attempts < cfg.max_attempts
         return "retry" if retrying else "failed"
-    return "done" if complete(taken) else "lost"
+    if not complete(taken):
+        return "lost"
+    if taken.op in ("create", "sync"):
+        key_managers.after_delivery(taken.tenant_id)  # never raises: the delivery stands whatever the check finds
+    return "done"
 
 
 # --- The loop --------------------------------------------------------------------------------------------------

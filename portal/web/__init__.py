@@ -17,6 +17,7 @@ def register_blueprints(app: Flask) -> None:
     from portal.web.sharing import bp as sharing_bp
     from portal.web.sync import bp as sync_bp
     from portal.web.tenants import token_lab  # noqa: F401  (its routes live on the tenants blueprint)
+    from portal.web.tenants import key_manager  # noqa: F401  (likewise)
     from portal.web.tenants.views import bp as tenants_bp
 
     # bulk before tenants so /tenants/bulk is never read as a tenant id
