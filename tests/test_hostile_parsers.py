@@ -785,7 +785,7 @@ def test_mapping_toml_parses_back_to_the_stored_values(mapping_app, entries, log
                     kind, mappings.MappingInput(issuer, thumb, tuple(users), system_user), actor))
             except ValidationError:
                 pass
-        parsed = tomllib.loads(mappings.deployment_toml(log_info))
+        parsed = tomllib.loads(mappings.deployment_toml(log_info, line="backport"))  # the line that reads it
         section = parsed[mappings.TOML_SECTION]
         assert section.get("log_client_cert_info", False) is log_info
         for kind, key in (("user", "user_thumbprint_mapping"), ("system", "system_thumbprint_mapping")):

@@ -1,5 +1,6 @@
-"""Thumbprint mappings: CRUD and order, one-click creation from a certificate, the lint, the key manager's user,
-the explain page, and the generated deployment.toml parsed back."""
+"""Thumbprint mappings: CRUD and order, one-click creation from a certificate, the lint (per-tenant key manager
+users, handler lines), the IS handler line setting, the explain page (with a tenant modelled), and the generated
+deployment.toml parsed back."""
 from __future__ import annotations
 
 import html
@@ -10,7 +11,8 @@ from urllib.parse import urlencode
 import pytest
 import sqlalchemy as sa
 
-from portal.models import AuditEvent, Setting
+from portal.extensions import db as _db
+from portal.models import AuditEvent, Setting, Tenant
 from portal.models.certificate import ThumbprintMapping
 from portal.services import certificates, mappings
 from portal.services.context import Actor
@@ -42,6 +44,22 @@ def pki(app):
 def _add(app, kind: str, issuer: str, thumb: str = "", users: tuple[str, ...] = (), system_user: str = "") -> int:
     with app.app_context():
         return mappings.create_mapping(kind, MappingInput(issuer, thumb, users, system_user), Actor.cli()).id
+
+
+def _tenants(app, pairs) -> None:
+    """Registry rows with these (owner_username, domain); owner None for an owner-less tenant."""
+    rows = [{"tenant_id": f"T{i}", "tenant_key": domain, "display_name": domain, "name_key": domain,
+             "domain": domain, "owner_username": owner, "client_id": f"client-{i}", "client_secret": "s3cret-x",
+             "idp_type": "LDAP", "idp_settings": {}, "support_algorithm": "HS256"}
+            for i, (owner, domain) in enumerate(pairs)]
+    with app.app_context():
+        _db.session.execute(sa.insert(Tenant), rows)
+        _db.session.commit()
+
+
+def _set_line(app, line: str) -> None:
+    with app.app_context():
+        mappings.set_handler_line(line, Actor.cli())
 
 
 def _order(db, kind: str = "user") -> list[int]:
@@ -130,7 +148,8 @@ def test_readers_and_writers(app, pki, operator_client, auditor_client):
         assert client.get(f"/certificates/mappings/{mapping_id}/edit").status_code == 403
         for action in ("delete", "move-up", "move-down"):
             assert client.post(f"/certificates/mappings/{mapping_id}/{action}").status_code == 403
-        assert client.post("/certificates/mappings/key-manager-user", data={"username": "x"}).status_code == 403
+        assert client.post("/certificates/mappings/handler-line", data={"line": "backport"}).status_code == 403
+        assert "IS handler line" in page and 'name="line"' not in page
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -142,9 +161,13 @@ def test_create_mapping_from_a_certificate(admin_client, pki, db):
     assert link in detail
     form = text(admin_client.get(link))
     assert f'value="{ROOT_DN}"' in form and f'value="{pki["apim_thumbprint"]}"' in form
-    assert ">\r\nadmin</textarea>" in form  # the key manager's mTLS user
+    assert ">\r\n*</textarea>" in form  # every tenant's key manager user: <admin>@<domain>
+    assert "allowed_username is prefilled with \"*\": API Manager's auto-configured key manager" in form
+    assert "one user per tenant" in form
     system_form = text(admin_client.get(f"/certificates/mappings/new/system?certificate={pki['apim_id']}"))
     assert re.search(r'<input[^>]*name="allowed_system_user"[^>]*value="admin"', system_form)
+    assert "allowed_system_user is prefilled with admin" in system_form
+    assert "prefilled" not in text(admin_client.get("/certificates/mappings/new/user"))
     assert admin_client.get("/certificates/mappings/new/user?certificate=999").status_code == 404
 
 
@@ -164,38 +187,61 @@ def _has(messages: list[str], fragment: str) -> bool:
 
 
 def test_lint_finds_each_problem(app, pki):
+    _tenants(app, [("admin", "acme.com"), ("kim", "abc.com")])
     apim = pki["apim_thumbprint"]
-    good = _add(app, "user", ROOT_DN, apim, ("admin",))
+    good = _add(app, "user", ROOT_DN, apim, ("*",))
     blank = _add(app, "user", ROOT_DN, "", ())
     star_issuer = _add(app, "user", "*", apim, ("admin",))
     no_colons = _add(app, "user", ROOT_DN, apim.replace(":", ""), ("admin",))
     sha1 = _add(app, "user", ROOT_DN, ":".join(["AB"] * 20), ("admin",))
     wildcard = _add(app, "user", ROOT_DN.replace(", ", ","), "*", ("*",))
     unknown_issuer = _add(app, "user", "CN=Nobody, O=Elsewhere", T1, ("admin",))
-    lacks_km = _add(app, "user", "C=LK, O=WSO2, OU=IAM, CN=Test Root CA", "*", ("kim@abc.com",))
+    lacks_km = _add(app, "user", "C=LK, O=WSO2, OU=IAM, CN=Test Root CA", "*", ("admin", "kim@abc.com"))
     shadowed = _add(app, "user", ROOT_DN, apim.lower(), ("other",))
     sys_blank = _add(app, "system", ROOT_DN, T2, system_user="")
     sys_star = _add(app, "system", ROOT_DN, T1, system_user="*")
+    sys_lower = _add(app, "system", ROOT_DN, apim.lower(), system_user="admin")
     found, general = _findings(app)
 
     assert not any(m.startswith(("error", "warning")) for m in found[good]), found[good]
+    assert _has(found[good], 'info: allowed_username contains "*"')
     assert _has(found[blank], 'cert_thumbprint is blank: IS reads it as "*"')
     assert _has(found[blank], 'allowed_username is empty: IS reads it as ["*"]')
     assert _has(found[star_issuer], 'error: trusted_issuer is "*": IS skips this mapping')
     assert _has(found[no_colons], "error: cert_thumbprint has no colons")
     assert _has(found[sha1], "error: cert_thumbprint has 40 hex digits")
     assert _has(found[wildcard], 'warning: cert_thumbprint "*"')
-    assert _has(found[wildcard], 'warning: allowed_username contains "*"')
     assert _has(found[unknown_issuer], "trusted_issuer matches the issuer or subject of no uploaded certificate")
     assert _has(found[unknown_issuer], "info: No uploaded certificate has this thumbprint.")
     assert not _has(found[unknown_issuer], "key manager")  # it does not cover API Manager's certificate
-    assert _has(found[lacks_km], "allowed_username lacks the key manager's mutual-TLS user 'admin'")
+    assert _has(found[lacks_km], "warning: allowed_username lacks key manager users (this mapping covers API "
+                                 "Manager's certificate): 1 of 2 current tenants' key manager users would get a 401: "
+                                 "admin@acme.com")
     assert _has(found[shadowed], "Never chosen: #1 has the same issuer and thumbprint")
-    assert _has(found[shadowed], "lacks the key manager's mutual-TLS user")
-    assert _has(found[shadowed], "warning: cert_thumbprint has lower-case letters")
+    assert _has(found[shadowed], "2 of 2 current tenants' key manager users would get a 401: kim@abc.com, "
+                                 "admin@acme.com")  # in domain order
+    assert _has(found[shadowed], "warning: cert_thumbprint has lower-case letters: master ignores case")
     assert _has(found[sys_blank], 'allowed_system_user is blank: IS reads it as "*"')
     assert _has(found[sys_star], 'allowed_system_user "*"')
-    assert _has(general, "info: API Manager certificate 'apim.example.com' calling as 'admin': User mapping #1 lets")
+    assert _has(found[sys_lower], "info: cert_thumbprint has lower-case letters: both handler lines ignore case")
+    assert _has(general, "info: API Manager certificate 'apim.example.com': user mapping #1 lets every tenant's "
+                         'key manager user in (allowed_username "*"). IS also requires each admin to exist')
+    assert not _has(general, "no system mapping covers it")  # sys_lower covers it (system: case ignored)
+
+
+def test_the_backport_line_makes_lower_case_user_thumbprints_an_error(app, pki):
+    apim = pki["apim_thumbprint"]
+    lower = _add(app, "user", ROOT_DN, apim.lower(), ("*",))
+    sys_lower = _add(app, "system", ROOT_DN, apim.lower(), system_user="admin")
+    found, general = _findings(app)
+    assert _has(found[lower], "warning: cert_thumbprint has lower-case letters: master ignores case")
+    assert _has(general, "info: API Manager certificate 'apim.example.com': user mapping #1 lets every")
+    _set_line(app, "backport")
+    found, general = _findings(app)
+    assert _has(found[lower], "error: cert_thumbprint has lower-case letters: the 1.8.x/1.11.x backport compares "
+                              "user-mapping thumbprints case-sensitively")
+    assert _has(found[sys_lower], "info: cert_thumbprint has lower-case letters: both handler lines ignore case")
+    assert _has(general, "error: API Manager certificate 'apim.example.com': no user mapping applies to it")
 
 
 def test_lint_matches_issuers_against_subjects_too(app, pki):
@@ -207,31 +253,102 @@ def test_lint_matches_issuers_against_subjects_too(app, pki):
     assert not _has(found[subject_only], "matches the issuer or subject of no uploaded certificate")
 
 
-def test_key_manager_user_setting_drives_the_lint(app, pki, admin_client, db):
+def test_lint_models_every_tenants_key_manager_user(app, pki):
+    """A mapping listing only "admin" rejects admin@<domain> of every tenant: the lint names the count and the first
+    few; owner-less tenants have no key manager user to model."""
+    _tenants(app, [("admin", f"t{i:02d}.example.com") for i in range(8)] + [(None, "ownerless.example.com")])
     _add(app, "user", ROOT_DN, pki["apim_thumbprint"], ("admin",))
     _, general = _findings(app)
-    assert _has(general, "info: API Manager certificate")
-    page = text(admin_client.get("/certificates/mappings"))
-    assert 'value="admin"' in page
-    response = admin_client.post("/certificates/mappings/key-manager-user", data={"username": "km@carbon.super"},
-                                 follow_redirects=True)
-    assert "is now 'km@carbon.super'" in text(response)
-    assert db.session.get(Setting, mappings.KM_USERNAME_KEY).value == "km@carbon.super"
+    assert _has(general, "error: API Manager certificate 'apim.example.com': user mapping #1 applies; 8 of 8 current "
+                         "tenants' key manager users would get a 401: admin@t00.example.com, admin@t01.example.com, "
+                         "admin@t02.example.com, admin@t03.example.com, admin@t04.example.com and 3 more.")
+    with app.app_context():
+        mapping_id = mappings.list_mappings("user")[0].id
+        mappings.update_mapping(mapping_id, MappingInput(ROOT_DN, pki["apim_thumbprint"], tuple(
+            f"ADMIN@t{i:02d}.example.com" for i in range(8))), Actor.cli())
     _, general = _findings(app)
-    assert _has(general, "error: API Manager certificate 'apim.example.com' calling as 'km@carbon.super'")
-    assert _has(general, "is not in its allowed_username")
-    response = admin_client.post("/certificates/mappings/key-manager-user", data={"username": "two words"})
-    assert response.status_code == 400 and "no spaces or commas" in text(response)
-    event = db.session.execute(sa.select(AuditEvent).where(AuditEvent.action == "setting.update")).scalar_one()
-    assert event.changes == {"value": {"before": "admin", "after": "km@carbon.super"}}
+    assert _has(general, "info: API Manager certificate 'apim.example.com': user mapping #1 lists every current "
+                         "tenant's key manager user (8)")
+    with app.app_context():
+        assert mappings.lint().tenants == 8
+
+
+def test_lint_reads_tenants_once_and_only_when_names_matter(app, pki):
+    """One SELECT of (owner_username, domain) when the chosen mapping lists names; none when it holds "*"."""
+    _tenants(app, [("owner", f"d{i}.example.org") for i in range(2000)])
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        if "owner_username" in statement and "FROM tenant" in statement and "count(" not in statement.lower():
+            statements.append(statement)
+
+    with app.app_context():
+        engine = _db.engine
+        sa.event.listen(engine, "before_cursor_execute", count)
+        try:
+            star = mappings.create_mapping("user", MappingInput(ROOT_DN, pki["apim_thumbprint"], ("*",)), Actor.cli())
+            report = mappings.lint()
+            assert statements == [] and report.tenants == 2000
+            mappings.update_mapping(star.id, MappingInput(ROOT_DN, "*", ("admin",)), Actor.cli())
+            report = mappings.lint()
+            assert len(statements) == 1
+            assert any("2000 of 2000 current tenants' key manager users would get a 401" in f.message
+                       for f in report.general)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", count)
+
+
+def test_lint_without_tenants_warns_about_new_ones(app, pki):
+    _add(app, "user", ROOT_DN, pki["apim_thumbprint"], ("admin",))
+    _, general = _findings(app)
+    assert _has(general, "warning: API Manager certificate 'apim.example.com': user mapping #1 lists only admin; "
+                         "there are no tenants yet, but each new tenant's key manager calls as <admin>@<tenant domain>")
+    assert _has(general, "warning: API Manager certificate 'apim.example.com': no system mapping covers it")
 
 
 def test_lint_without_mappings_or_apim_certificate(app):
     found, general = _findings(app)
     assert found == {} and _has(general, "There are no mappings yet")
-    lone = _add(app, "user", ROOT_DN, T1, ("kim",))
+    _tenants(app, [("kim", "abc.com"), ("lee", "xyz.com")])
+    lone = _add(app, "user", ROOT_DN, T1, ("kim@abc.com",))
     found, _ = _findings(app)
-    assert _has(found[lone], "no API Manager certificate is uploaded")
+    assert _has(found[lone], "no API Manager certificate is uploaded to check which mapping applies): 1 of 2 "
+                             "current tenants' key manager users would get a 401: lee@xyz.com")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The IS handler line setting.
+
+def test_handler_line_setting_form_and_audit(app, pki, admin_client, db):
+    page = text(admin_client.get("/certificates/mappings"))
+    assert "Now: <strong>master (IS 7.x with auth-rest 1.9.38+)</strong>" in page
+    assert '<option selected value="master">master (IS 7.x with auth-rest 1.9.38+)</option>' in page
+    assert '<option value="backport">1.8.x/1.11.x backport</option>' in page
+    assert 'name="csrf_token"' in page
+    response = admin_client.post("/certificates/mappings/handler-line", data={"line": "backport"},
+                                 follow_redirects=True)
+    assert "IS handler line: 1.8.x/1.11.x backport." in text(response)
+    assert db.session.get(Setting, mappings.HANDLER_LINE_KEY).value == "backport"
+    assert "Now: <strong>1.8.x/1.11.x backport</strong>" in text(response)
+    response = admin_client.post("/certificates/mappings/handler-line", data={"line": "1.9.x"})
+    assert response.status_code == 400 and "Choose master (IS 7.x with auth-rest 1.9.38+) or the 1.8.x/1.11.x " \
+        "backport." in text(response)
+    admin_client.post("/certificates/mappings/handler-line", data={"line": "backport"})  # unchanged: no event
+    events = db.session.execute(sa.select(AuditEvent).where(AuditEvent.action == "setting.update")).scalars().all()
+    assert [e.changes for e in events] == [{"value": {"before": "master", "after": "backport"}}]
+    assert events[0].object_id == mappings.HANDLER_LINE_KEY
+
+
+def test_handler_line_form_needs_csrf(app, make_app):
+    csrf_app = make_app(WTF_CSRF_ENABLED=True)
+    from tests.conftest import create_admin, login
+    create_admin(csrf_app, "csrf-admin")
+    client = csrf_app.test_client()
+    login(client, "csrf-admin")
+    response = client.post("/certificates/mappings/handler-line", data={"line": "backport"})
+    assert response.status_code == 400
+    with csrf_app.app_context():
+        assert mappings.handler_line() == "master"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -253,6 +370,45 @@ def test_explain_an_uploaded_certificate(app, pki, auditor_client):
     assert "IS answers 401" in page and "'kim@abc.com' is not in its allowed_username (admin)" in page
     page = text(_explain(auditor_client, certificate=pki["apim_id"]))
     assert "System mapping #1 lets the call in with no user" in page
+
+
+def test_explain_models_a_tenants_key_manager(app, pki, auditor_client):
+    _tenants(app, [("admin", "acme.com"), (None, "ownerless.com")])
+    limited = _add(app, "user", ROOT_DN, pki["apim_thumbprint"], ("admin",))
+    page = text(_explain(auditor_client, certificate=pki["apim_id"], tenant="ACME.com"))
+    assert "IS answers 401" in page and "'admin@acme.com' is not in its allowed_username (admin)" in page
+    assert "Modelled as API Manager's auto-configured key manager of acme.com: it calls IS with " \
+           "WSO2-Identity-User: admin@acme.com" in page
+    assert "<dt>Tenant modelled</dt><dd><code>acme.com</code></dd>" in page
+    with app.app_context():
+        mappings.update_mapping(limited, MappingInput(ROOT_DN, pki["apim_thumbprint"], ("*",)), Actor.cli())
+    page = text(_explain(auditor_client, certificate=pki["apim_id"], tenant="acme.com"))
+    assert "IS lets this call in" in page and "User mapping #1 lets 'admin@acme.com' in." in page
+    assert "On the master line IS also requires 'admin@acme.com' to exist in its tenant (acme.com)" in page
+    assert "master (IS 7.x with auth-rest 1.9.38+)" in page
+    _set_line(app, "backport")
+    page = text(_explain(auditor_client, certificate=pki["apim_id"], tenant="acme.com"))
+    assert "The 1.8.x/1.11.x backport does not check that 'admin@acme.com' exists" in page
+    assert "On the master line" not in page and "<dd>1.8.x/1.11.x backport</dd>" in page
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"tenant": "nowhere.com"}, "No tenant with the domain 'nowhere.com' in the registry."),
+    ({"tenant": "ownerless.com"}, "This tenant has no owner: API Manager's key manager would call IS as"),
+    ({"tenant": "acme.com", "user": "admin"}, "Give either a WSO2-Identity-User or a tenant, not both."),
+])
+def test_explain_tenant_errors(app, pki, admin_client, args, message):
+    _tenants(app, [("admin", "acme.com"), (None, "ownerless.com")])
+    response = _explain(admin_client, certificate=pki["apim_id"], **args)
+    assert response.status_code == 400 and message in text(response)
+
+
+def test_explain_follows_the_handler_line(app, pki, admin_client):
+    _add(app, "user", ROOT_DN, pki["apim_thumbprint"].lower(), ("admin",))
+    assert "IS lets this call in" in text(_explain(admin_client, certificate=pki["apim_id"], user="admin"))
+    _set_line(app, "backport")
+    page = text(_explain(admin_client, certificate=pki["apim_id"], user="admin"))
+    assert "IS answers 401" in page and "none has the certificate's thumbprint" in page
 
 
 def test_explain_a_pasted_pem(app, pki, admin_client):
@@ -293,6 +449,7 @@ TRICKY = [
 
 
 def test_generated_toml_parses_back(app, admin_client):
+    _set_line(app, "backport")  # the only line that reads log_client_cert_info
     _add(app, "user", TRICKY[0], T1, ("admin", "kim@abc.com"))
     _add(app, "user", TRICKY[1], "", ())
     _add(app, "system", TRICKY[2], "*", system_user="svc")
@@ -333,5 +490,30 @@ def test_toml_follows_the_order(app, admin_client):
 
 def test_empty_toml_still_enables(app):
     with app.app_context():
-        parsed = tomllib.loads(mappings.deployment_toml(log_client_cert_info=True))
+        parsed = tomllib.loads(mappings.deployment_toml(log_client_cert_info=True, line="backport"))
+        on_master = tomllib.loads(mappings.deployment_toml(log_client_cert_info=True))
     assert parsed == {"client_certificate_based_authentication": {"enable": True, "log_client_cert_info": True}}
+    assert on_master == {"client_certificate_based_authentication": {"enable": True}}
+
+
+def test_toml_follows_the_handler_line_and_the_page_says_why(app, admin_client):
+    _add(app, "user", ROOT_DN, T1, ("*",))
+
+    def block(query: str = "") -> tuple[str, str]:
+        page = text(admin_client.get("/certificates/config" + query))
+        return page, re.search(r'<pre class="pem">(.*?)</pre>', page, re.S).group(1)
+
+    page, toml = block("?log_client_cert_info=y")
+    assert "log_client_cert_info is left out: the master handler line (auth-rest 1.9.38+) never reads " \
+           "LogClientCertInfoEnabled" in page
+    assert "enable = true" in toml and "log_client_cert_info" not in toml
+    download = tomllib.loads(admin_client.get("/certificates/config/download?log_client_cert_info=y")
+                             .get_data(as_text=True))
+    assert download["client_certificate_based_authentication"]["enable"] is True
+    assert "log_client_cert_info" not in download["client_certificate_based_authentication"]
+    _set_line(app, "backport")
+    page, toml = block("?log_client_cert_info=y")
+    assert "The 1.8.x/1.11.x backport reads log_client_cert_info" in page
+    assert "enable = true" in toml and "log_client_cert_info = true" in toml
+    _, toml = block()
+    assert "log_client_cert_info" not in toml and "enable = true" in toml

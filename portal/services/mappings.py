@@ -1,6 +1,9 @@
 """IS 7's thumbprint mappings: kept in order (IS takes the first match), linted against the uploaded
-certificates, explained for one call, and written out as the deployment.toml block. The decisions themselves come
-from services.cert_auth, the one implementation of IS's algorithm."""
+certificates and the registry's tenants, explained for one call, and written out as the deployment.toml block.
+The decisions come from services.cert_auth, on the IS handler line the administrator says IS runs (a setting).
+
+API Manager's auto-configured WSO2-IS-7 key manager calls IS per tenant with
+`WSO2-Identity-User: <tenant admin>@<tenant domain>`: the lint models every current tenant's admin that way."""
 from __future__ import annotations
 
 import re
@@ -13,13 +16,18 @@ import tomli_w
 from portal.extensions import db
 from portal.models import Setting
 from portal.models.certificate import MAPPING_KINDS, Certificate, ThumbprintMapping
+from portal.models.tenant import Tenant
 from portal.services import audit, cert_auth, certificates
 from portal.services.certificates import CertificateInfo
 from portal.services.context import Actor
 from portal.services.errors import NotFound, ValidationError
 
-KM_USERNAME_KEY = "mtls.key_manager_username"
-DEFAULT_KM_USERNAME = "admin"
+HANDLER_LINE_KEY = "mtls.handler_line"
+HANDLER_LINES = {
+    cert_auth.MASTER: "master (IS 7.x with auth-rest 1.9.38+)",
+    cert_auth.BACKPORT: "1.8.x/1.11.x backport",
+}
+SHOWN_TENANTS = 5  # tenants named in a lint finding; the rest are counted
 MAX_USERNAMES = 50
 _HEX_COLONS = re.compile(r"[0-9A-Fa-f:]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -159,14 +167,24 @@ def move_mapping(mapping_id: int, offset: int, actor: Actor) -> bool:
     return True
 
 
+PREFILL_NOTES = {
+    "user": ('allowed_username is prefilled with "*": API Manager\'s auto-configured key manager calls IS as each '
+             "tenant's admin (<admin>@<tenant domain>), one user per tenant, so a list of names would have to grow "
+             "with every tenant (the WSO2 sample uses \"*\" too). The certificate and its issuer still limit who "
+             "may call."),
+    "system": ("allowed_system_user is prefilled with admin: calls presenting this certificate without "
+               "WSO2-Identity-User (e.g. API Manager's tenant sync, if its client presents the certificate) run "
+               "as the super tenant's admin, who holds the tenant-management permissions."),
+}
+
+
 def prefill_from_certificate(cert_id: int, kind: str) -> MappingInput:
-    """A mapping for calls presenting this certificate: its issuer as Java prints it and its thumbprint; the key
-    manager's mTLS user as the allowed user."""
+    """A mapping for calls presenting this certificate: its issuer as Java prints it and its thumbprint; "*" as
+    the allowed user (every tenant's key manager user), admin as the system user. PREFILL_NOTES say why."""
     cert = certificates.get_certificate(cert_id)
-    user = km_username()
     return MappingInput(trusted_issuer=cert.issuer_dn, cert_thumbprint=cert.thumbprint,
-                        allowed_usernames=(user,) if kind == "user" else (),
-                        allowed_system_user=user if kind == "system" else "")
+                        allowed_usernames=(cert_auth.WILDCARD,) if kind == "user" else (),
+                        allowed_system_user="admin" if kind == "system" else "")
 
 
 def rules(kind: str) -> list[cert_auth.UserMapping] | list[cert_auth.SystemMapping]:
@@ -178,29 +196,80 @@ def rules(kind: str) -> list[cert_auth.UserMapping] | list[cert_auth.SystemMappi
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The key manager's mutual-TLS user: API Manager's WSO2-IS-7 key manager calls IS as this user.
+# The IS handler line: which ClientCertificateBasedAuthenticationHandler the administrator's IS runs.
 
-def km_username() -> str:
-    setting = db.session.get(Setting, KM_USERNAME_KEY)
-    return setting.value if setting is not None and isinstance(setting.value, str) else DEFAULT_KM_USERNAME
+def handler_line() -> str:
+    setting = db.session.get(Setting, HANDLER_LINE_KEY)
+    value = setting.value if setting is not None else None
+    return value if value in HANDLER_LINES else cert_auth.MASTER
 
 
-def set_km_username(value: str, actor: Actor) -> str:
+def set_handler_line(value: str, actor: Actor) -> str:
     value = (value or "").strip()
-    if not value or len(value) > 255 or _CONTROL.search(value) or "," in value or " " in value:
-        raise ValidationError({"username": "Enter the username API Manager's key manager sends in "
-                                           "WSO2-Identity-User (no spaces or commas, at most 255 characters)."})
-    before = km_username()
-    setting = db.session.get(Setting, KM_USERNAME_KEY)
+    if value not in HANDLER_LINES:
+        raise ValidationError({"line": "Choose master (IS 7.x with auth-rest 1.9.38+) or the 1.8.x/1.11.x "
+                                       "backport."})
+    before = handler_line()
+    setting = db.session.get(Setting, HANDLER_LINE_KEY)
     if setting is None:
-        setting = Setting(key=KM_USERNAME_KEY)
+        setting = Setting(key=HANDLER_LINE_KEY)
         db.session.add(setting)
     setting.value = value
     if before != value:
-        audit.record(actor, "setting.update", "setting", KM_USERNAME_KEY,
+        audit.record(actor, "setting.update", "setting", HANDLER_LINE_KEY,
                      {"value": {"before": before, "after": value}})
     db.session.commit()
     return value
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The key manager's users: one per tenant, <owner>@<domain>.
+
+def km_user(owner_username: str, domain: str) -> str:
+    """The WSO2-Identity-User API Manager's auto-configured key manager sends for a tenant (IdentityUser)."""
+    return f"{owner_username}@{domain}"
+
+
+class TenantAdmins:
+    """The registry's tenants as key manager users, read with one query of (owner_username, domain), only when a
+    check needs names (a mapping without "*")."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[str, str]] | None = None
+        self._count: int | None = None
+
+    @property
+    def count(self) -> int:
+        """How many tenants have an owner (one COUNT; no rows are read)."""
+        if self._count is None:
+            self._count = len(self._rows) if self._rows is not None else db.session.execute(
+                sa.select(sa.func.count()).select_from(Tenant).where(Tenant.owner_username.is_not(None))).scalar_one()
+        return self._count
+
+    @property
+    def rows(self) -> list[tuple[str, str]]:
+        if self._rows is None:
+            self._rows = [(owner, domain) for owner, domain in db.session.execute(
+                sa.select(Tenant.owner_username, Tenant.domain).where(Tenant.owner_username.is_not(None))
+                .order_by(Tenant.domain))]
+        return self._rows
+
+    def rejected(self, allowed: Sequence[str]) -> tuple[int, list[str]]:
+        """(how many tenants' key manager users a mapping listing `allowed` refuses, the first few of them)."""
+        names = {name.lower() for name in allowed}
+        count, first = 0, []
+        for owner, domain in self.rows:
+            user = km_user(owner, domain)
+            if user.lower() not in names:
+                count += 1
+                if len(first) < SHOWN_TENANTS:
+                    first.append(user)
+        return count, first
+
+
+def _rejection_text(count: int, total: int, first: list[str]) -> str:
+    more = f" and {count - len(first)} more" if count > len(first) else ""
+    return f"{count} of {total} current tenants' key manager users would get a 401: {', '.join(first)}{more}"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -224,7 +293,12 @@ class LintReport:
     user: list[MappingLint]
     system: list[MappingLint]
     general: list[Finding]
-    km_username: str
+    line: str  # the IS handler line the lint assumed
+    tenants: int  # current tenants with an owner: each is one key manager user
+
+    @property
+    def line_label(self) -> str:
+        return HANDLER_LINES[self.line]
 
     @property
     def problems(self) -> int:
@@ -232,7 +306,8 @@ class LintReport:
             1 for f in self.general if f.level != "info")
 
 
-def _thumbprint_findings(thumb: str, known: set[str]) -> list[Finding]:
+def _thumbprint_findings(thumb: str, known: set[str], kind: str = "user",
+                         line: str = cert_auth.MASTER) -> list[Finding]:
     if not thumb:
         return [Finding("warning", 'cert_thumbprint is blank: IS reads it as "*", any certificate from this issuer.')]
     if thumb == cert_auth.WILDCARD:
@@ -253,9 +328,17 @@ def _thumbprint_findings(thumb: str, known: set[str]) -> list[Finding]:
     elif ":" in thumb and thumb.upper() not in known:
         findings.append(Finding("info", "No uploaded certificate has this thumbprint."))
     if thumb != thumb.upper():
-        findings.append(Finding("warning", "cert_thumbprint has lower-case letters: current IS 7 ignores case, but "
-                                           "some auth-rest versions compared user mappings case-sensitively. Use "
-                                           "upper case, as IS prints it."))
+        if kind == "user" and line == cert_auth.BACKPORT:
+            findings.append(Finding("error", "cert_thumbprint has lower-case letters: the 1.8.x/1.11.x backport "
+                                             "compares user-mapping thumbprints case-sensitively with IS's upper-case "
+                                             "form, so it never matches. Use upper case."))
+        elif kind == "user":
+            findings.append(Finding("warning", "cert_thumbprint has lower-case letters: master ignores case, but the "
+                                               "1.8.x/1.11.x backport compares user mappings case-sensitively. Use "
+                                               "upper case, as IS prints it."))
+        else:
+            findings.append(Finding("info", "cert_thumbprint has lower-case letters: both handler lines ignore case "
+                                            "for system mappings; upper case is how IS prints it."))
     return findings
 
 
@@ -269,12 +352,13 @@ def _issuer_findings(issuer: str, names: set[str]) -> list[Finding]:
     return []
 
 
-def _covers(mapping: ThumbprintMapping, cert: Certificate) -> bool:
+def _covers(mapping: ThumbprintMapping, cert: Certificate, kind: str, line: str) -> bool:
     """Would IS consider this mapping for a call with this certificate (issuer and thumbprint or "*")?"""
     thumb = cert_auth.effective(mapping.cert_thumbprint)
+    exact = kind == "user" and line == cert_auth.BACKPORT
     return (mapping.trusted_issuer.strip() != cert_auth.WILDCARD
             and cert_auth.issuer_matches(mapping.trusted_issuer, cert.issuer_dn)
-            and (thumb == cert_auth.WILDCARD or cert_auth.thumbprint_equal(thumb, cert.thumbprint)))
+            and (thumb == cert_auth.WILDCARD or cert_auth.thumbprint_equal(thumb, cert.thumbprint, exact=exact)))
 
 
 def _same_target(a: ThumbprintMapping, b: ThumbprintMapping) -> bool:
@@ -283,41 +367,49 @@ def _same_target(a: ThumbprintMapping, b: ThumbprintMapping) -> bool:
             and cert_auth.effective(a.cert_thumbprint).lower() == cert_auth.effective(b.cert_thumbprint).lower())
 
 
-def _lint_list(kind: str, mappings: Sequence[ThumbprintMapping], certs: Sequence[Certificate],
-               km_user: str) -> list[MappingLint]:
+def _lint_list(kind: str, mappings: Sequence[ThumbprintMapping], certs: Sequence[Certificate], line: str,
+               admins: TenantAdmins) -> list[MappingLint]:
     names = {c.issuer_dn for c in certs} | {c.subject_dn for c in certs}
     known = {c.thumbprint for c in certs}
     apim = [c for c in certs if c.role == "apim"]
     result = []
     for index, mapping in enumerate(mappings):
         findings = _issuer_findings(mapping.trusted_issuer, names)
-        findings += _thumbprint_findings(mapping.cert_thumbprint, known)
+        findings += _thumbprint_findings(mapping.cert_thumbprint, known, kind, line)
         earlier = next((i for i in range(index) if _same_target(mappings[i], mapping)), None)
         if earlier is not None:
             findings.append(Finding("warning", f"Never chosen: #{earlier + 1} has the same issuer and thumbprint "
                                                "and comes first (IS takes the first match)."))
         if kind == "user":
-            findings += _user_findings(mapping, apim, km_user)
+            findings += _user_findings(mapping, apim, line, admins)
         else:
             findings += _system_findings(mapping)
         result.append(MappingLint(mapping, index + 1, findings))
     return result
 
 
-def _user_findings(mapping: ThumbprintMapping, apim: Sequence[Certificate], km_user: str) -> list[Finding]:
-    users = [u for u in mapping.allowed_usernames if u.strip()]
+def _user_findings(mapping: ThumbprintMapping, apim: Sequence[Certificate], line: str,
+                   admins: TenantAdmins) -> list[Finding]:
+    users = [u.strip() for u in mapping.allowed_usernames if u.strip()]
     findings = []
     if not users:
         findings.append(Finding("warning", 'allowed_username is empty: IS reads it as ["*"], any user.'))
-    elif cert_auth.WILDCARD in users:
-        findings.append(Finding("warning", 'allowed_username contains "*": any user named in WSO2-Identity-User '
-                                           "is let in (if the user exists)."))
-    allowed = {u.lower() for u in users} or {cert_auth.WILDCARD}
-    relevant = any(_covers(mapping, c) for c in apim) if apim else True
-    if relevant and cert_auth.WILDCARD not in allowed and km_user.lower() not in allowed:
-        where = "this mapping covers API Manager's certificate" if apim else "no API Manager certificate is uploaded"
-        findings.append(Finding("warning", f"allowed_username lacks the key manager's mutual-TLS user {km_user!r} "
-                                           f"({where}): API Manager's calls as that user get a 401."))
+        return findings
+    if cert_auth.WILDCARD in users:
+        exists = " (if the user exists)" if line == cert_auth.MASTER else " (this line does not check it exists)"
+        findings.append(Finding("info", 'allowed_username contains "*": any user named in WSO2-Identity-User is '
+                                        f"let in{exists}; this is what API Manager's per-tenant key manager users "
+                                        "need."))
+        return findings
+    relevant = any(_covers(mapping, c, "user", line) for c in apim) if apim else True
+    if relevant and admins.count:
+        count, first = admins.rejected(users)
+        if count:
+            where = "this mapping covers API Manager's certificate" if apim else \
+                "no API Manager certificate is uploaded to check which mapping applies"
+            findings.append(Finding("warning", f"allowed_username lacks key manager users ({where}): "
+                                               f"{_rejection_text(count, admins.count, first)}. "
+                                               'Use "*" or list every <admin>@<tenant domain>.'))
     return findings
 
 
@@ -332,23 +424,56 @@ def _system_findings(mapping: ThumbprintMapping) -> list[Finding]:
     return []
 
 
+def _key_manager_findings(cert: Certificate, users: Sequence[ThumbprintMapping], line: str,
+                          admins: TenantAdmins) -> Finding:
+    """Would IS admit every current tenant's key manager user presenting API Manager's certificate? The mapping
+    IS selects does not depend on the user, so it is chosen once; names are checked only when it lacks "*"."""
+    steps: list[str] = []
+    index = cert_auth._choose(rules("user"), cert.issuer_dn, cert.thumbprint, "user", steps, line)
+    label = f"API Manager certificate {cert.label!r}"
+    total = admins.count
+    if index is None:
+        return Finding("error", f"{label}: no user mapping applies to it, so every tenant's key manager user "
+                                f"(<admin>@<tenant domain>, {total} current tenant(s)) gets a 401.")
+    allowed = cert_auth.allowed_usernames(cert_auth.UserMapping(users[index].trusted_issuer,
+                                                                users[index].cert_thumbprint,
+                                                                tuple(users[index].allowed_usernames)))
+    if cert_auth.WILDCARD in allowed:
+        exists = (" IS also requires each admin to exist in its tenant, which IS ensures for a tenant's owner."
+                  if line == cert_auth.MASTER else "")
+        return Finding("info", f"{label}: user mapping #{index + 1} lets every tenant's key manager user in "
+                               f'(allowed_username "*").{exists}')
+    if not total:
+        return Finding("warning", f"{label}: user mapping #{index + 1} lists only {', '.join(allowed)}; there are "
+                                  "no tenants yet, but each new tenant's key manager calls as "
+                                  "<admin>@<tenant domain> and will get a 401 unless listed.")
+    count, first = admins.rejected(allowed)
+    if count:
+        return Finding("error", f"{label}: user mapping #{index + 1} applies; "
+                                f"{_rejection_text(count, total, first)}.")
+    return Finding("info", f"{label}: user mapping #{index + 1} lists every current tenant's key manager user "
+                           f"({total}); a new tenant's admin must be added before it is created.")
+
+
 def lint() -> LintReport:
     certs = certificates.list_certificates()
-    km_user = km_username()
+    line = handler_line()
+    admins = TenantAdmins()
     users, systems = list_mappings("user"), list_mappings("system")
     general: list[Finding] = []
     if not users and not systems:
         general.append(Finding("info", "There are no mappings yet: IS answers 401 to every certificate call."))
-    user_rules, system_rules = rules("user"), rules("system")
     for cert in certs:
         if cert.role != "apim":
             continue
-        decision = cert_auth.evaluate(cert.issuer_dn, cert.thumbprint, km_user, user_rules, system_rules)
-        level = "info" if decision.ok else "error"
-        general.append(Finding(level, f"API Manager certificate {cert.label!r} calling as {km_user!r}: "
-                                      f"{decision.reason}"))
-    return LintReport(_lint_list("user", users, certs, km_user), _lint_list("system", systems, certs, km_user),
-                      general, km_user)
+        general.append(_key_manager_findings(cert, users, line, admins))
+        if not any(_covers(m, cert, "system", line) for m in systems):
+            general.append(Finding("warning", f"API Manager certificate {cert.label!r}: no system mapping covers "
+                                              "it. If API Manager's client presents it on its Basic-authenticated "
+                                              "calls to IS (tenant sync), IS decides those calls with the system "
+                                              "mappings alone and answers 401."))
+    return LintReport(_lint_list("user", users, certs, line, admins),
+                      _lint_list("system", systems, certs, line, admins), general, line, admins.count)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -362,11 +487,33 @@ class Explanation:
     decision: cert_auth.Decision
     mapping: ThumbprintMapping | None
     notes: list[str]
+    line: str = cert_auth.MASTER
+    tenant: str | None = None  # the tenant whose key manager user was modelled
+
+    @property
+    def line_label(self) -> str:
+        return HANDLER_LINES[self.line]
 
 
-def explain(cert_id: int | None, pem: str, user: str | None) -> Explanation:
-    """How IS 7 decides a call presenting this certificate with this WSO2-Identity-User (None: no header)."""
+def _key_manager_user_of(domain: str) -> str:
+    """The tenant's key manager user, <owner>@<domain>, from the registry."""
+    domain = domain.strip().lower()
+    row = db.session.execute(sa.select(Tenant.owner_username, Tenant.domain).where(Tenant.domain == domain)).first()
+    if row is None:
+        raise ValidationError({"tenant": f"No tenant with the domain {domain!r} in the registry."})
+    if not row.owner_username:
+        raise ValidationError({"tenant": "This tenant has no owner: API Manager's key manager would call IS as "
+                                         "<owner>@<domain>, so there is no user to model. Add the owner first."})
+    return km_user(row.owner_username, row.domain)
+
+
+def explain(cert_id: int | None, pem: str, user: str | None, tenant: str | None = None) -> Explanation:
+    """How IS 7 decides a call presenting this certificate with this WSO2-Identity-User (None: no header), on the
+    configured handler line. `tenant` (a domain) models that tenant's key manager: user <owner>@<domain>."""
     notes = []
+    tenant = (tenant or "").strip() or None
+    if tenant is not None and (user or "").strip():
+        raise ValidationError({"tenant": "Give either a WSO2-Identity-User or a tenant, not both."})
     if (pem or "").strip():
         certs = certificates.parse_certificates(pem.strip().encode(), field_name="pem")
         cert, source = certs[0], "pasted PEM"
@@ -377,30 +524,52 @@ def explain(cert_id: int | None, pem: str, user: str | None) -> Explanation:
         cert, source = certificates.load(stored), stored.label
     else:
         raise ValidationError({"certificate": "Choose an uploaded certificate or paste a PEM certificate."})
+    if tenant is not None:
+        if len(tenant) > 253 or _CONTROL.search(tenant):
+            raise ValidationError({"tenant": "Use a tenant domain of at most 253 characters."})
+        user = _key_manager_user_of(tenant)
+        notes.append(f"Modelled as API Manager's auto-configured key manager of {tenant.lower()}: it calls IS with "
+                     f"WSO2-Identity-User: {user} (the tenant's admin, then @, then its domain).")
     user = (user or "").strip() or None
     if user is not None and (len(user) > 255 or _CONTROL.search(user)):
         raise ValidationError({"user": "Use one line of at most 255 characters."})
     info = certificates.describe(cert)
     if info.validity in ("expired", "not yet valid"):
         notes.append(f"This certificate is {info.validity}: the TLS handshake fails before IS looks at mappings.")
-    decision = cert_auth.evaluate(info.issuer, info.thumbprint, user, rules("user"), rules("system"))
+    line = handler_line()
+    decision = cert_auth.evaluate(info.issuer, info.thumbprint, user, rules("user"), rules("system"), line=line)
     if decision.ok and decision.user is not None:
-        notes.append(f"IS also requires {decision.user!r} to exist in its tenant "
-                     f"({cert_auth.tenant_of(decision.user)}); the portal cannot see IS's user stores.")
+        if line == cert_auth.MASTER:
+            notes.append(f"On the master line IS also requires {decision.user!r} to exist in its tenant "
+                         f"({cert_auth.tenant_of(decision.user)}); the portal cannot see IS's user stores. A "
+                         "tenant's owner exists in IS once the tenant is created there.")
+        else:
+            notes.append(f"The 1.8.x/1.11.x backport does not check that {decision.user!r} exists: IS lets the "
+                         "call in as this name even if no such user is in the tenant.")
     mapping = None
     if decision.mapping_index is not None:
         mapping = list_mappings(decision.kind)[decision.mapping_index]
-    return Explanation(info, source, user, decision, mapping, notes)
+    return Explanation(info, source, user, decision, mapping, notes, line, tenant.lower() if tenant else None)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # deployment.toml.
 
-def deployment_toml(log_client_cert_info: bool = False) -> str:
+LOG_INFO_NOTES = {
+    cert_auth.MASTER: ("log_client_cert_info is left out: the master handler line (auth-rest 1.9.38+) never reads "
+                       "LogClientCertInfoEnabled, so the line would do nothing."),
+    cert_auth.BACKPORT: ("The 1.8.x/1.11.x backport reads log_client_cert_info (LogClientCertInfoEnabled) and then "
+                         "logs every client certificate it sees."),
+}
+
+
+def deployment_toml(log_client_cert_info: bool = False, line: str | None = None) -> str:
     """IS 7's `[client_certificate_based_authentication]` block with every mapping in order, written by tomli_w
-    (DNs hold quotes, backslashes and commas: never assemble TOML from strings)."""
+    (DNs hold quotes, backslashes and commas: never assemble TOML from strings). `enable = true` always (master
+    is off without it); `log_client_cert_info` only on the backport line, the only one that reads it."""
+    line = line or handler_line()
     section: dict = {"enable": True}
-    if log_client_cert_info:
+    if log_client_cert_info and line == cert_auth.BACKPORT:
         section["log_client_cert_info"] = True
     users = [{"trusted_issuer": m.trusted_issuer, "cert_thumbprint": m.cert_thumbprint,
               "allowed_username": list(m.allowed_usernames)} for m in list_mappings("user")]

@@ -7,7 +7,7 @@ from wtforms import BooleanField, PasswordField, SelectChoice, SelectField, Stri
 from wtforms.validators import EqualTo, Length, Optional
 
 from portal.services.certificates import MAX_UPLOAD_BYTES, ROLE_LABELS
-from portal.services.mappings import split_usernames
+from portal.services.mappings import HANDLER_LINES, split_usernames
 
 
 class UploadForm(FlaskForm):
@@ -37,10 +37,15 @@ class MappingForm(FlaskForm):
         return split_usernames(self.allowed_usernames.data or "")
 
 
-class KeyManagerUserForm(FlaskForm):
-    username = StringField("Key manager's mutual-TLS username", validators=[Length(max=512)],
-                           description="What API Manager's WSO2-IS-7 key manager sends in WSO2-Identity-User "
-                                       "(its IdentityUser).")
+class HandlerLineForm(FlaskForm):
+    line = SelectField("IS client-certificate handler line", choices=[SelectChoice(k, v) for k, v in
+                                                                      HANDLER_LINES.items()],
+                       validate_choice=False,
+                       description="Which ClientCertificateBasedAuthenticationHandler your IS runs. master: "
+                                   "thumbprints compared ignoring case, the user must exist, off unless "
+                                   "enable = true. 1.8.x/1.11.x backport: user-mapping thumbprints compared "
+                                   "case-sensitively, no user-existence check, on by default, reads "
+                                   "log_client_cert_info.")
 
 
 class ExplainForm(FlaskForm):
@@ -53,13 +58,16 @@ class ExplainForm(FlaskForm):
     pem = TextAreaField("…or paste a PEM certificate", validators=[Optional(), Length(max=65536)])
     user = StringField("WSO2-Identity-User", validators=[Optional(), Length(max=512)],
                        description="Leave empty for a call without the header (system mappings).")
+    tenant = StringField("…or model the key manager of tenant (domain)", validators=[Optional(), Length(max=512)],
+                         description="API Manager's auto-configured key manager calls as <tenant admin>@<domain>.")
 
 
 class ConfigForm(FlaskForm):
     class Meta:
         csrf = False
 
-    log_client_cert_info = BooleanField("log_client_cert_info = true (IS logs each client certificate it sees)")
+    log_client_cert_info = BooleanField("log_client_cert_info = true (the 1.8.x/1.11.x backport logs each client "
+                                        "certificate it sees; master ignores it)")
 
 
 class TruststoreForm(FlaskForm):

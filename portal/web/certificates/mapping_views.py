@@ -1,5 +1,5 @@
-"""Thumbprint mapping pages: ordered lists with their lint, create/edit/delete/move, the key manager's mTLS user,
-explain a call, and the generated IS 7 deployment.toml block."""
+"""Thumbprint mapping pages: ordered lists with their lint, create/edit/delete/move, the IS handler line, explain a
+call, and the generated IS 7 deployment.toml block."""
 from __future__ import annotations
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
@@ -10,35 +10,35 @@ from portal.models.certificate import MAPPING_KINDS
 from portal.services import certificates, mappings
 from portal.services.errors import NotFound, ValidationError
 from portal.web.certificates import READERS, WRITERS, bp
-from portal.web.certificates.forms import ConfigForm, ExplainForm, KeyManagerUserForm, MappingForm
+from portal.web.certificates.forms import ConfigForm, ExplainForm, HandlerLineForm, MappingForm
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import apply_errors, current_actor
 
 TOML_FILENAME = "is7-client-certificate-authentication.toml"
 
 
-def _mappings_page(km_form: KeyManagerUserForm, status: int = 200):
-    return render_template("certificates/mappings.html", report=mappings.lint(), km_form=km_form,
+def _mappings_page(line_form: HandlerLineForm, status: int = 200):
+    return render_template("certificates/mappings.html", report=mappings.lint(), line_form=line_form,
                            confirm=ConfirmForm()), status
 
 
 @bp.get("/mappings")
 @roles(*READERS)
 def mapping_list():
-    return _mappings_page(KeyManagerUserForm(username=mappings.km_username()))
+    return _mappings_page(HandlerLineForm(line=mappings.handler_line()))
 
 
-@bp.post("/mappings/key-manager-user")
+@bp.post("/mappings/handler-line")
 @roles(*WRITERS)
-def key_manager_user():
-    form = KeyManagerUserForm()
+def handler_line():
+    form = HandlerLineForm()
     if form.validate_on_submit():
         try:
-            value = mappings.set_km_username(form.username.data or "", current_actor())
+            value = mappings.set_handler_line(form.line.data or "", current_actor())
         except ValidationError as exc:
             apply_errors(form, exc)
         else:
-            flash(f"The key manager's mutual-TLS username is now {value!r}.", "success")
+            flash(f"IS handler line: {mappings.HANDLER_LINES[value]}.", "success")
             return redirect(url_for("certificates.mapping_list"))
     return _mappings_page(form, 400)
 
@@ -55,6 +55,7 @@ def mapping_new(kind: str):
         abort(404, "A mapping is a user or a system mapping.")
     form = MappingForm()
     source = request.args.get("certificate", type=int)
+    note = None
     if request.method == "GET" and source:
         try:
             prefill = mappings.prefill_from_certificate(source, kind)
@@ -63,6 +64,7 @@ def mapping_new(kind: str):
         form = MappingForm(data={"trusted_issuer": prefill.trusted_issuer, "cert_thumbprint": prefill.cert_thumbprint,
                                  "allowed_usernames": "\n".join(prefill.allowed_usernames),
                                  "allowed_system_user": prefill.allowed_system_user})
+        note = mappings.PREFILL_NOTES[kind]
     if form.validate_on_submit():
         try:
             mapping = mappings.create_mapping(kind, _input(form), current_actor())
@@ -72,7 +74,8 @@ def mapping_new(kind: str):
             flash(f"{kind.capitalize()} mapping added at the end of the list.", "success")
             return redirect(url_for("certificates.mapping_list", _anchor=f"mapping-{mapping.id}"))
     status = 400 if form.errors or getattr(form, "form_errors", None) else 200
-    return render_template("certificates/mapping_form.html", form=form, kind=kind, mapping=None), status
+    return render_template("certificates/mapping_form.html", form=form, kind=kind, mapping=None,
+                           prefill_note=note), status
 
 
 @bp.route("/mappings/<int:mapping_id>/edit", methods=["GET", "POST"])
@@ -140,22 +143,26 @@ def explain():
     result, status = None, 200
     if request.args and form.validate():
         try:
-            result = mappings.explain(form.certificate.data or None, form.pem.data or "", form.user.data)
+            result = mappings.explain(form.certificate.data or None, form.pem.data or "", form.user.data,
+                                      form.tenant.data)
         except ValidationError as exc:
             apply_errors(form, exc)
             status = 400
         except NotFound as exc:
             form.certificate.errors = [*form.certificate.errors, exc.message]
             status = 400
-    return render_template("certificates/explain.html", form=form, result=result), status
+    return render_template("certificates/explain.html", form=form, result=result,
+                           line_label=mappings.HANDLER_LINES[mappings.handler_line()]), status
 
 
 @bp.get("/config")
 @roles(*READERS)
 def config():
     form = ConfigForm(request.args)
-    toml = mappings.deployment_toml(log_client_cert_info=bool(form.log_client_cert_info.data))
-    return render_template("certificates/config.html", form=form, toml=toml, report=mappings.lint())
+    line = mappings.handler_line()
+    toml = mappings.deployment_toml(log_client_cert_info=bool(form.log_client_cert_info.data), line=line)
+    return render_template("certificates/config.html", form=form, toml=toml, report=mappings.lint(),
+                           log_note=mappings.LOG_INFO_NOTES[line])
 
 
 @bp.get("/config/download")
