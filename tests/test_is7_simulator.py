@@ -265,13 +265,17 @@ def test_a_duplicate_domain_or_carbon_super_is_400_tm_60009(call):
     ("a b.com", "TM-60007", ("The tenant domain a b.com contains one or more illegal characters. The valid "
                              "characters are lowercase letters, numbers, '.', '-' and '_'.")),
 ])
-def test_domain_rules(call, domain, code, description):
+def test_domain_rules(call, is7, domain, code, description):
+    is7.configure(public_cloud_setup=True)
     assert_api_error(create(call, domain), 400, code, "Unable to add tenant.", description)
 
 
-def test_dotless_domains_are_accepted_without_public_cloud_setup(call, is7):
-    is7.configure(public_cloud_setup=False)
+def test_dotless_domains_are_accepted_by_default(call, is7):
+    """public_cloud_setup is false unless configured (carbon-multitenancy 124b1e6f)."""
     assert create(call, "nodot").status_code == 201
+    is7.configure(public_cloud_setup=True)
+    assert_api_error(create(call, "other"), 400, "TM-60005", "Unable to add tenant.",
+                     "You should have an extension to your domain.")
 
 
 def test_a_bad_email_is_a_500_tm_65002(call):

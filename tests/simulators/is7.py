@@ -225,7 +225,7 @@ class Is7State(BaseState):
 
     def __init__(self, *, user_mappings: Iterable[Any] = (), system_mappings: Iterable[Any] = (),
                  users: Mapping[str, Iterable[str]] | None = None, basic_users: Mapping[str, str] | None = None,
-                 public_cloud_setup: bool = True, tenant_deletion: bool = False,
+                 public_cloud_setup: bool = False, tenant_deletion: bool = False,
                  client_cert_auth: bool | None = True, log_client_cert_info: bool = False,
                  handler_line: str = MASTER, domain_regex: str | None = None, latency: float = 0.0) -> None:
         super().__init__(latency=latency)
@@ -1070,13 +1070,14 @@ class Is7Simulator(HttpsSimulator):
                  user_mappings: Iterable[Any] = (), system_mappings: Iterable[Any] = (),
                  users: Mapping[str, Iterable[str]] | None = None, basic_users: Mapping[str, str] | None = None,
                  host: str = "127.0.0.1", port: int = 0, hostname: str | None = None,
-                 require_client_certificate: bool = False, public_cloud_setup: bool = True,
+                 require_client_certificate: bool = False, public_cloud_setup: bool = False,
                  tenant_deletion: bool = False, client_cert_auth: bool | None = True,
                  log_client_cert_info: bool = False, handler_line: str = MASTER, domain_regex: str | None = None,
                  latency: float = 0.0, tenant_sync: TenantSyncConfig | None = None, verbose: bool = False) -> None:
         """`client_cert_auth`: True / False is `[client_certificate_based_authentication] enable`; None means the
         table is absent (the master line is then off, the backport line on with no mappings). `handler_line`:
-        "master" (auth-rest v1.9.38+) or "backport" (1.8.x / 1.11.x)."""
+        "master" (auth-rest v1.9.38+) or "backport" (1.8.x / 1.11.x). `public_cloud_setup` defaults to false, as
+        in carbon-multitenancy since commit 124b1e6f (2025-09-02): domains without a dot are accepted."""
         self.state = Is7State(user_mappings=user_mappings, system_mappings=system_mappings, users=users,
                               basic_users=basic_users, public_cloud_setup=public_cloud_setup,
                               tenant_deletion=tenant_deletion, client_cert_auth=client_cert_auth,
@@ -1253,7 +1254,9 @@ def main(argv: list[str] | None = None) -> int:
                              "--key, --client-ca)")
     parser.add_argument("--require-client-certificate", action="store_true",
                         help="refuse TLS handshakes without a client certificate (clientAuth=true)")
-    parser.add_argument("--no-public-cloud-setup", action="store_true", help="accept domains without a dot")
+    parser.add_argument("--public-cloud-setup", action="store_true",
+                        help="refuse domains without a dot (TM-60005); off by default, as in current IS")
+    parser.add_argument("--no-public-cloud-setup", action="store_true", help="the default; kept for old scripts")
     parser.add_argument("--tenant-deletion", action="store_true", help="enable DELETE /tenants/{id}/metadata")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     parser.add_argument("--handler-line", choices=HANDLER_LINES, default=MASTER,
@@ -1308,7 +1311,8 @@ def main(argv: list[str] | None = None) -> int:
                              basic_users={"admin": "admin", **dict(args.basic_user)},
                              host=args.host, port=args.port, hostname=args.hostname,
                              require_client_certificate=args.require_client_certificate,
-                             public_cloud_setup=not args.no_public_cloud_setup, tenant_deletion=args.tenant_deletion,
+                             public_cloud_setup=args.public_cloud_setup and not args.no_public_cloud_setup,
+                             tenant_deletion=args.tenant_deletion,
                              latency=args.latency, handler_line=args.handler_line, tenant_sync=sync,
                              verbose=args.verbose)
     simulator.start()
