@@ -161,3 +161,24 @@ def test_steps_name_each_mapping():
 ])
 def test_tenant_of(username, tenant):
     assert tenant_of(username) == tenant
+
+
+def test_the_backport_line():
+    """User-mapping thumbprints compared exactly, system ones ignoring case; no user-existence check."""
+    lower = [UserMapping(ISSUER, T1.lower(), ("alice",))]
+    assert evaluate(ISSUER, T1, "alice", lower, []).ok
+    decision = evaluate(ISSUER, T1, "alice", lower, [], line="backport")
+    assert not decision.ok and "none has the certificate's thumbprint" in decision.reason
+    system = [SystemMapping(ISSUER, T1.lower(), "svc")]
+    assert evaluate(ISSUER, T1, None, [], system, line="backport").user == "svc"
+    nobody = evaluate(ISSUER, T1, "ghost", [UserMapping(ISSUER, T1, ("*",))], [], user_exists=lambda n: False,
+                      line="backport")
+    assert nobody.ok and nobody.user == "ghost" and "does not check that the user exists" in nobody.steps[-1]
+    with pytest.raises(ValueError):
+        evaluate(ISSUER, T1, "alice", lower, [], line="1.9.x")
+
+
+def test_blank_entries_in_allowed_username_are_dropped():
+    """IS's getChildrenTextList drops blank names; only an empty list means "*"."""
+    assert not evaluate(ISSUER, T1, "kim", [UserMapping(ISSUER, T1, ("", "bob"))], []).ok
+    assert evaluate(ISSUER, T1, "kim", [UserMapping(ISSUER, T1, ("", " "))], []).ok
