@@ -162,7 +162,7 @@ def test_a_reset_after_the_product_acted_still_counts_once(portal, env):
     with portal.app_context():
         taken = claim("dead-worker", sync.settings())
         sides = {"is": sync.IsSide(_client("is")), "apim": sync.ApimSide(_client("apim"))}
-        sync.ensure(sides["is"], sync.Desired.from_job(taken.payload, PASSWORD), owner_update=False)
+        sync.ensure(sides["is"], sync.desired_now(taken.tenant_id, taken.payload), owner_update=False)
         # ...and the worker dies here, before recording anything: the lease runs out, another takes over.
         _db.session.execute(sa.update(OutboxJob).values(lease_until=utcnow() - timedelta(seconds=1)))
         _db.session.commit()
@@ -188,7 +188,8 @@ def test_deactivation_never_overtakes_the_create_it_follows(portal, env):
         tenants.set_tenant_active("acme", False, ACTOR)
     Worker(portal, concurrency=4).run(once=True)
     assert job_states(portal) == ["pending", "pending"]  # the creation waits to retry, the deactivation behind it
-    assert env.apim.tenant(domain).active is True  # its deactivation has not been sent yet either
+    # Level-triggered: the creation delivered the tenant as it is NOW (already deactivated), not as it was queued.
+    assert env.apim.tenant(domain).active is False
     env.is7.come_up()
     drain(portal, concurrency=4)
     assert_converged(env, domain, active=False)

@@ -16,6 +16,7 @@ from portal.access import public
 from portal.api import bp
 from portal.api.auth import APP_ID_HEADER, KEY_HEADER
 from portal.api.tenants import CURSOR_RE, DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_LENGTH, SKIP_CHECK_FIELD, STATUSES
+from portal.models.outbox import DECOMMISSION_OUTCOMES
 from portal.models.tenant import ALGORITHMS, IDP_TYPES, PROVISIONING_METHODS
 from portal.services import tokens
 from portal.services.signing_keys import RSA_KEY_SIZES
@@ -68,7 +69,9 @@ def _common_properties(update: bool) -> dict[str, Schema]:
             "unless dot-less domains are switched on. Defaults to '<tenantid>.<configured suffix>'. It cannot "
             "change after registration.", 253)),
         "owner": {"oneOf": [_ref("OwnerRequest"), {"type": "null"}],
-                  "description": "The tenant owner created in the Identity Server."},
+                  "description": "The tenant owner created in the Identity Server. Required (400 on "
+                                 "owner.username / owner.email) while a product connection is configured: the "
+                                 "tenant is then written to IS 7, which creates every tenant with its owner."},
         "clientId": _text("The tenant's OAuth client id (no spaces)." + PLACEHOLDER_NOTE, 255, pattern=r"^\S+$"),
         "clientSecret": (_nullable if update else (lambda s: s))(_text(
             "The tenant's OAuth client secret. Stored encrypted and never returned." + keep + PLACEHOLDER_NOTE,
@@ -198,8 +201,11 @@ def _owner_request() -> Schema:
             "lastName": _nullable(_text("Last name.", 255)),
             "provisioningMethod": {
                 "type": ["string", "null"], "enum": [*PROVISIONING_METHODS, None],
-                "description": "inline-password (with password) or invite-via-email (the owner gets a link). "
-                               "Defaults to inline-password when a password is given, else invite-via-email."},
+                "description": "inline-password (with password) or invite-via-email (the owner gets a link; "
+                               "API Manager, whose SOAP addTenant cannot invite, gets a generated password that is "
+                               "never returned). Defaults to inline-password when a password is given, else "
+                               "invite-via-email. Refused with API Manager -> IS 7 sharing on: API Manager creates "
+                               "the IS 7 owner with the password it was given."},
             "password": _nullable(_text("Owner password for inline-password. Stored encrypted, never returned.",
                                         256, writeOnly=True)),
         },
@@ -244,6 +250,11 @@ def _tenant_schema() -> Schema:
             "updatedAt": _timestamp("Last change (UTC)."),
             "signingKey": {"oneOf": [_ref("SigningKey"), {"type": "null"}]},
             "owner": {"oneOf": [_ref("Owner"), {"type": "null"}]},
+            "decommissioning": {
+                "type": "object", "additionalProperties": False, "required": ["requestedAt", "requestedBy"],
+                "description": "Present while the tenant is being decommissioned.",
+                "properties": {"requestedAt": _timestamp("When it was asked for."),
+                               "requestedBy": {"type": "string"}}},
             "relationalSchema": {
                 "type": "object", "additionalProperties": False,
                 "required": ["dataSourceURL", "dataSourceUserName", "dataSourcePasswordSet"],
@@ -349,6 +360,25 @@ def _owner_schema() -> Schema:
     }
 
 
+def _decommission_schema() -> Schema:
+    outcome = {"type": "string", "enum": list(DECOMMISSION_OUTCOMES),
+               "description": "pending until the worker ran; deleted; deactivated (the product does not delete); "
+                              "absent (it never had the tenant); failed."}
+    return {
+        "type": "object", "additionalProperties": False,
+        "required": ["tenantId", "tenantDomain", "status", "requestedAt", "requestedBy", "outcomes"],
+        "properties": {
+            "tenantId": {"type": "string"}, "tenantDomain": {"type": "string"},
+            "status": {"type": "string", "enum": ["decommissioning", "decommissioned"],
+                       "description": "decommissioned: no product connection is configured, so the tenant was "
+                                      "removed at once."},
+            "requestedAt": _timestamp("When it was asked for."), "requestedBy": {"type": "string"},
+            "outcomes": {"type": "object", "additionalProperties": False, "required": ["is", "apim"],
+                         "properties": {"is": outcome, "apim": outcome}},
+        },
+    }
+
+
 def _problem_schema() -> Schema:
     return {
         "type": "object", "additionalProperties": False, "required": ["type", "title", "status"],
@@ -382,8 +412,8 @@ RESPONSES = {
                   "`check`).",
     "Unauthorized": f"{APP_ID_HEADER} or {KEY_HEADER} missing, wrong, or of a revoked client.",
     "NotFound": "No tenant with this id.",
-    "Conflict": "A tenant with this tenantId (ignoring case) or tenantDomain exists already; `errors` names the "
-                "field.",
+    "Conflict": "A tenant with this tenantId (ignoring case) or tenantDomain exists already (`errors` names the "
+                "field), or the tenant is being decommissioned and cannot change.",
     "PayloadTooLarge": "The body is larger than the configured limit.",
     "UnsupportedMediaType": "The body is not sent as application/json.",
     "ServerError": "Unexpected error; logged with the request id.",
@@ -479,21 +509,40 @@ def _paths() -> dict[str, Schema]:
                 "operationId": "updateTenant", "tags": ["tenants"], "summary": "Replace a tenant's settings",
                 "description": "A full update: fields left out are cleared, except secrets, which are kept when "
                                "left out. tenantId and tenantDomain cannot change. The connection check runs "
-                               "again when the provider settings change.",
+                               "again when the provider settings change. While a product connection is "
+                               "configured the owner cannot be removed. Refused (409) while the tenant is being "
+                               "decommissioned.",
                 "requestBody": _body("TenantUpdate", "The tenant's new settings."),
                 "responses": {"200": _tenant_ok("Updated."),
-                              **_errors("BadRequest", "NotFound", "PayloadTooLarge", "UnsupportedMediaType")},
+                              **_errors("BadRequest", "NotFound", "Conflict", "PayloadTooLarge",
+                                        "UnsupportedMediaType")},
+            },
+            "delete": {
+                "operationId": "decommissionTenant", "tags": ["tenants"], "summary": "Decommission a tenant",
+                "description": "Queues the decommissioning (the call is its own confirmation; repeating it changes "
+                               "nothing): the worker deactivates the tenant in IS 7 and API Manager, deletes it "
+                               "where the product allows tenant deletion (otherwise it stays deactivated there), "
+                               "then removes it from the registry; GET then answers 404. Until then the tenant "
+                               "cannot be updated, activated or deactivated (409).",
+                "responses": {
+                    "202": {"description": "Decommissioning queued.",
+                            "headers": {"Location": {"description": "The tenant's URL (404 once it is removed).",
+                                                     "required": True,
+                                                     "schema": {"type": "string", "format": "uri-reference"}}},
+                            "content": {"application/json": {"schema": _ref("Decommission")}}},
+                    **_errors("NotFound"),
+                },
             },
         },
         "/v1/tenant/{tenantId}/activate": {
             "parameters": [_tenant_id_parameter()],
             "post": {"operationId": "activateTenant", "tags": ["tenants"], "summary": "Activate a tenant",
-                     "responses": {"200": _tenant_ok("Active (idempotent)."), **_errors("NotFound")}},
+                     "responses": {"200": _tenant_ok("Active (idempotent)."), **_errors("NotFound", "Conflict")}},
         },
         "/v1/tenant/{tenantId}/deactivate": {
             "parameters": [_tenant_id_parameter()],
             "post": {"operationId": "deactivateTenant", "tags": ["tenants"], "summary": "Deactivate a tenant",
-                     "responses": {"200": _tenant_ok("Inactive (idempotent)."), **_errors("NotFound")}},
+                     "responses": {"200": _tenant_ok("Inactive (idempotent)."), **_errors("NotFound", "Conflict")}},
         },
         "/v1/tenant/{tenantId}/client-secret": {
             "parameters": [_tenant_id_parameter()],
@@ -608,6 +657,7 @@ def document() -> dict[str, Any]:
                 "SigningKeyList": _key_list_schema(),
                 "TokenVerdict": _verdict_schema(),
                 "Owner": _owner_schema(),
+                "Decommission": _decommission_schema(),
                 "Problem": _problem_schema(),
             },
         },

@@ -1,4 +1,4 @@
-"""/v1/tenant: register, list, read, update, activate and deactivate tenants.
+"""/v1/tenant: register, list, read, update, activate, deactivate and decommission tenants.
 
 Views only turn HTTP into a call of the tenants service and its result back into JSON; every rule about a
 tenant lives in the service, so the form and the API refuse the same things with the same messages.
@@ -18,7 +18,7 @@ from portal.api import bp
 from portal.api.auth import api_actor
 from portal.api.problems import ApiProblem
 from portal.models.tenant import IDP_TYPES
-from portal.services import tenants
+from portal.services import decommission, tenants
 from portal.services.errors import ValidationError
 
 SKIP_CHECK_FIELD = "skipConnectionCheck"
@@ -213,3 +213,23 @@ def activate_tenant(tenant_id: str):
 @machine
 def deactivate_tenant(tenant_id: str):
     return _tenant_response(tenants.set_tenant_active(tenant_id, False, api_actor()))
+
+
+@bp.delete("/tenant/<tenant_id>")
+@machine
+def decommission_tenant(tenant_id: str):
+    """202: decommissioning is queued (the call is its own confirmation); the worker deactivates the tenant in both
+    products, deletes it where allowed and removes it from the registry. Repeating the call changes nothing."""
+    record = decommission.request(tenant_id, api_actor(), check_confirm=False)
+    response = jsonify(decommission_body(record))
+    response.status_code = 202
+    response.headers["Location"] = url_for("api.get_tenant", tenant_id=record.tenant_id)
+    return response
+
+
+def decommission_body(record) -> dict[str, Any]:
+    done = record.completed_at is not None  # nothing to do in the products: removed at once
+    return {"tenantId": record.tenant_id, "tenantDomain": record.domain,
+            "status": "decommissioned" if done else "decommissioning",
+            "requestedAt": tenants.iso(record.requested_at), "requestedBy": record.requested_by,
+            "outcomes": {"is": record.is_outcome, "apim": record.apim_outcome}}

@@ -11,6 +11,10 @@ Fixes, each audited:
 - adopt: take a product's activation into the registry (which then queues the change for the other product);
 - import: a tenant the products have and the registry lacks is registered through the ordinary registration (the
   form is prefilled from the products; the identity provider settings are the registry's own and must be given).
+
+A domain the registry lacks because it was decommissioned (services.decommission) is no stray: a product that does
+not delete (deletion disabled) keeps it deactivated, which is what decommissioning asked. Such rows are shown as
+decommissioned, with no import; only one still active in a product is a difference.
 """
 from __future__ import annotations
 
@@ -25,9 +29,9 @@ from portal.clients.api_manager import ApiManagerClient
 from portal.clients.errors import UpstreamError
 from portal.clients.identity_server import IdentityServerClient
 from portal.extensions import db
-from portal.models import OutboxJob, Tenant
+from portal.models import Decommission, OutboxJob, Tenant
 from portal.models.outbox import SYNC_PRODUCTS
-from portal.services import audit, connections, key_managers, sync, tenants
+from portal.services import audit, connections, decommission, key_managers, sync, tenants
 from portal.services.connections import NotConfigured
 from portal.services.context import Actor
 from portal.services.errors import NotFound, ServiceError, ValidationError
@@ -76,6 +80,8 @@ class Row:
     sync_open: bool = False  # jobs for this tenant are still on their way: differences may be in flight
     issues: list[Issue] = field(default_factory=list)
     fixes: list[Fix] = field(default_factory=list)
+    decommissioned: Decommission | None = None  # not in the registry because it was decommissioned
+    note: str | None = None  # what the row is, when it is no difference (a decommissioned tenant kept deactivated)
     key_manager: str | None = None  # the tenant's last key manager check (services.key_managers), None: never
 
     @property
@@ -89,6 +95,7 @@ class Report:
     counts: dict[str, int]  # tenants read per system
     in_sync: int
     unreadable: dict[str, str]  # product -> why it could not be read
+    decommissioned: int = 0  # decommissioned tenants a product keeps (deactivated): listed, not differences
 
     @property
     def drift(self) -> int:
@@ -144,29 +151,41 @@ def compare(*, include_in_sync: bool = False) -> Report:
         except (UpstreamError, ValueError) as exc:  # unreachable, refused, or a stored value the client refuses
             unreadable[product] = str(exc)
     rows: list[Row] = []
-    in_sync = 0
+    in_sync = kept = 0
     domains = set(registry).union(*(set(p) for p in products.values()))
+    gone = decommission.completed_by_domain(domains - set(registry))
     checked = key_managers.states_by_domain()
     for domain in sorted(domains):
         row = Row(domain, registry.get(domain), {p: products[p].get(domain) for p in products},
-                  sync_open=domain in in_flight, key_manager=checked.get(domain, (None, ""))[0])
+                  sync_open=domain in in_flight, decommissioned=gone.get(domain),
+                  key_manager=checked.get(domain, (None, ""))[0])
         _judge(row)
         if row.key_manager in key_managers.PROBLEMS:
             row.issues.append(Issue("key_manager", "apim", f"Key manager {key_managers.LABELS[row.key_manager]}: "
                                                            f"{checked[domain][1]}"))
-        if row.issues:
+        if row.issues or row.decommissioned is not None:  # decommissioned rows are always listed
             rows.append(row)
+            kept += row.decommissioned is not None and not row.issues
         else:
             in_sync += 1
             if include_in_sync:
                 rows.append(row)
     counts = {"registry": len(registry), **{p: len(v) for p, v in products.items()}}
-    return Report(rows, counts, in_sync, unreadable)
+    return Report(rows, counts, in_sync, unreadable, kept)
 
 
 def _judge(row: Row) -> None:
     """Issues and the fixes that resolve them."""
     reg = row.registry
+    if reg is None and row.decommissioned is not None:
+        when = f"{row.decommissioned.completed_at:%Y-%m-%d}"
+        active_in = [PRODUCT_NAMES[p] for p, seen in row.products.items() if seen is not None and seen.active]
+        if active_in:
+            row.issues.append(Issue("decommissioned", None, f"Decommissioned on {when}, but still active in "
+                                    f"{' and '.join(active_in)}: deactivate it there."))
+        else:
+            row.note = "decommissioned (kept deactivated: deletion disabled)"
+        return
     if reg is None:
         holders = [PRODUCT_NAMES[p] for p, seen in row.products.items() if seen is not None]
         row.issues.append(Issue("unregistered", None, f"In {' and '.join(holders)} but not in the registry."))
@@ -207,6 +226,7 @@ def fix(domain: str, action: str, actor: Actor) -> str:
     tenant = db.session.execute(sa.select(Tenant).where(Tenant.domain == domain)).scalar_one_or_none()
     if tenant is None:
         raise NotFound(f"No tenant with domain {domain} in the registry.")
+    decommission.refuse_change(tenant, "pushed or adopted")
     if action == "push":
         sync.enqueue(tenant, "sync", actor)
         audit.record(actor, "reconcile.push", "tenant", tenant.tenant_id,
@@ -297,13 +317,14 @@ def import_tenant(domain: str, body: dict[str, Any], actor: Actor, *, skip_check
 def lines(report: Report) -> Iterator[str]:
     """The report as text, for the CLI."""
     counts = ", ".join(f"{PRODUCT_NAMES.get(k, k)}: {v}" for k, v in report.counts.items())
-    yield f"Tenants read: {counts}. In sync: {report.in_sync}. With differences: {report.drift}."
+    yield (f"Tenants read: {counts}. In sync: {report.in_sync}. With differences: {report.drift}."
+           + (f" Decommissioned, kept deactivated: {report.decommissioned}." if report.decommissioned else ""))
     for product, why in report.unreadable.items():
         yield f"! {PRODUCT_NAMES[product]} could not be read: {why}"
     for row in report.rows:
         who = row.tenant_id or "(not registered)"
         flight = " [sync in progress]" if row.sync_open else ""
-        yield f"- {row.domain} {who}{flight}"
+        yield f"- {row.domain} {who}{flight}" + (f": {row.note}" if row.note else "")
         for issue in row.issues:
             yield f"    {issue.text}"
         for option in row.fixes:

@@ -23,7 +23,7 @@ DOMAIN_RE = re.compile(r"[a-z0-9._-]+")  # IS 7 TM-60007
 EMAIL_RE = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
 OWNER_USERNAME_RE = re.compile(r"[A-Za-z0-9._@-]{1,255}")
 RESERVED_DOMAINS = frozenset({"carbon.super"})
-RESERVED_TENANT_IDS = frozenset({"new", "bulk"})  # page addresses under /tenants/
+RESERVED_TENANT_IDS = frozenset({"new", "bulk", "decommissions"})  # page addresses under /tenants/
 RESERVED_FIRST_LABELS = frozenset({"atom", "registry", "resource"})  # IS answers 500 for these
 
 RELATIONAL = ("ORACLE", "POSTGRES")
@@ -76,11 +76,13 @@ class TenantSpec:
 
 @dataclass(frozen=True)
 class Rules:
-    """Deployment-dependent rules, from config."""
+    """Deployment-dependent rules, from config and (for owners) from services.sync.owner_rules."""
 
     domain_suffix: str = "tenants.local"
     dotless_domains: bool = False
     allow_http_urls: bool = False
+    owner_required: str | None = None  # why an owner is required (a message with {what}), or None
+    invite_refused: str | None = None  # why invite-via-email cannot work now, or None
 
 
 class _Errors(dict):
@@ -113,7 +115,7 @@ def parse(body: Any, rules: Rules, *, existing: dict[str, Any] | None = None) ->
 
     display_name = _text(body, "displayName", errors, limit=255) or tenant_id or ""
     domain = _domain(body, tenant_id, rules, errors, existing)
-    owner = _owner(body.get("owner"), errors, existing)
+    owner = _owner(body.get("owner"), errors, existing, rules)
 
     client_id = _text(body, "clientId", errors, required=True, limit=255)
     if client_id and any(ch.isspace() for ch in client_id):
@@ -271,8 +273,12 @@ def _domain(body: dict, tenant_id: str | None, rules: Rules, errors: _Errors, ex
     return given
 
 
-def _owner(value: Any, errors: _Errors, existing: dict | None) -> Owner | None:
-    if value is None:
+def _owner(value: Any, errors: _Errors, existing: dict | None, rules: Rules) -> Owner | None:
+    if value is None or (isinstance(value, dict) and not any(v not in (None, "") for v in value.values())
+                         and rules.owner_required):
+        if rules.owner_required:  # an empty owner object is no owner either
+            errors.add("owner.username", rules.owner_required.format(what="user name"))
+            errors.add("owner.email", rules.owner_required.format(what="email"))
         return None
     if not isinstance(value, dict):
         errors.add("owner", "Must be an object.")
@@ -296,6 +302,8 @@ def _owner(value: Any, errors: _Errors, existing: dict | None) -> Owner | None:
         errors.add("owner.password", "An inline-password owner needs a password (or choose invite-via-email).")
     elif method == "invite-via-email" and password:
         errors.add("owner.password", "invite-via-email sends the owner a link to set a password; leave it empty.")
+    elif method == "invite-via-email" and rules.invite_refused:
+        errors.add("owner.provisioningMethod", rules.invite_refused)
     return Owner(username or "", email or "", first, last, method, password)
 
 

@@ -2,6 +2,7 @@
 the HTML form and the /v1 API both call them, and each commits the change with its audit entry."""
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,7 @@ from portal.clients.checks import CheckResult
 from portal.extensions import db
 from portal.models import SigningKey, Tenant
 from portal.models.base import utcnow
-from portal.services import audit, idp_checks, key_ring, signing_keys, sync, tenant_spec
+from portal.services import audit, decommission, idp_checks, key_ring, signing_keys, sync, tenant_spec
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
 from portal.services.tenant_spec import TenantSpec
@@ -32,9 +33,19 @@ class Registration:
 
 def rules() -> tenant_spec.Rules:
     config = current_app.config
+    owners = sync.owner_rules()
     return tenant_spec.Rules(domain_suffix=config["TENANT_DOMAIN_SUFFIX"],
                              dotless_domains=bool(config["TENANT_DOTLESS_DOMAINS"]),
-                             allow_http_urls=bool(config["OIDC_ALLOW_HTTP"]))
+                             allow_http_urls=bool(config["OIDC_ALLOW_HTTP"]),
+                             owner_required=owners.required, invite_refused=owners.invite_refused)
+
+
+def apim_admin_password() -> str:
+    """API Manager's tenant admin password for an invite-via-email owner (SOAP addTenant cannot invite): 144 random
+    bits as 24 URL-safe characters, plus an upper-case letter, a digit and a symbol for WSO2's usual password rules.
+    27 characters: WSO2's default user-store pattern, ^[\\S]{5,30}$, allows at most 30."""
+    return (secrets.token_urlsafe(18) + secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") + secrets.choice("23456789")
+            + secrets.choice("#$%&*+=?@!"))
 
 
 def get_tenant(tenant_id: str) -> Tenant:
@@ -67,6 +78,7 @@ def register_tenant(body: Any, actor: Actor, *, skip_check: bool = False) -> Reg
 def update_tenant(tenant_id: str, body: Any, actor: Actor, *, skip_check: bool = False) -> Registration:
     """Replace the tenant's mutable fields. A blank secret keeps the stored one; tenantId and domain stay."""
     tenant = get_tenant(tenant_id)
+    decommission.refuse_change(tenant, "edited")
     spec = tenant_spec.parse(body, rules(), existing=existing_view(tenant))
     before = _audit_view(tenant)
     owner_before = sync.owner_fingerprint(tenant)
@@ -96,6 +108,7 @@ def update_tenant(tenant_id: str, body: Any, actor: Actor, *, skip_check: bool =
 
 def set_tenant_active(tenant_id: str, active: bool, actor: Actor) -> Tenant:
     tenant = get_tenant(tenant_id)
+    decommission.refuse_change(tenant, "activated" if active else "deactivated")
     if tenant.active == active:
         return tenant
     before = _audit_view(tenant)
@@ -256,6 +269,9 @@ def to_api(tenant: Tenant) -> dict[str, Any]:
                          "passwordSet": tenant.owner_password_set}
     else:
         body["owner"] = None
+    if tenant.decommission_requested_at is not None:
+        body["decommissioning"] = {"requestedAt": iso(tenant.decommission_requested_at),
+                                   "requestedBy": tenant.decommission_requested_by}
     settings = tenant.idp_settings or {}
     if tenant.idp_type in tenant_spec.RELATIONAL:
         body["relationalSchema"] = {**settings, "dataSourcePasswordSet": tenant.idp_secret_set}
@@ -340,15 +356,19 @@ def _apply(tenant: Tenant, spec: TenantSpec) -> None:
             spec.client_secret, spec.client_id, tenant.tenant_id) is not None
     if spec.owner is None:
         tenant.owner_username = tenant.owner_email = tenant.owner_first_name = tenant.owner_last_name = None
-        tenant.owner_provisioning = tenant.owner_password = None
+        tenant.owner_provisioning = tenant.owner_password = tenant.apim_admin_password = None
     else:
         tenant.owner_username, tenant.owner_email = spec.owner.username, spec.owner.email
         tenant.owner_first_name, tenant.owner_last_name = spec.owner.first_name, spec.owner.last_name
         tenant.owner_provisioning = spec.owner.provisioning
         if spec.owner.provisioning == "invite-via-email":
             tenant.owner_password = None
-        elif spec.owner.password is not None:
-            tenant.owner_password = spec.owner.password
+            if tenant.apim_admin_password is None:  # kept across edits: API Manager already has it
+                tenant.apim_admin_password = apim_admin_password()
+        else:
+            tenant.apim_admin_password = None
+            if spec.owner.password is not None:
+                tenant.owner_password = spec.owner.password
     if spec.idp_type != tenant.idp_type:
         tenant.idp_secret = None
     tenant.idp_type = spec.idp_type
@@ -405,4 +425,5 @@ def _lenient_spec(body: dict, existing: dict | None) -> TenantSpec:
         stand_in["tenantDomain"] = None
     else:
         stand_in.pop("tenantDomain", None)
-    return tenant_spec.parse(stand_in, rules(), existing=existing)
+    lenient = dataclasses.replace(rules(), owner_required=None, invite_refused=None)
+    return tenant_spec.parse(stand_in, lenient, existing=existing)

@@ -29,10 +29,10 @@ import sqlalchemy as sa
 from flask import Flask
 
 from portal.extensions import db
-from portal.models import OutboxJob, SyncState, Tenant
+from portal.models import OutboxJob, ProductConnection, SyncState
 from portal.models.base import utcnow
 from portal.models.outbox import SYNC_PRODUCTS
-from portal.services import key_managers
+from portal.services import decommission, key_managers
 from portal.services.sync import (
     OPEN_JOB_STATES,
     PRODUCT_NAMES,
@@ -43,6 +43,7 @@ from portal.services.sync import (
     Products,
     Settings,
     deliver,
+    desired_now,
     settings,
     state_rows,
 )
@@ -245,10 +246,27 @@ def complete(taken: Claim, *, now: datetime | None = None) -> bool:
 
     def write() -> bool:
         if not _update_ours(taken, status="done", steps=dict(taken.steps), done_at=now, lease_until=None,
-                            last_error=None, updated_at=now):
+                            last_error=None, fix=None, updated_at=now):
             db.session.rollback()
             return False
         _settle(taken, {}, None, now)
+        db.session.commit()
+        return True
+
+    return _with_retries(write)
+
+
+def finish_decommission(taken: Claim, *, now: datetime | None = None) -> bool:
+    """The decommission job delivered: record the outcomes and remove the tenant from the registry (its jobs and
+    states go with it), in one transaction, only while this claim still holds the job."""
+    now = now or utcnow()
+
+    def write() -> bool:
+        if not _update_ours(taken, status="done", steps=dict(taken.steps), done_at=now, lease_until=None,
+                            last_error=None, fix=None, updated_at=now):
+            db.session.rollback()
+            return False
+        decommission.finish(taken.tenant_id, taken.steps, now)
         db.session.commit()
         return True
 
@@ -267,14 +285,17 @@ def fail(taken: Claim, errors: Mapping[str, DeliveryError], cfg: Settings, *, no
         hints = [e.retry_after for e in errors.values() if e.retry_after]
         next_at = now + timedelta(seconds=backoff(taken.attempts, cfg, max(hints) if hints else None, rng))
     text = " | ".join(f"{PRODUCT_NAMES.get(p, p)}: {e.message}" for p, e in errors.items())
+    fix = next((e.fix for e in errors.values() if e.fix), None)
 
     def write() -> bool:
         if not _update_ours(taken, status="failed" if give_up else "pending", steps=dict(taken.steps),
-                            lease_until=None, next_attempt_at=next_at or now, last_error=text[:4000],
+                            lease_until=None, next_attempt_at=next_at or now, last_error=text[:4000], fix=fix,
                             updated_at=now):
             db.session.rollback()
             return False
         _settle(taken, errors, next_at, now)
+        if give_up and taken.op == "decommission":
+            decommission.note_failure(taken.tenant_id, errors)
         db.session.commit()
         return True
 
@@ -292,10 +313,10 @@ def _settle(taken: Claim, errors: Mapping[str, DeliveryError], next_at: datetime
     for product, error in errors.items():
         _set_states(taken.tenant_id, [product], now, status="failed", error=error.message[:4000],
                     error_code=(error.code or "")[:64] or None, trace_id=(error.trace_id or "")[:128] or None,
-                    next_attempt_at=next_at, attempts=taken.attempts)
+                    next_attempt_at=next_at, attempts=taken.attempts, fix=error.fix)
     done = [p for p in SYNC_PRODUCTS if p not in errors and taken.steps.get(p) == "done"]
     _set_states(taken.tenant_id, done, now, status="pending" if newer_open else "synced", error=None,
-                error_code=None, trace_id=None, next_attempt_at=None, attempts=0, synced_at=now)
+                error_code=None, trace_id=None, next_attempt_at=None, attempts=0, synced_at=now, fix=None)
     waiting = [p for p in SYNC_PRODUCTS if p not in errors and p not in done]  # the other product failed first
     _set_states(taken.tenant_id, waiting, now, status="pending", next_attempt_at=next_at)
 
@@ -307,10 +328,15 @@ def process_one(worker: str, products: Products, cfg: Settings | None = None, *,
     taken = claim(worker, cfg, check_expired=check_expired, probe=probe)
     if taken is None:
         return None
-    password = db.session.execute(sa.select(Tenant.owner_password).where(Tenant.id == taken.tenant_id)
-                                  ).scalar_one_or_none()
+    # Level-triggered: the tenant as it is now, not as the job's payload recorded it.
+    desired = desired_now(taken.tenant_id, taken.payload)
+    connected = None
+    if taken.op == "decommission":
+        connected = frozenset(db.session.execute(sa.select(ProductConnection.product)).scalars())
     direction = products.direction()
     db.session.close()  # no transaction stays open across the calls to WSO2
+    if desired is None:  # the tenant is gone (its jobs go with it): nothing left to deliver
+        return "done" if complete(taken) else "lost"
     renew_after = cfg.lease_seconds / 3
 
     def heartbeat() -> None:
@@ -318,7 +344,10 @@ def process_one(worker: str, products: Products, cfg: Settings | None = None, *,
             renew(taken, cfg)
 
     try:
-        deliver(taken, LazySides(products), direction, cfg, password=password, heartbeat=heartbeat)
+        if taken.op == "decommission":
+            decommission.deliver(taken, LazySides(products), direction, desired, connected, heartbeat=heartbeat)
+        else:
+            deliver(taken, LazySides(products), direction, cfg, desired, heartbeat=heartbeat)
     except LeaseLost:
         log.warning("outbox job %s: lease lost; another worker owns it now", taken.job_id)
         return "lost"
@@ -328,6 +357,8 @@ def process_one(worker: str, products: Products, cfg: Settings | None = None, *,
             return "lost"
         retrying = all(e.retryable for e in errors.values()) and taken.attempts < cfg.max_attempts
         return "retry" if retrying else "failed"
+    if taken.op == "decommission":
+        return "done" if finish_decommission(taken) else "lost"
     if not complete(taken):
         return "lost"
     if taken.op in ("create", "sync"):

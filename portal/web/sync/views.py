@@ -1,13 +1,13 @@
-"""Sync pages: the outbox overview, "retry now" (one tenant or every failed job), the live state of a page of
-tenants as JSON for the list's script, and reconcile with its fixes. Thin: parse, call one service, render or
-redirect."""
+"""Sync pages: the outbox overview, "retry now" (one tenant or every failed job), one job (inspect, retry,
+discard), the live state of a page of tenants as JSON for the list's script, and reconcile with its fixes. Thin:
+parse, call one service, render or redirect."""
 from __future__ import annotations
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 
 from portal.access import roles
-from portal.services import reconcile, sync
-from portal.services.errors import NotFound, ServiceError
+from portal.services import decommission, reconcile, sync
+from portal.services.errors import Conflict, NotFound, ServiceError
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import current_actor
 from portal.web.sync import READERS, WRITERS, bp
@@ -41,9 +41,49 @@ def retry_tenant(tenant_id: str):
             count = sync.retry_now(tenant_id, current_actor())
         except NotFound:
             abort(404)
-        flash(f"Tenant {tenant_id}: {count} job(s) will be tried again now." if count else
-              f"Tenant {tenant_id} has no failed or waiting job.", "success")
+        except Conflict as exc:  # a job of this tenant runs now
+            flash(exc.message, "error")
+        else:
+            flash(f"Tenant {tenant_id}: {count} job(s) will be tried again now." if count else
+                  f"Tenant {tenant_id} has no failed or waiting job.", "success")
     return redirect(url_for("tenants.detail", tenant_id=tenant_id))
+
+
+@bp.get("/jobs/<int:job_id>")
+@roles(*READERS)
+def job(job_id: int):
+    try:
+        view = sync.get_job(job_id)
+    except NotFound:
+        abort(404, f"No outbox job {job_id}: it may belong to a tenant that was decommissioned.")
+    return render_template("sync/job.html", view=view, job=view.job, confirm=ConfirmForm(),
+                           labels=sync.PRODUCT_NAMES)
+
+
+@bp.post("/jobs/<int:job_id>/retry")
+@roles(*WRITERS)
+def job_retry(job_id: int):
+    return _job_action(job_id, sync.retry_job, "Job {id} will be tried again now.")
+
+
+@bp.post("/jobs/<int:job_id>/discard")
+@roles(*WRITERS)
+def job_discard(job_id: int):
+    return _job_action(job_id, sync.discard_job, "Job {id} was discarded: it will not be delivered, and the "
+                                                 "tenant's later changes no longer wait for it.")
+
+
+def _job_action(job_id: int, action, done: str):
+    if ConfirmForm().validate_on_submit():
+        try:
+            action(job_id, current_actor())
+        except NotFound:
+            abort(404)
+        except Conflict as exc:  # running, done or discarded already
+            flash(exc.message, "error")
+        else:
+            flash(done.format(id=job_id), "success")
+    return redirect(url_for("sync.job", job_id=job_id))
 
 
 @bp.get("/states")
@@ -62,7 +102,8 @@ def states():
 def reconcile_page():
     report = reconcile.compare(include_in_sync=request.args.get("all") == "1")
     return render_template("sync/reconcile.html", report=report, rows=report.rows[:MAX_RECONCILE_ROWS],
-                           labels=sync.PRODUCT_NAMES, show_all=request.args.get("all") == "1")
+                           labels=sync.PRODUCT_NAMES, show_all=request.args.get("all") == "1",
+                           decommissions=decommission.recent(10))
 
 
 @bp.post("/reconcile/fix")

@@ -207,6 +207,13 @@ class TenantForm(FlaskForm):
         return data
 
 
+class DecommissionForm(FlaskForm):
+    """The tenant page's decommission: the administrator types the tenant id; the service compares it."""
+
+    confirm = StringField("Type the tenant id to confirm", validators=[Length(max=64)])
+    submit = SubmitField("Decommission tenant")
+
+
 class TenantSearchForm(FlaskForm):
     """The list's search and filters: a GET form that changes nothing, so no CSRF token."""
 

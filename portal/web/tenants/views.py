@@ -1,4 +1,4 @@
-"""Tenant pages: list, register, detail, edit, activate/deactivate, connection checks.
+"""Tenant pages: list, register, detail, edit, activate/deactivate, connection checks, decommissioning.
 
 Every change goes through services.tenants, the same calls the /v1 API makes, so the form shows the API's own
 validation messages, mapped from API field paths to form fields (forms.FIELD_OF_PATH)."""
@@ -9,11 +9,11 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from portal.access import roles
 from portal.clients.checks import CheckResult
 from portal.models import Tenant
-from portal.services import audit, external_jwks, key_ring, reconcile, sync, tenants
+from portal.services import audit, decommission, external_jwks, key_ring, reconcile, sync, tenants
 from portal.services.errors import CheckFailed, Conflict, NotFound, ServiceError, ValidationError
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import apply_errors, current_actor
-from portal.web.tenants.forms import TenantForm, TenantSearchForm, TokenLabForm, form_errors
+from portal.web.tenants.forms import DecommissionForm, TenantForm, TenantSearchForm, TokenLabForm, form_errors
 
 bp = Blueprint("tenants", __name__, url_prefix="/tenants")
 
@@ -63,6 +63,11 @@ def create():
 @roles(*WRITERS)
 def edit(tenant_id: str):
     tenant = _get_or_404(tenant_id)
+    try:
+        decommission.refuse_change(tenant, "edited")
+    except decommission.Decommissioning as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("tenants.detail", tenant_id=tenant.tenant_id))
     api = tenants.to_api(tenant)
     form = TenantForm(data=TenantForm.data_from_api(api)) if request.method == "GET" else TenantForm()
     form.for_edit(api)
@@ -92,7 +97,12 @@ def _form_page(form: TenantForm, tenant: Tenant | None):
             apply_errors(form, form_errors(exc.errors))
         except NotFound:
             abort(404)
-    return render_template("tenants/form.html", form=form, tenant=tenant, check=check, chosen=form.chosen_type())
+    owners = sync.owner_rules()
+    if owners.required:
+        form.ownerUsername.description = ("Required: a product connection is configured, so the tenant is written to "
+                                          "IS 7, which creates every tenant with its owner.")
+    return render_template("tenants/form.html", form=form, tenant=tenant, check=check, chosen=form.chosen_type(),
+                           owner_rules=owners)
 
 
 def _saved(done: tenants.Registration, verb: str):
@@ -113,12 +123,15 @@ def detail(tenant_id: str):
     return detail_page(_get_or_404(tenant_id))
 
 
-def detail_page(tenant: Tenant, lab: dict | None = None, new_secret: str | None = None):
+def detail_page(tenant: Tenant, lab: dict | None = None, new_secret: str | None = None,
+                decommission_form: DecommissionForm | None = None):
     """The tenant page; `lab` carries the token lab's form and result after a lab POST (token_lab.py), and
     `new_secret` a client secret just generated, shown this once."""
     changes = audit.search(audit.AuditFilter(object_type="tenant", object_id=tenant.tenant_id), limit=10)
     lab = lab or {"form": TokenLabForm(formdata=None)}
+    decommission_form = decommission_form or DecommissionForm(formdata=None)
     return render_template("tenants/detail.html", tenant=tenant, api=tenants.to_api(tenant),
+                           decommission_form=decommission_form,
                            changes=changes.events, confirm=ConfirmForm(), sync_view=sync.tenant_sync(tenant),
                            sync_labels=sync.PRODUCT_NAMES, keys=key_ring.key_views(tenant), lab=lab,
                            new_secret=new_secret,
@@ -128,9 +141,37 @@ def detail_page(tenant: Tenant, lab: dict | None = None, new_secret: str | None 
 def _set_active(tenant_id: str, active: bool):
     tenant = _get_or_404(tenant_id)
     if ConfirmForm().validate_on_submit():
-        tenants.set_tenant_active(tenant.tenant_id, active, current_actor())
-        flash(f"Tenant {tenant.tenant_id} {'activated' if active else 'deactivated'}.", "success")
+        try:
+            tenants.set_tenant_active(tenant.tenant_id, active, current_actor())
+        except decommission.Decommissioning as exc:
+            flash(exc.message, "error")
+        else:
+            flash(f"Tenant {tenant.tenant_id} {'activated' if active else 'deactivated'}.", "success")
     return redirect(url_for("tenants.detail", tenant_id=tenant.tenant_id))
+
+
+@bp.post("/<tenant_id>/decommission")
+@roles("admin")
+def decommission_tenant(tenant_id: str):
+    """Confirmed by typing the tenant id; the worker does the rest (services.decommission)."""
+    tenant = _get_or_404(tenant_id)
+    form = DecommissionForm()
+    if form.validate_on_submit():
+        try:
+            decommission.request(tenant.tenant_id, current_actor(), confirm=form.confirm.data)
+        except ValidationError as exc:
+            apply_errors(form, exc)
+            return detail_page(tenant, decommission_form=form), 400
+        flash(f"Tenant {tenant.tenant_id} will be decommissioned: the worker deactivates it in IS 7 and API Manager, "
+              "deletes it where allowed, then removes it from the registry.", "success")
+    return redirect(url_for("tenants.detail", tenant_id=tenant.tenant_id))
+
+
+@bp.get("/decommissions")
+@roles(*READERS)
+def decommissions():
+    return render_template("tenants/decommissions.html", records=decommission.recent(100),
+                           labels=sync.PRODUCT_NAMES)
 
 
 @bp.post("/<tenant_id>/activate")
