@@ -114,7 +114,7 @@ def is7_key_manager(base_url: str, domain: str, admin: str) -> dict[str, Any]:
         "display_token_endpoint": f"{prefix}/oauth2/token", "revoke_endpoint": f"{prefix}/oauth2/revoke",
         "display_revoke_endpoint": f"{prefix}/oauth2/revoke", "userinfo_endpoint": f"{prefix}/scim2/Me",
         "authorize_endpoint": f"{prefix}/oauth2/authorize",
-        "scope_management_endpoint": f"{prefix}/api/identity/oauth2/v1.0/scopes",
+        "scope_endpoint": f"{prefix}/api/identity/oauth2/v1.0/scopes",
     }
     return {
         "id": str(uuid.uuid4()), "name": RESIDENT_KEY_MANAGER, "type": IS7_TYPE,
@@ -127,7 +127,7 @@ def is7_key_manager(base_url: str, domain: str, admin: str) -> dict[str, Any]:
         "displayTokenEndpoint": endpoints["display_token_endpoint"], "revokeEndpoint": endpoints["revoke_endpoint"],
         "displayRevokeEndpoint": endpoints["display_revoke_endpoint"],
         "userInfoEndpoint": endpoints["userinfo_endpoint"], "authorizeEndpoint": endpoints["authorize_endpoint"],
-        "scopeManagementEndpoint": endpoints["scope_management_endpoint"], "issuer": f"{prefix}/oauth2/token",
+        "scopeManagementEndpoint": endpoints["scope_endpoint"], "issuer": f"{prefix}/oauth2/token",
         "endpoints": [{"name": name, "value": value} for name, value in endpoints.items()],
         "certificates": {"type": "JWKS", "value": f"{prefix}/oauth2/jwks"},
         "availableGrantTypes": list(IS7_GRANT_TYPES), "enableTokenGeneration": True, "enableOAuthAppCreation": True,
