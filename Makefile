@@ -35,9 +35,12 @@ run: migrate
 	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(FLASK) run --host 127.0.0.1 --port 5000
 
-## make demo: both WSO2 simulators and the portal wired to them (fresh database in instance/demo/), on :5000
+## make demo: both WSO2 simulators and the portal wired to them (fresh database in instance/demo/), on :5000, with
+## a demo tenant whose API Manager key generation through IS's mTLS handler is reported.
+## Options: make demo DEMO_ARGS="--port 5001 --direction apim_to_is --key-manager-users admin" (see --help)
+DEMO_ARGS ?=
 demo: install-dev
-	$(BIN)/python -m tests.simulators.demo
+	$(BIN)/python -m tests.simulators.demo $(DEMO_ARGS)
 
 ## make test: the whole suite on SQLite, then again on PostgreSQL
 test: test-sqlite test-postgres

@@ -1,31 +1,55 @@
 """`make demo`: both WSO2 simulators and the portal wired to them, on one machine, for clicking through the flow.
 
 A fresh SQLite database in instance/demo/ (replaced on every start), the first administrator's one-time password
-printed, the simulators' CA and the portal's connections stored, sharing off (the portal writes both products),
-then the portal on http://127.0.0.1:5000 and a worker, until Ctrl-C stops everything.
+printed, the simulators' CA and the portal's connections stored, one sharing direction on with
+auto_configure_key_manager (API Manager makes a WSO2-IS-7 key manager per tenant), API Manager's client certificate
+uploaded and mapped for IS's mutual-TLS handler, IS's mappings taken from the portal's generated deployment.toml, and
+one demo tenant registered and delivered. The launcher then prints what the portal's lint said about the key
+manager users and whether API Manager generated keys for the tenant through IS, and serves the portal on
+http://127.0.0.1:<port> with a worker until Ctrl-C stops everything. `--check` stops after that report (exit 0 when
+what happened is what the lint predicted); `--key-manager-users admin` shows the failure the lint warns about.
+
+This is the one module under tests/simulators/ that imports the portal: it wires the portal to the simulators.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+DEMO_TENANT = {"tenantId": "demo", "displayName": "Demo tenant", "tenantDomain": "demo.example.com",
+               "clientId": "demo-client", "identityProviderType": "LDAP",
+               "owner": {"username": "demo-admin", "email": "admin@demo.example.com", "firstName": "Dee",
+                         "lastName": "Moe", "provisioningMethod": "inline-password", "password": "Demo#Owner2026"},
+               "ldapSchema": {"ldapURLForDirectoryService": "ldap://127.0.0.1:389",
+                              "directoryServiceDomainName": "example.com",
+                              "directoryServiceRootDistinguishedName": "dc=example,dc=com"}}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=5000, help="the portal's port on 127.0.0.1 (default 5000)")
-    parser.add_argument("--direction", choices=("off", "is_to_apim", "apim_to_is"), default="off",
-                        help="the tenant-sharing direction to start with (default off)")
+    parser.add_argument("--direction", choices=("off", "is_to_apim", "apim_to_is"), default="is_to_apim",
+                        help="the tenant-sharing direction to start with (default is_to_apim; with off, API "
+                             "Manager auto-configures no key manager)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every simulated WSO2 call")
+    parser.add_argument("--key-manager-users", default="*",
+                        help="allowed_username of the mapping for API Manager's certificate, comma-separated "
+                             "(default '*', as the seed; 'admin' shows the 401 every tenant's key manager gets)")
+    parser.add_argument("--instance", type=Path, default=ROOT / "instance" / "demo",
+                        help="the demo's instance folder, emptied on start (default instance/demo)")
+    parser.add_argument("--check", action="store_true",
+                        help="set up, register the demo tenant, print the report and exit (no server)")
     args = parser.parse_args(argv)
 
-    instance = ROOT / "instance" / "demo"
+    instance = args.instance.resolve()
     shutil.rmtree(instance, ignore_errors=True)
     instance.mkdir(parents=True)
     os.environ["PORTAL_INSTANCE_PATH"] = str(instance)
@@ -43,37 +67,91 @@ def main(argv: list[str] | None = None) -> int:
         flask_migrate.upgrade()
         first = admins.bootstrap_first_admin()
         sign_in = (first.admin.username, first.password) if first is not None else None
-    with wso2(latency=args.latency) as products:
+    users = tuple(u.strip() for u in args.key_manager_users.split(",") if u.strip())
+    with wso2(latency=args.latency, key_manager_users=()) as products:
         products.connect(app)
         products.share(app, args.direction)
+        report = _onboard_demo_tenant(app, products, users)
         print("=" * 72)
-        print(f"IS 7 simulator:         {products.is7.base_url}")
-        print(f"API Manager simulator:  {products.apim.base_url}")
+        print(f"IS 7 simulator:         {products.is7.base_url}  (Basic users: portal, apim-sharing)")
+        print(f"API Manager simulator:  {products.apim.base_url}  (Basic users: portal, is-listener)")
         print(f"Portal:                 http://127.0.0.1:{args.port}  (sharing: {args.direction})")
+        for line in report.lines:
+            print(line)
         if sign_in is not None:
             print(f"Sign in as {sign_in[0]} with the one-time password {sign_in[1]}")
+        if args.check:
+            print("=" * 72, flush=True)
+            return 0 if report.as_predicted else 1
         print("Ctrl-C stops the portal, the worker and both simulators.")
         print("=" * 72, flush=True)
-        env = {**os.environ, "FLASK_APP": "portal"}
-        flask = [sys.executable, "-m", "flask", "--app", "portal"]
-        children = [
-            subprocess.Popen([*flask, "worker", "--concurrency", "4"], cwd=ROOT, env=env),
-            subprocess.Popen([*flask, "run", "--host", "127.0.0.1", "--port", str(args.port)], cwd=ROOT, env=env),
-        ]
-        try:
-            children[1].wait()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            for child in children:
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
-            for child in children:
-                try:
-                    child.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+        _serve(args.port)
     return 0
+
+
+class Report:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.as_predicted = True
+
+
+def _onboard_demo_tenant(app, products, users: tuple[str, ...]) -> Report:
+    """API Manager's certificate and its user mapping into the portal, the portal's TOML into IS, the demo tenant
+    through the outbox, then what the lint predicted beside what API Manager's key manager got."""
+    from portal.services import certificates, mappings, tenants
+    from portal.services.worker import Worker
+    from tests.simulators.is7 import load_mappings
+    from tests.sync_env import ACTOR
+
+    report = Report()
+    with app.app_context():
+        stored = certificates.upload_certificate("apim", products.apim_client.cert_pem.encode(), ACTOR,
+                                                 label="API Manager client certificate").stored[0]
+        prefill = mappings.prefill_from_certificate(stored.id, "user")
+        if users:
+            prefill = mappings.MappingInput(prefill.trusted_issuer, prefill.cert_thumbprint, users)
+        mappings.create_mapping("user", prefill, ACTOR)
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "is7-deployment.toml"
+            path.write_text(mappings.deployment_toml())
+            products.is7.set_mappings(*load_mappings(path))
+        body = {**DEMO_TENANT, "clientSecret": secrets.token_urlsafe(32)}
+        domain = tenants.register_tenant(body, ACTOR, skip_check=True).tenant.domain
+    with app.app_context():  # the lint models the tenant's key manager user once it is registered
+        findings = [f for f in mappings.lint().general if "key manager user" in f.message]
+    Worker(app, concurrency=2, poll_interval=0.05).drain(timeout=60)
+    for finding in findings:
+        report.lines.append(f"Mapping lint ({finding.level}): {finding.message}")
+    generation = products.apim.key_generation(domain)
+    if generation is None:
+        report.lines.append(f"API Manager made no WSO2-IS-7 key manager for {domain} (sharing off: none expected).")
+        return report
+    report.lines.append(f"API Manager {generation} (as {generation.identity_user}, through IS's mutual-TLS handler)")
+    predicted_ok = all(f.level == "info" for f in findings)
+    report.as_predicted = predicted_ok == generation.ok
+    return report
+
+
+def _serve(port: int) -> None:
+    env = {**os.environ, "FLASK_APP": "portal"}
+    flask = [sys.executable, "-m", "flask", "--app", "portal"]
+    children = [
+        subprocess.Popen([*flask, "worker", "--concurrency", "4"], cwd=ROOT, env=env),
+        subprocess.Popen([*flask, "run", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env),
+    ]
+    try:
+        children[1].wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 if __name__ == "__main__":
