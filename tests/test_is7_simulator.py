@@ -705,7 +705,9 @@ def test_backport_user_thumbprints_are_case_sensitive_and_users_unchecked(is7, p
 def test_the_command_line_offers_the_handler_line(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
-    assert "--handler-line {master,backport}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "--handler-line {master,backport}" in out and "--client-cert-auth {enabled,disabled,absent}" in out
+    assert "--log-client-cert-info" in out
 
 
 # --- Resource permissions (identity.xml.j2) -----------------------------------------------------------------------

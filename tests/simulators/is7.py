@@ -1263,6 +1263,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="which ClientCertificateBasedAuthenticationHandler to behave as: master (auth-rest "
                              "1.9.38+: thumbprints ignore case, users must exist, off unless enabled) or backport "
                              "(1.8.x / 1.11.x: user thumbprints case-sensitive, no user check, on by default)")
+    parser.add_argument("--client-cert-auth", choices=("enabled", "disabled", "absent"), default="enabled",
+                        help="[client_certificate_based_authentication] enable = true / false, or no such table "
+                             "(master: off; backport: on with no mappings)")
+    parser.add_argument("--log-client-cert-info", action="store_true",
+                        help="log_client_cert_info = true (only the backport line reads it)")
     parser.add_argument("--notify-endpoint", help="turn the TenantSyncListener on: API Manager's "
                                                   "https://…/internal/data/v1/notify")
     parser.add_argument("--notify-credentials", type=_parse_credentials, metavar="USERNAME:PASSWORD",
@@ -1313,11 +1318,14 @@ def main(argv: list[str] | None = None) -> int:
                              require_client_certificate=args.require_client_certificate,
                              public_cloud_setup=args.public_cloud_setup and not args.no_public_cloud_setup,
                              tenant_deletion=args.tenant_deletion,
-                             latency=args.latency, handler_line=args.handler_line, tenant_sync=sync,
+                             latency=args.latency, handler_line=args.handler_line,
+                             client_cert_auth={"enabled": True, "disabled": False, "absent": None}[
+                                 args.client_cert_auth],
+                             log_client_cert_info=args.log_client_cert_info, tenant_sync=sync,
                              verbose=args.verbose)
     simulator.start()
-    print(f"IS 7 simulator on {simulator.base_url}{API_PREFIX} ({len(user_mappings)} user and "
-          f"{len(system_mappings)} system mappings"
+    print(f"IS 7 simulator on {simulator.base_url}{API_PREFIX} ({args.handler_line} handler line, "
+          f"{len(user_mappings)} user and {len(system_mappings)} system mappings"
           f"{'; pushing tenant events to ' + args.notify_endpoint if sync else ''}). Ctrl-C stops it.", flush=True)
     try:
         while True:
