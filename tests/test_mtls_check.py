@@ -336,3 +336,16 @@ def test_check_with_stored_uses_the_stored_mappings(app, is7, pki):
     with app.app_context():
         result = mtls_check.check_with_stored(is7.base_url, "bob", 2.0)
     assert result.decision is not None and not result.decision.ok
+
+
+def test_a_401_is_explained_by_the_handler_line_in_use(pki, issuer):
+    """A lower-case thumbprint in a user mapping: master IS compares ignoring case, the 1.8.x/1.11.x backports do
+    not. The simulator runs the backport line, and the check explains the 401 with the line the portal is set to."""
+    lower = [UserMapping(issuer, pki.client.thumbprint.lower(), ("admin",))]
+    with Is7Simulator(server_cert_pem=pki.server.cert_pem, server_key_pem=pki.server.key_pem,
+                      client_ca_pem=pki.client_ca.cert_pem, user_mappings=lower, handler_line="backport") as sim:
+        backport = check(sim, pki, explain=Mappings(user=lower, line="backport"))
+        master = check(sim, pki, explain=Mappings(user=lower, line="master"))
+    assert backport.status == master.status == 401
+    assert not backport.decision.ok and "yet by the portal's mappings" not in backport.summary
+    assert master.decision.ok and "yet by the portal's mappings the call should pass" in master.summary

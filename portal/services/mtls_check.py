@@ -24,7 +24,7 @@ from portal.clients.identity_server import (
     normalise_base_url,
 )
 from portal.services import certificates, mappings
-from portal.services.cert_auth import Decision, SystemMapping, UserMapping, evaluate
+from portal.services.cert_auth import MASTER, Decision, SystemMapping, UserMapping, evaluate
 from portal.services.certificates import java_dn, thumbprint
 from portal.services.errors import ValidationError
 
@@ -43,6 +43,7 @@ class Mappings:
 
     user: Sequence[UserMapping] = ()
     system: Sequence[SystemMapping] = ()
+    line: str = MASTER  # the IS handler line the mappings are read with (services.mappings.handler_line)
 
 
 @dataclass
@@ -147,7 +148,8 @@ def _check(base: str, cert_pem: str | None, key_pem: str | None, ca_pem: str, he
 
 def _evaluate(cert: x509.Certificate, header: str | None, explain: Mappings) -> Decision:
     # The portal cannot see IS's user stores, so whether the user exists is not evaluated (user_exists=None).
-    return evaluate(java_dn(cert.issuer), thumbprint(cert), header, explain.user, explain.system, user_exists=None)
+    return evaluate(java_dn(cert.issuer), thumbprint(cert), header, explain.user, explain.system, user_exists=None,
+                    line=explain.line)
 
 
 _RESTATED = ("Certificate issuer (as IS reads it):", "Certificate thumbprint:", "WSO2-Identity-User:",
@@ -219,5 +221,5 @@ def check_with_stored(base_url: str, user: str | None, timeout: float) -> MtlsCh
         return MtlsCheckResult(False, "Upload IS 7's certificate, or the CA that issued it, first: the portal "
                                "verifies IS's server certificate with it.", cause=NOT_CONFIGURED)
     cert_pem, key_pem = credentials
-    explain = Mappings(user=mappings.rules("user"), system=mappings.rules("system"))
+    explain = Mappings(user=mappings.rules("user"), system=mappings.rules("system"), line=mappings.handler_line())
     return check_is_mtls(base_url, cert_pem, key_pem, ca_pem, user, timeout, explain=explain)
