@@ -306,3 +306,37 @@ def test_what_waiting_can_fix_is_retried_and_the_rest_waits_for_a_person(error, 
     assert delivery.retryable is retryable
     assert delivery.retry_after == error.retry_after and delivery.code == error.code
     assert str(error) in delivery.message
+
+
+@pytest.mark.parametrize(("status", "cause", "certificate", "fix"), [
+    (403, Cause.HTTP_ERROR, False, "permission"),
+    (401, Cause.HTTP_ERROR, True, "mappings"),  # IS 7's certificate handler refused the portal's certificate/user
+    (401, Cause.HTTP_ERROR, False, "connection"),
+    (None, Cause.SERVER_NOT_TRUSTED, False, "connection"),
+    (None, Cause.REFUSED, False, None),  # waiting can fix it
+    (503, Cause.HTTP_ERROR, False, None),
+])
+def test_delivery_errors_name_their_fix(status, cause, certificate, fix):
+    error = UpstreamError(cause, "refused", status=status, code="X-1" if status else None)
+    delivery = DeliveryError.from_upstream("is", error, certificate=certificate)
+    assert delivery.fix == fix
+    with pytest.raises(ValueError):
+        DeliveryError("is", "x", retryable=False, fix="reboot")
+
+
+def test_a_failed_job_records_the_fix_on_the_job_and_the_state(ctx):
+    register("alpha")
+    taken = claim("w", CFG)
+    errors = {"is": DeliveryError("is", "no owner", retryable=False, fix="owner")}
+    assert fail(taken, errors, CFG)
+    job = _db.session.execute(sa.select(OutboxJob)).scalar_one()
+    state = _db.session.execute(sa.select(SyncState).where(SyncState.product == "is")).scalar_one()
+    assert (job.status, job.fix, state.status, state.fix) == ("failed", "owner", "failed", "owner")
+    assert sync.retry_now("alpha", ACTOR) == 1
+    _db.session.expire_all()
+    state = _db.session.execute(sa.select(SyncState).where(SyncState.product == "is")).scalar_one()
+    assert (state.status, state.fix) == ("pending", None)
+    taken = claim("w", CFG)
+    assert complete(taken)
+    job = _db.session.execute(sa.select(OutboxJob)).scalar_one()
+    assert (job.status, job.fix) == ("done", None)

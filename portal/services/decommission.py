@@ -218,6 +218,8 @@ def note_failure(tenant_pk: int, errors: Mapping[str, DeliveryError]) -> None:
     for product, error in errors.items():
         setattr(record, f"{product}_outcome", "failed")
     record.note = " | ".join(f"{PRODUCT_NAMES[p]}: {e.message}" for p, e in errors.items())[:4000]
+    audit.record(sync_actor(tenant.decommission_requested_by), "tenant.decommission_failed", "tenant",
+                 tenant.tenant_id, {f"{p}Outcome": "failed" for p in errors})
 
 
 def sync_actor(name: str | None) -> Actor:
