@@ -94,7 +94,7 @@ def test_the_api_decommissions_and_products_without_deletion_keep_it_deactivated
     with portal.app_context():
         actions = [a for a in _db.session.execute(sa.select(AuditEvent.action).where(
             AuditEvent.object_id == "acme").order_by(AuditEvent.id)).scalars()]
-        assert actions[-2:] == ["tenant.decommission_request", "tenant.decommission_complete"]
+        assert actions[-2:] == ["decommission.request", "decommission.done"]
         assert _db.session.execute(sa.select(sa.func.count()).select_from(OutboxJob)).scalar_one() == 0
 
     # Reconcile: a decommissioned domain kept deactivated is no stray and offers no import.

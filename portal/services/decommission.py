@@ -75,7 +75,7 @@ def request(tenant_id: str, actor: Actor, *, confirm: str | None = None, check_c
     for job in superseded:  # moot: the decommission acts on the tenant as it is
         job.status, job.updated_at = "discarded", now
         job.last_error = ((job.last_error or "") + " [Discarded: superseded by the decommissioning.]").strip()[:4000]
-    audit.record(actor, "tenant.decommission_request", "tenant", tenant.tenant_id,
+    audit.record(actor, "decommission.request", "tenant", tenant.tenant_id,
                  {"status": {"before": "active" if tenant.active else "inactive", "after": "decommissioning"},
                   "domain": tenant.domain, "discardedJobs": [job.id for job in superseded]})
     if sync.propagation_on():
@@ -97,7 +97,7 @@ def cancel(tenant_pk: int, actor: Actor, now: datetime) -> None:
     if record is not None:
         record.note = f"{CANCELLED} by {actor.name} at {now:%Y-%m-%d %H:%M} UTC: the decommission job was discarded."
     tenant.decommission_requested_at = tenant.decommission_requested_by = None
-    audit.record(actor, "tenant.decommission_cancel", "tenant", tenant.tenant_id,
+    audit.record(actor, "decommission.cancel", "tenant", tenant.tenant_id,
                  {"status": {"before": "decommissioning", "after": "active" if tenant.active else "inactive"}})
 
 
@@ -200,7 +200,7 @@ def _remove(tenant: Tenant, record: Decommission, outcomes: Mapping[str, str], n
             now: datetime) -> None:
     record.is_outcome, record.apim_outcome = outcomes.get("is", "absent"), outcomes.get("apim", "absent")
     record.note, record.completed_at = note, now
-    audit.record(actor, "tenant.decommission_complete", "tenant", tenant.tenant_id,
+    audit.record(actor, "decommission.done", "tenant", tenant.tenant_id,
                  {"isOutcome": record.is_outcome, "apimOutcome": record.apim_outcome,
                   "registry": {"before": "present", "after": "removed"}})
     tenant_pk = tenant.id
@@ -218,7 +218,7 @@ def note_failure(tenant_pk: int, errors: Mapping[str, DeliveryError]) -> None:
     for product, error in errors.items():
         setattr(record, f"{product}_outcome", "failed")
     record.note = " | ".join(f"{PRODUCT_NAMES[p]}: {e.message}" for p, e in errors.items())[:4000]
-    audit.record(sync_actor(tenant.decommission_requested_by), "tenant.decommission_failed", "tenant",
+    audit.record(sync_actor(tenant.decommission_requested_by), "decommission.fail", "tenant",
                  tenant.tenant_id, {f"{p}Outcome": "failed" for p in errors})
 
 
