@@ -185,6 +185,7 @@ def test_the_tenant_page_asks_an_admin_to_type_the_tenant_id(portal, env, admin_
     right = admin_client.post("/tenants/acme/decommission", data={"confirm": "acme"})
     assert right.status_code == 302 and right.headers["Location"].endswith("/tenants/acme")
     assert "Being decommissioned" in admin_client.get("/tenants/acme").get_data(as_text=True)
+    assert ">decommissioning</span>" in admin_client.get("/tenants/?q=acme").get_data(as_text=True)
     refused = admin_client.post("/tenants/acme/deactivate", follow_redirects=True)
     assert "being decommissioned" in html.unescape(refused.get_data(as_text=True))
     drain(portal)

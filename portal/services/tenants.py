@@ -180,7 +180,8 @@ class TenantQuery:
 
 
 DISPLAY_COLUMNS = (Tenant.tenant_id, Tenant.tenant_key, Tenant.display_name, Tenant.domain, Tenant.idp_type,
-                   Tenant.support_algorithm, Tenant.active, Tenant.check_status, Tenant.created_at)
+                   Tenant.support_algorithm, Tenant.active, Tenant.check_status, Tenant.created_at,
+                   Tenant.decommission_requested_at)
 
 
 @dataclass
