@@ -1,7 +1,9 @@
-"""Flask commands: create-admin, bootstrap-admin, reset-password, rotate-key."""
+"""Flask commands: create-admin, bootstrap-admin, reset-password, rotate-key, create-api-client,
+rotate-api-client-key, seed-demo, worker, reconcile, check-key-managers."""
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -10,9 +12,17 @@ from flask.cli import with_appcontext
 
 from portal.extensions import db
 from portal.models import ROLES
+from portal.models.api_client import SCOPES as API_SCOPES, TENANT_SCOPES as API_TENANT_SCOPES
 from portal.services import admins
 from portal.services.context import Actor
 from portal.services.errors import Conflict, NotFound, ValidationError
+
+# Shown in --help; the same wording as the API clients page.
+API_SCOPE_LABELS = {
+    "read": "read tenants and their public keys", "register": "register tenants",
+    "update": "update, activate, deactivate tenants", "secrets": "generate a tenant's client secret",
+    "keys": "rotate and retire signing keys", "validate": "validate tokens", "decommission": "decommission tenants",
+}
 
 
 def _read_password(prompt: str) -> str:
@@ -94,20 +104,75 @@ def rotate_key_command() -> None:
         click.echo("Everything is now encrypted with the first key of PORTAL_ENCRYPTION_KEY; remove the others.")
 
 
+def _expiry_option(value: datetime | None) -> datetime | None:
+    """A date means the start of that day in UTC; a time without a zone is read as UTC."""
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+EXPIRY_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+
+
 @click.command("create-api-client")
 @with_appcontext
 @click.option("--name", required=True, help="Who uses the key, e.g. the CI pipeline that registers tenants.")
-def create_api_client_command(name: str) -> None:
-    """Create a /v1 API client and print its app id and key (shown once, stored hashed)."""
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(API_SCOPES, case_sensitive=False),
+              help="Repeat for each scope the client needs (default: read only). " + "; ".join(
+                  f"{name}: {text}" for name, text in API_SCOPE_LABELS.items()) + ".")
+@click.option("--tenants", "tenant_scope", type=click.Choice(API_TENANT_SCOPES), default="all", show_default=True,
+              help="all; own: only tenants this client registers; pattern: only tenant ids matching --pattern.")
+@click.option("--pattern", "tenant_pattern", default=None,
+              help="With --tenants pattern: a tenant-id glob such as 'ci-*' ('*' any run, '?' one character).")
+@click.option("--expires", type=click.DateTime(EXPIRY_FORMATS), default=None,
+              help="When the key stops working, in UTC: YYYY-MM-DD (start of that day) or YYYY-MM-DDTHH:MM.")
+def create_api_client_command(name: str, scopes: tuple[str, ...], tenant_scope: str, tenant_pattern: str | None,
+                              expires: datetime | None) -> None:
+    """Create a /v1 API client and print its app id and key (shown once, stored hashed). Read only unless
+    --scope says otherwise."""
     from portal.services import api_clients
 
     try:
-        client, key = api_clients.create_client(name, Actor.cli())
+        client, key = api_clients.create_client(name, Actor.cli(), scopes=scopes or None, tenant_scope=tenant_scope,
+                                                tenant_pattern=tenant_pattern, expires_at=_expiry_option(expires))
     except ValidationError as exc:
         raise _fail(exc) from exc
     click.echo(f"X-API-AppId: {client.app_id}")
     click.echo(f"X-API-Key:   {key}")
+    click.echo(f"Scopes: {', '.join(client.scope_list)}; tenants: {api_clients.describe_limit(client)}; "
+               f"expires: {client.expires_at.isoformat() if client.expires_at else 'never'}.", err=True)
     click.echo("The key is shown once; store it now.", err=True)
+
+
+@click.command("rotate-api-client-key")
+@with_appcontext
+@click.option("--name", default=None, help="The client's name (must name exactly one active client).")
+@click.option("--app-id", default=None, help="The client's app id (app_...), instead of --name.")
+@click.option("--overlap-hours", type=click.IntRange(0, 720), default=24, show_default=True,
+              help="How long the old key keeps working beside the new one (never past its own expiry).")
+@click.option("--expires", type=click.DateTime(EXPIRY_FORMATS), default=None,
+              help="When the new key stops working, in UTC (default: never).")
+def rotate_api_client_key_command(name: str | None, app_id: str | None, overlap_hours: int,
+                                  expires: datetime | None) -> None:
+    """Give an API client a new key (printed once); the old key keeps working for the overlap, then 401."""
+    from portal.services import api_clients
+
+    if bool(name) == bool(app_id):
+        raise click.UsageError("Give --name or --app-id.")
+    if name:
+        found = [c for c in api_clients.list_clients() if c.name == name and c.active]
+        if len(found) != 1:
+            raise click.ClickException(f"{len(found)} active API clients are named {name!r}; use --app-id."
+                                       if found else f"No active API client is named {name!r}.")
+        app_id = found[0].app_id
+    try:
+        client, key = api_clients.rotate_key(app_id, Actor.cli(), overlap_hours=overlap_hours,
+                                             expires_at=_expiry_option(expires))
+    except (ValidationError, NotFound) as exc:
+        raise _fail(exc) from exc
+    click.echo(f"X-API-AppId: {client.app_id}")
+    click.echo(f"X-API-Key:   {key}")
+    until = client.previous_key_expires_at
+    click.echo(f"The old key works until {until.isoformat()}." if until else "The old key no longer works.", err=True)
+    click.echo("The new key is shown once; store it now.", err=True)
 
 
 @click.command("seed-demo")
@@ -185,6 +250,6 @@ def check_key_managers_command(repair: bool) -> None:
 
 def register_commands(app: Flask) -> None:
     for command in (create_admin_command, bootstrap_admin_command, reset_password_command, rotate_key_command,
-                    create_api_client_command, seed_demo_command, worker_command, reconcile_command,
+                    create_api_client_command, rotate_api_client_key_command, seed_demo_command, worker_command, reconcile_command,
                     check_key_managers_command):
         app.cli.add_command(command)

@@ -112,10 +112,15 @@ class Api:
     def put(self, path: str, **kwargs):
         return self.open(path, "PUT", **kwargs)
 
+    def delete(self, path: str, **kwargs):
+        return self.open(path, "DELETE", **kwargs)
 
-def make_api(app, name: str = "tests") -> Api:
+
+def make_api(app, name: str = "tests", scopes: tuple[str, ...] = api_clients.SCOPES, **limits: Any) -> Api:
+    """An API client with these scopes (every scope unless told: most tests exercise operations, not scopes;
+    tests/test_api_scopes.py creates narrow ones) and optional tenant limit (tenant_scope, tenant_pattern)."""
     with app.app_context():
-        client, key = api_clients.create_client(name, Actor.cli())
+        client, key = api_clients.create_client(name, Actor.cli(), scopes=scopes, **limits)
         return Api(app, client.app_id, key)
 
 

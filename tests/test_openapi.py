@@ -76,6 +76,39 @@ def test_every_operation_documents_its_errors(contract):
         assert response["content"] == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 
+def test_every_operation_declares_the_scope_its_route_enforces(app, contract):
+    from portal.api.auth import scope_of
+    from portal.services.api_clients import SCOPES
+
+    enforced = {}
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/v1/") and rule.rule != "/v1/openapi.json":
+            path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: "{" + _camel(m.group(1)) + "}", rule.rule)
+            for method in rule.methods - {"HEAD", "OPTIONS"}:
+                enforced[(method.lower(), path)] = scope_of(app.view_functions[rule.endpoint])
+    declared = {}
+    for path, item in contract.document["paths"].items():
+        for method, operation in item.items():
+            if method not in HTTP_METHODS or path == "/v1/openapi.json":
+                continue
+            scope = operation["x-required-scope"]
+            assert scope in SCOPES, (method, path)
+            assert operation["security"] == [{"AppId": [], "ApiKey": [scope]}], (method, path)
+            assert "403" in operation["responses"], (method, path)
+            assert f"Requires the `{scope}` scope." in operation["description"]
+            declared[(method, path)] = scope
+    assert declared == enforced
+    problem = contract.document["components"]["schemas"]["Problem"]["properties"]["requiredScope"]
+    assert problem["enum"] == list(SCOPES)
+
+
+def test_a_403_fits_the_document(app, contract):
+    reader = make_api(app, "reader", scopes=("read",))
+    response = reader.post("/v1/tenant", json=SEED_POSTGRES)
+    body = contract.check_response(response, "POST", "/v1/tenant")
+    assert response.status_code == 403 and body["requiredScope"] == "register"
+
+
 def test_component_schemas_are_valid_json_schema(contract):
     for name, schema in contract.document["components"]["schemas"].items():
         Draft202012Validator.check_schema(schema)

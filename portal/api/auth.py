@@ -1,7 +1,12 @@
-"""API-key authentication for /v1 and the actor recorded in the audit trail for API calls."""
+"""API-key authentication and scope authorization for /v1, and the actor recorded in the audit trail for API calls.
+
+Deny by default: every /v1 view declares the one scope it needs with @requires_scope; a view without one answers
+403 to every client (tests/test_api_scopes.py also fails on it), as a view without @roles does for people.
+"""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import current_app, g, request
 
@@ -17,6 +22,29 @@ log = logging.getLogger(__name__)
 APP_ID_HEADER = "X-API-AppId"
 KEY_HEADER = "X-API-Key"
 UNAUTHORIZED_TITLE = "Missing or invalid API credentials"
+FORBIDDEN_TITLE = "Forbidden"
+TENANT_ID_ARG = "tenant_id"
+
+
+def requires_scope(name: str) -> Callable[[Callable], Callable]:
+    """The scope an API client needs for this operation (one of api_clients.SCOPES)."""
+    if name not in api_clients.SCOPES:
+        raise ValueError(f"unknown API scope {name!r}")
+
+    def decorate(view: Callable) -> Callable:
+        view._api_scope = name
+        return view
+
+    return decorate
+
+
+def scope_of(view: Callable) -> str | None:
+    return getattr(view, "_api_scope", None)
+
+
+def tenant_not_found(tenant_id: str):
+    """The very answer of a tenant that does not exist (problems.py's NotFound), for one outside a client's limit."""
+    return problem(404, "Not found", f"No tenant with id {tenant_id!r}.")
 
 
 @bp.before_request
@@ -27,16 +55,26 @@ def require_api_key():
         return None
     app_id, key = request.headers.get(APP_ID_HEADER), request.headers.get(KEY_HEADER)
     client = api_clients.authenticate(app_id, key)
-    if client is None:
+    if isinstance(client, api_clients.Refusal):
         missing = [name for name, value in ((APP_ID_HEADER, app_id), (KEY_HEADER, key)) if not value]
         if missing:
             detail = f"Send the {' and '.join(missing)} header{'s' if len(missing) > 1 else ''} of an API client."
         else:
-            detail = (f"The {APP_ID_HEADER} and {KEY_HEADER} headers do not name an active API client: "
-                      "the app id is unknown, the key is wrong, or the client was revoked.")
-        log.info("API call refused: %s", "missing credentials" if missing else "bad or revoked credentials")
+            detail = client.detail
+        log.info("API call refused: %s", "missing credentials" if missing else client.reason)
         return problem(401, UNAUTHORIZED_TITLE, detail)
     g.api_client = client
+    if view is None:
+        return None
+    needed = scope_of(view)
+    if needed not in client.scopes:
+        log.info("API call refused: client %s lacks scope %s for %s", client.app_id, needed, request.endpoint)
+        if needed is None:  # a route nobody declared a scope for: closed to everyone
+            return problem(403, FORBIDDEN_TITLE, "This operation declares no scope, so no API client may call it.")
+        return problem(403, FORBIDDEN_TITLE, f"This API client lacks the scope '{needed}'.", requiredScope=needed)
+    tenant_id = (request.view_args or {}).get(TENANT_ID_ARG)
+    if tenant_id is not None and not api_clients.permits_tenant(client, tenant_id):
+        return tenant_not_found(tenant_id)
     return None
 
 

@@ -7,6 +7,7 @@ the descriptions, and a body that breaks them gets a 400 problem naming the fiel
 """
 from __future__ import annotations
 
+import re
 from copy import deepcopy
 from typing import Any
 
@@ -14,11 +15,11 @@ from flask import current_app, jsonify
 
 from portal.access import public
 from portal.api import bp
-from portal.api.auth import APP_ID_HEADER, KEY_HEADER
+from portal.api.auth import APP_ID_HEADER, KEY_HEADER, scope_of
 from portal.api.tenants import CURSOR_RE, DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_LENGTH, SKIP_CHECK_FIELD, STATUSES
 from portal.models.outbox import DECOMMISSION_OUTCOMES
 from portal.models.tenant import ALGORITHMS, IDP_TYPES, PROVISIONING_METHODS
-from portal.services import tokens
+from portal.services import api_clients, tokens
 from portal.services.signing_keys import RSA_KEY_SIZES
 from portal.services.tenant_spec import EMAIL_RE, OWNER_USERNAME_RE, TENANT_ID_RE
 
@@ -392,6 +393,8 @@ def _problem_schema() -> Schema:
             "errors": {"type": "object", "additionalProperties": {"type": "string"},
                        "description": "Messages keyed by the body's field path (e.g. relationalSchema.dataSourceURL) "
                                       "or by query parameter."},
+            "requiredScope": {"type": "string", "enum": list(api_clients.SCOPES),
+                              "description": "On 403: the scope the API client lacks for this operation."},
             "check": {"type": "object", "additionalProperties": False, "required": ["summary", "details"],
                       "description": "The failed connection check: its summary and the steps taken.",
                       "properties": {"summary": {"type": "string"},
@@ -410,8 +413,12 @@ def _problem_response(description: str) -> Schema:
 RESPONSES = {
     "BadRequest": "Invalid: malformed JSON, a refused field (see `errors`), or a failed connection check (see "
                   "`check`).",
-    "Unauthorized": f"{APP_ID_HEADER} or {KEY_HEADER} missing, wrong, or of a revoked client.",
-    "NotFound": "No tenant with this id.",
+    "Unauthorized": f"{APP_ID_HEADER} or {KEY_HEADER} missing, wrong, or of a revoked client; or the key expired, "
+                    "or it was replaced by a rotation whose overlap ended (`detail` says which).",
+    "Forbidden": "The API client lacks the scope this operation requires (`requiredScope` names it; see "
+                 "x-required-scope), or, when registering, the tenantId is outside its tenant limit.",
+    "NotFound": "No tenant with this id, or none this API client may see: a client limited to some tenants gets "
+                "this same answer for every other tenant.",
     "Conflict": "A tenant with this tenantId (ignoring case) or tenantDomain exists already (`errors` names the "
                 "field), or the tenant is being decommissioned and cannot change.",
     "PayloadTooLarge": "The body is larger than the configured limit.",
@@ -421,10 +428,10 @@ RESPONSES = {
 
 
 def _errors(*names: str) -> dict[str, Schema]:
-    codes = {"BadRequest": "400", "Unauthorized": "401", "NotFound": "404", "Conflict": "409",
+    codes = {"BadRequest": "400", "Unauthorized": "401", "Forbidden": "403", "NotFound": "404", "Conflict": "409",
              "PayloadTooLarge": "413", "UnsupportedMediaType": "415", "ServerError": "500"}
     return {codes[name]: {"$ref": f"#/components/responses/{name}"} for name in (*names, "Unauthorized",
-                                                                                 "ServerError")}
+                                                                                 "Forbidden", "ServerError")}
 
 
 def _tenant_id_parameter() -> Schema:
@@ -610,6 +617,41 @@ def _paths() -> dict[str, Schema]:
     }
 
 
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)
+
+
+def _route_scopes() -> dict[tuple[str, str], str | None]:
+    """(method, OpenAPI path) -> the scope its view declares, read from the routes themselves so the document
+    cannot disagree with what is enforced."""
+    found: dict[tuple[str, str], str | None] = {}
+    for rule in current_app.url_map.iter_rules():
+        if not rule.endpoint.startswith(bp.name + "."):
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: "{" + _camel(m.group(1)) + "}", rule.rule)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            found[(method.lower(), path)] = scope_of(current_app.view_functions[rule.endpoint])
+    return found
+
+
+def _with_scopes(paths: dict[str, Schema]) -> dict[str, Schema]:
+    """Each operation's required scope: `x-required-scope`, and the ApiKey requirement naming it (OpenAPI 3.1
+    lets a non-OAuth requirement list the roles it needs)."""
+    scopes = _route_scopes()
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if method == "parameters" or operation.get("security") == []:
+                continue
+            scope = scopes.get((method, path))
+            if scope is None:
+                continue  # undeclared: the route refuses everyone, and tests/test_api_scopes.py fails
+            operation["x-required-scope"] = scope
+            operation["security"] = [{"AppId": [], "ApiKey": [scope]}]
+            operation["description"] = (operation.get("description", "") + f" Requires the `{scope}` scope.").strip()
+    return paths
+
+
 def document() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document."""
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
@@ -621,18 +663,25 @@ def document() -> dict[str, Any]:
             "description": "Register and manage tenants. Authenticate every call (except this document) with the "
                            f"{APP_ID_HEADER} and {KEY_HEADER} headers of an API client created by an administrator "
                            "in the portal (API clients page) or with `flask --app portal create-api-client`. "
+                           "Each operation requires one scope (x-required-scope: "
+                           + ", ".join(api_clients.SCOPES) + "), chosen when the client is created; without it the "
+                           "answer is 403 naming the scope (requiredScope). A client limited to some tenants "
+                           "gets 404 for every other tenant, as if it did not exist, and lists only its own. "
                            "Errors are RFC 9457 problem bodies (application/problem+json)"
                            + (f"; request bodies are limited to {limit} bytes." if limit else "."),
         },
         "tags": [{"name": "tenants"}, {"name": "tokens"}, {"name": "meta"}],
         "security": [{"AppId": [], "ApiKey": []}],
-        "paths": _paths(),
+        "paths": _with_scopes(_paths()),
         "components": {
             "securitySchemes": {
                 "AppId": {"type": "apiKey", "in": "header", "name": APP_ID_HEADER,
                           "description": "The API client's app id (app_...)."},
                 "ApiKey": {"type": "apiKey", "in": "header", "name": KEY_HEADER,
-                           "description": "The API client's key, shown once when the client was created."},
+                           "description": "The API client's key, shown once when the client was created or its "
+                                          "key rotated. Each operation's requirement lists the scope it needs: "
+                                          + "; ".join(f"{name}: {text}" for name, text in
+                                                      api_clients.SCOPE_LABELS.items()) + "."},
             },
             "responses": {name: _problem_response(text) for name, text in RESPONSES.items()},
             "schemas": {

@@ -15,10 +15,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from portal.access import machine
 from portal.api import bp
-from portal.api.auth import api_actor
+from portal.api.auth import api_actor, current_client, requires_scope
 from portal.api.problems import ApiProblem
 from portal.models.tenant import IDP_TYPES
-from portal.services import decommission, tenants
+from portal.services import api_clients, decommission, tenants
 from portal.services.errors import ValidationError
 
 SKIP_CHECK_FIELD = "skipConnectionCheck"
@@ -173,9 +173,15 @@ def _list_query() -> tuple[tenants.TenantQuery, dict[str, str]]:
 
 @bp.post("/tenant")
 @machine
+@requires_scope("register")
 def create_tenant():
     body, skip = tenant_body()
-    registration = tenants.register_tenant(body, api_actor(), skip_check=skip)
+    client = current_client()
+    if isinstance(body, dict) and not api_clients.may_register(client, body.get("tenantId")):
+        raise ApiProblem(403, f"This API client may only register tenants whose id matches "
+                              f"'{client.tenant_pattern}'.", {"tenantId": "Outside this API client's tenant limit."})
+    with api_clients.registering_as(client):
+        registration = tenants.register_tenant(body, api_actor(), skip_check=skip)
     response = _tenant_response(registration.tenant, 201)
     response.headers["Location"] = url_for("api.get_tenant", tenant_id=registration.tenant.tenant_id)
     return response
@@ -183,21 +189,25 @@ def create_tenant():
 
 @bp.get("/tenant")
 @machine
+@requires_scope("read")
 def list_tenants():
     query, carry = _list_query()
-    page = tenants.list_tenants(query)
+    with api_clients.tenants_visible_to(current_client()):  # a limited client lists only its tenants
+        page = tenants.list_tenants(query)
     next_url = url_for("api.list_tenants", **carry, after=page.next_after) if page.next_after else None
     return jsonify({"items": [tenants.to_api(tenant) for tenant in page.tenants], "next": next_url})
 
 
 @bp.get("/tenant/<tenant_id>")
 @machine
+@requires_scope("read")
 def get_tenant(tenant_id: str):
     return _tenant_response(tenants.get_tenant(tenant_id))
 
 
 @bp.put("/tenant/<tenant_id>")
 @machine
+@requires_scope("update")
 def update_tenant(tenant_id: str):
     body, skip = tenant_body()
     return _tenant_response(tenants.update_tenant(tenant_id, body, api_actor(), skip_check=skip).tenant)
@@ -205,18 +215,21 @@ def update_tenant(tenant_id: str):
 
 @bp.post("/tenant/<tenant_id>/activate")
 @machine
+@requires_scope("update")
 def activate_tenant(tenant_id: str):
     return _tenant_response(tenants.set_tenant_active(tenant_id, True, api_actor()))
 
 
 @bp.post("/tenant/<tenant_id>/deactivate")
 @machine
+@requires_scope("update")
 def deactivate_tenant(tenant_id: str):
     return _tenant_response(tenants.set_tenant_active(tenant_id, False, api_actor()))
 
 
 @bp.delete("/tenant/<tenant_id>")
 @machine
+@requires_scope("decommission")
 def decommission_tenant(tenant_id: str):
     """202: decommissioning is queued (the call is its own confirmation); the worker deactivates the tenant in both
     products, deletes it where allowed and removes it from the registry. Repeating the call changes nothing."""

@@ -6,16 +6,17 @@ from flask import jsonify, request
 
 from portal.access import machine
 from portal.api import bp
-from portal.api.auth import api_actor
+from portal.api.auth import api_actor, current_client, requires_scope
 from portal.api.problems import ApiProblem
 from portal.api.tenants import read_json_body
-from portal.services import key_ring, tenants, tokens
+from portal.services import api_clients, key_ring, tenants, tokens
 
 VALIDATE_FIELDS = {"token", "audience", "tenantId"}
 
 
 @bp.post("/token/validate")
 @machine
+@requires_scope("validate")
 def validate_token():
     body = read_json_body()
     if not isinstance(body, dict):
@@ -30,11 +31,14 @@ def validate_token():
         raise ApiProblem(400, f"{len(errors)} field{'s' if len(errors) > 1 else ''} refused.", errors)
     verdict = tokens.validate(body["token"], request.url_root, audience=body.get("audience") or None,
                               tenant_hint=body.get("tenantId") or None)
+    if verdict.tenant_id is not None and not api_clients.permits_tenant(current_client(), verdict.tenant_id):
+        verdict = tokens.Verdict(False, "unknown_tenant")  # outside the client's limit: as if not registered
     return jsonify(verdict.response())
 
 
 @bp.post("/tenant/<tenant_id>/client-secret")
 @machine
+@requires_scope("secrets")
 def generate_client_secret(tenant_id: str):
     """A new random client secret, returned this once."""
     response = jsonify({"clientSecret": tenants.new_client_secret(tenant_id, api_actor())})
@@ -44,12 +48,14 @@ def generate_client_secret(tenant_id: str):
 
 @bp.get("/tenant/<tenant_id>/keys")
 @machine
+@requires_scope("read")
 def list_keys(tenant_id: str):
     return jsonify({"keys": key_ring.key_views(tenants.get_tenant(tenant_id))})
 
 
 @bp.post("/tenant/<tenant_id>/keys/rotate")
 @machine
+@requires_scope("keys")
 def rotate_key(tenant_id: str):
     body = read_json_body() if request.content_length else {}
     if not isinstance(body, dict) or set(body) - {"signingKey", "rsaKeySize"}:
@@ -68,6 +74,7 @@ def rotate_key(tenant_id: str):
 
 @bp.post("/tenant/<tenant_id>/keys/<kid>/retire")
 @machine
+@requires_scope("keys")
 def retire_key(tenant_id: str, kid: str):
     key_ring.retire(tenant_id, kid, api_actor())
     return jsonify({"keys": key_ring.key_views(tenants.get_tenant(tenant_id))})

@@ -75,6 +75,11 @@ class Tenant(Base):
     decommission_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decommission_requested_by: Mapped[str | None] = mapped_column(sa.String(64))
 
+    # The API client that registered the tenant (None: a person, bulk or the CLI): an API client limited to its
+    # own tenants sees only these. Stamped by services.api_clients when the tenant is first flushed.
+    registered_by_client_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("api_client.id", ondelete="SET NULL"), index=True)
+
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
