@@ -515,8 +515,16 @@ def test_edit_keeps_secrets_when_blank_and_ids_fixed(admin_client, db, closed_po
     page = text_of(pages.get("/tenants/acme-ldap"))
     assert "tenant.update" in page and "Acme Renamed" in page
 
-    # Changing where the directory is runs the check again; a failure is shown and nothing changes.
+    # Changing where the directory is needs the bind password again: the stored one is not sent elsewhere.
     moved = ldap_data(closed_port, ldapURLForDirectoryService="ldap://127.0.0.1:2", **blank)
+    page = text_of(pages.post("/tenants/acme-ldap/edit", data=moved))
+    assert field_errors(page, "bindPassword") == [
+        "You changed where this password is sent (port). Enter the password again: a stored password is only ever "
+        "sent to the server it was entered for."]
+    response = pages.post("/tenants/acme-ldap/edit", data={**moved, "skip_check": "y"})
+    assert response.status_code == 200 and field_errors(text_of(response), "bindPassword")
+    # Entered again, the check runs against the new place; a failure is shown and nothing changes.
+    moved["bindPassword"] = BIND_PASSWORD
     page = text_of(pages.post("/tenants/acme-ldap/edit", data=moved))
     assert "check-failed" in page and field_errors(page, "ldapURLForDirectoryService")
     assert get_tenant(db, "acme-ldap").idp_settings["ldapURLForDirectoryService"] == f"ldap://127.0.0.1:{closed_port}"

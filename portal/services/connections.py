@@ -4,7 +4,8 @@ and the "Test connection" check.
 IS 7 takes mutual TLS (the portal's client certificate and `WSO2-Identity-User`, wso2-apis.md §2) or Basic; API
 Manager's SOAP admin service and notify API take Basic only (§4, §6). Which stored certificates the portal trusts
 for each product's server certificate is part of the connection (certificate roles, services.certificates). The
-password is write-only: a blank one keeps the stored value, and it is never rendered, logged or audited in clear.
+password is write-only: a blank one keeps the stored value while the base URL and user name stay the same
+(services.secret_binding), and it is never rendered, logged or audited in clear.
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from portal.clients.checks import CheckResult
 from portal.clients.errors import Cause, UpstreamError
 from portal.clients.identity_server import IdentityServerClient
 from portal.extensions import db
-from portal.models.sharing import AUTH_METHODS, PRODUCTS, ProductConnection
-from portal.services import audit, certificates
+from portal.models.sharing import AUTH_METHODS, PRODUCTS, ProductConnection, SharingSettings
+from portal.services import audit, certificates, secret_binding
 from portal.services.context import Actor
 from portal.services.errors import (
     CheckFailed,
@@ -181,6 +182,11 @@ def _validate(product: str, data: dict, existing: ProductConnection | None) -> S
             errors.setdefault("username", f"Enter the {what} user the portal signs in as.")
         if password is None and not (existing is not None and existing.password):
             errors.setdefault("password", f"Enter the password of the {what} user.")
+        elif base_url and existing is not None and (problem := secret_binding.refusal(
+                stored=bool(existing.password), entered=password is not None,
+                before=secret_binding.http_target(existing.base_url, existing.username),
+                after=secret_binding.http_target(base_url, username))):
+            errors.setdefault("password", problem)
     raw_roles = data.get("trust_roles")
     roles = tuple(DEFAULT_TRUST[product]) if raw_roles is None else tuple(raw_roles)
     if any(role not in TRUST_ROLES for role in roles):
@@ -392,6 +398,8 @@ def save(product: str, data: dict, actor: Actor, *, check: bool = True) -> Produ
         db.session.add(conn)
     audit.record(actor, "connection.create" if existing is None else "connection.update", "product_connection",
                  product, changes)
+    if product == "apim" and before and before["base_url"] != conn.base_url:
+        _release_notify_password(before["base_url"], conn.base_url, actor)
     try:
         db.session.commit()
     except sa.exc.IntegrityError:
@@ -399,6 +407,23 @@ def save(product: str, data: dict, actor: Actor, *, check: bool = True) -> Produ
         raise Conflict(f"The {LABELS[product]} connection was saved by someone else at the same moment: reload "
                        "the page and try again.") from None
     return conn
+
+
+def _release_notify_password(old_url: str, new_url: str, actor: Actor) -> None:
+    """The sharing settings' API Manager password (IS 7's listener user, tried by the pre-flight) goes to the notify
+    endpoint under this connection's base URL. When that moves, the stored password stays behind: it was entered for
+    the old place, so it is cleared and must be entered again on the sharing page (secret_binding's rule)."""
+    if secret_binding.http_target(old_url, None) == secret_binding.http_target(new_url, None):
+        return
+    settings = db.session.get(SharingSettings, 1)
+    if settings is None or not settings.apim_password:
+        return
+    settings.apim_password = None
+    settings.updated_by = actor.name[:64]
+    audit.record(actor, "sharing.update", "sharing_settings", 1, {
+        "apim_password": {"before": "set", "after": None},
+        "reason": {"before": None, "after": "The API Manager base URL changed: enter the API Manager password for "
+                                            "IS 7's listener again."}})
 
 
 def _audit_view(conn: ProductConnection | None) -> dict[str, Any]:

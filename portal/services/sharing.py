@@ -25,7 +25,7 @@ from portal.clients.checks import CheckResult
 from portal.clients.errors import UpstreamError
 from portal.extensions import db
 from portal.models.sharing import DIRECTIONS, SharingSettings
-from portal.services import audit, certificates, connections, wso2_config
+from portal.services import audit, certificates, connections, secret_binding, wso2_config
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
 
@@ -205,6 +205,12 @@ def _validate(target: str, settings: dict, stored: SharingSettings) -> _Change:
             errors["apim_username"] = "Enter the API Manager user IS 7's listener signs in as."
         if password is None and not stored.apim_password and "apim_password" not in errors:
             errors["apim_password"] = "Enter the password of that API Manager user."
+        elif username and (problem := secret_binding.account_refusal(
+                stored=bool(stored.apim_password), entered=password is not None, before=stored.apim_username,
+                after=username)):
+            # Where it goes, the notify endpoint, moves with the API Manager connection, which clears this
+            # password when its base URL changes (connections._release_notify_password).
+            errors.setdefault("apim_password", problem)
         values["apim_username"] = username or ""
         if password is not None:
             values["apim_password"] = password
@@ -215,6 +221,11 @@ def _validate(target: str, settings: dict, stored: SharingSettings) -> _Change:
             errors["is_username"] = "Enter the IS 7 user API Manager signs in as (it creates and updates tenants)."
         if password is None and not stored.is_password and "is_password" not in errors:
             errors["is_password"] = "Enter the password of that IS 7 user."
+        elif "identity_server_base_url" not in errors and (problem := secret_binding.refusal(
+                stored=bool(stored.is_password), entered=password is not None,
+                before=secret_binding.http_target(stored.identity_server_base_url, stored.is_username),
+                after=secret_binding.http_target(values.get("identity_server_base_url"), username))):
+            errors.setdefault("is_password", problem)
         values["is_username"] = username or ""
         if password is not None:
             values["is_password"] = password

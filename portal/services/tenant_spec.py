@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from portal.clients import jdbc, ldap
 from portal.models.tenant import ALGORITHMS, IDP_TYPES, PROVISIONING_METHODS
 from portal.services.errors import ValidationError
-from portal.services import signing_keys
+from portal.services import secret_binding, signing_keys
 from portal.services.signing_keys import RSA_KEY_SIZES
 
 PLACEHOLDER = "string"  # what the seed's sample requests put in every field
@@ -93,8 +93,9 @@ class _Errors(dict):
 def parse(body: Any, rules: Rules, *, existing: dict[str, Any] | None = None) -> TenantSpec:
     """Validate a registration (existing=None) or a full update of an existing tenant.
 
-    On update `existing` holds the stored tenantId, domain and which secrets are already set, so a blank secret
-    keeps the stored one and tenantId / tenantDomain cannot change (IS 7 has no rename)."""
+    On update `existing` holds the stored tenantId, domain, which secrets are already set and where they go
+    (idpSettings, ownerUsername), so a blank secret keeps the stored one, but only while its target is unchanged
+    (services.secret_binding), and tenantId / tenantDomain cannot change (IS 7 has no rename)."""
     if isinstance(body, list):
         raise ValidationError({"": "Send one tenant per request: the body is a JSON array, expected one object."})
     if not isinstance(body, dict):
@@ -159,10 +160,11 @@ def parse(body: Any, rules: Rules, *, existing: dict[str, Any] | None = None) ->
                 if body.get(name) not in (None, ""):
                     errors.add(name, f"{name} applies only to identityProviderType EXTERNAL; remove it.")
         secret_set = bool(existing and existing.get("idpSecretSet") and existing.get("identityProviderType") == idp_type)
+        stored = (existing or {}).get("idpSettings") or {} if secret_set else None
         if idp_type in RELATIONAL:
-            settings, idp_secret = _relational(body, idp_type, errors, secret_set)
+            settings, idp_secret = _relational(body, idp_type, errors, stored)
         elif idp_type == "LDAP":
-            settings, idp_secret = _ldap(body, errors, secret_set)
+            settings, idp_secret = _ldap(body, errors, stored)
         else:
             settings = _external(body, algorithm, rules, errors)
 
@@ -300,6 +302,10 @@ def _owner(value: Any, errors: _Errors, existing: dict | None, rules: Rules) -> 
         errors.add("owner.provisioningMethod", f"Choose {' or '.join(PROVISIONING_METHODS)}.")
     elif method == "inline-password" and not password and not (existing and existing.get("ownerPasswordSet")):
         errors.add("owner.password", "An inline-password owner needs a password (or choose invite-via-email).")
+    elif method == "inline-password" and (problem := secret_binding.account_refusal(
+            stored=bool(existing and existing.get("ownerPasswordSet")), entered=password is not None,
+            before=(existing or {}).get("ownerUsername"), after=username)):
+        errors.add("owner.password", problem)
     elif method == "invite-via-email" and password:
         errors.add("owner.password", "invite-via-email sends the owner a link to set a password; leave it empty.")
     elif method == "invite-via-email" and rules.invite_refused:
@@ -307,14 +313,23 @@ def _owner(value: Any, errors: _Errors, existing: dict | None, rules: Rules) -> 
     return Owner(username or "", email or "", first, last, method, password)
 
 
-def _relational(body: dict, idp_type: str, errors: _Errors, secret_set: bool) -> tuple[dict, str | None]:
+def _relational(body: dict, idp_type: str, errors: _Errors, stored: dict | None) -> tuple[dict, str | None]:
+    """stored: the stored settings when a password is stored for this type (a blank one may keep it), else None."""
     schema = _object(body, "relationalSchema", errors, required=True)
     if schema is None:
         return {}, None
     url = _text(schema, "dataSourceURL", errors, path=jdbc.URL_FIELD, required=True, limit=2048)
     user = _text(schema, "dataSourceUserName", errors, path=jdbc.USER_FIELD, required=True, limit=128)
-    password = _text(schema, "dataSourcePassword", errors, path=jdbc.PASSWORD_FIELD, required=not secret_set,
+    password = _text(schema, "dataSourcePassword", errors, path=jdbc.PASSWORD_FIELD, required=stored is None,
                      limit=512, strip=False, secret=True)
+    if url and secret_binding.url_has_password(url):
+        errors.add(jdbc.URL_FIELD, secret_binding.URL_PASSWORD_MESSAGE)  # never parsed, echoed or stored
+        url = None
+    if stored is not None and (problem := secret_binding.refusal(
+            stored=True, entered=password is not None,
+            before=secret_binding.jdbc_target(stored.get("dataSourceURL"), stored.get("dataSourceUserName")),
+            after=secret_binding.jdbc_target(url or schema.get("dataSourceURL"), user))):
+        errors.add(jdbc.PASSWORD_FIELD, problem)
     if url:
         try:
             target = jdbc.parse_jdbc_url(url)
@@ -327,7 +342,8 @@ def _relational(body: dict, idp_type: str, errors: _Errors, secret_set: bool) ->
     return {"dataSourceURL": url, "dataSourceUserName": user}, password
 
 
-def _ldap(body: dict, errors: _Errors, secret_set: bool) -> tuple[dict, str | None]:
+def _ldap(body: dict, errors: _Errors, stored: dict | None) -> tuple[dict, str | None]:
+    """stored: the stored settings when a bind password is stored (a blank one may keep it), else None."""
     schema = _object(body, "ldapSchema", errors, required=True)
     if schema is None:
         return {}, None
@@ -341,6 +357,13 @@ def _ldap(body: dict, errors: _Errors, secret_set: bool) -> tuple[dict, str | No
     if not isinstance(start_tls, bool):
         errors.add("ldapSchema.startTLS", "Must be true or false.")
         start_tls = False
+    secret_set = stored is not None and bool(stored.get("bindDN"))
+    if secret_set and bind_dn and (problem := secret_binding.refusal(
+            stored=True, entered=password is not None,
+            before=secret_binding.ldap_target(stored.get("ldapURLForDirectoryService"), bool(stored.get("startTLS")),
+                                              stored.get("bindDN")),
+            after=secret_binding.ldap_target(url or schema.get("ldapURLForDirectoryService"), start_tls, bind_dn))):
+        errors.add(ldap.PASSWORD_FIELD, problem)
     if url and domain and root:
         # A stored password counts for the pairing rule: on update a blank password keeps it.
         check_password = password or ("(stored)" if secret_set and bind_dn else None)

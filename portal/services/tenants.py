@@ -17,7 +17,16 @@ from portal.clients.checks import CheckResult
 from portal.extensions import db
 from portal.models import SigningKey, Tenant
 from portal.models.base import utcnow
-from portal.services import audit, decommission, idp_checks, key_ring, signing_keys, sync, tenant_spec
+from portal.services import (
+    audit,
+    decommission,
+    idp_checks,
+    key_ring,
+    secret_binding,
+    signing_keys,
+    sync,
+    tenant_spec,
+)
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
 from portal.services.tenant_spec import TenantSpec
@@ -276,6 +285,8 @@ def to_api(tenant: Tenant) -> dict[str, Any]:
     settings = tenant.idp_settings or {}
     if tenant.idp_type in tenant_spec.RELATIONAL:
         body["relationalSchema"] = {**settings, "dataSourcePasswordSet": tenant.idp_secret_set}
+        if "dataSourceURL" in settings:  # a password pasted into the URL before that was refused stays hidden
+            body["relationalSchema"]["dataSourceURL"] = secret_binding.redact_url(settings["dataSourceURL"])
     elif tenant.idp_type == "LDAP":
         body["ldapSchema"] = {**settings, "bindPasswordSet": tenant.idp_secret_set}
     else:
@@ -286,10 +297,12 @@ def to_api(tenant: Tenant) -> dict[str, Any]:
 
 
 def existing_view(tenant: Tenant) -> dict[str, Any]:
-    """What the validator needs to know of a stored tenant: fixed identifiers and which secrets are set."""
+    """What the validator needs to know of a stored tenant: fixed identifiers, which secrets are set and where each
+    goes (the provider settings, the owner's user name), so a blank secret is kept only for an unchanged target."""
     return {"tenantId": tenant.tenant_id, "tenantDomain": tenant.domain, "identityProviderType": tenant.idp_type,
             "clientSecretSet": tenant.client_secret_set, "idpSecretSet": tenant.idp_secret_set,
-            "ownerPasswordSet": tenant.owner_password_set}
+            "ownerPasswordSet": tenant.owner_password_set, "idpSettings": dict(tenant.idp_settings or {}),
+            "ownerUsername": tenant.owner_username}
 
 
 def count_tenants() -> dict[str, int]:
@@ -396,7 +409,7 @@ def _audit_view(tenant: Tenant) -> dict[str, Any]:
         "ownerProvisioning": tenant.owner_provisioning, "ownerPassword": tenant.owner_password,
     }
     for name, value in (tenant.idp_settings or {}).items():
-        view[name] = value
+        view[name] = secret_binding.redact_url(value) if name == "dataSourceURL" else value
     view["dataSourcePassword" if tenant.idp_type in tenant_spec.RELATIONAL else "bindPassword"] = tenant.idp_secret
     return view
 

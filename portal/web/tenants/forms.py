@@ -9,6 +9,7 @@ from wtforms import BooleanField, PasswordField, SelectChoice, SelectField, Stri
 from wtforms.validators import Length, Optional
 
 from portal.models.tenant import ALGORITHMS, IDP_TYPES, PROVISIONING_METHODS
+from portal.services import secret_binding
 from portal.services.errors import ValidationError
 from portal.services.signing_keys import RSA_KEY_SIZES
 from portal.services.tenant_spec import RELATIONAL
@@ -49,6 +50,13 @@ SECRET_SET_FLAGS = {
     "bindPassword": ("ldapSchema", "bindPasswordSet"), "ownerPassword": ("owner", "passwordSet"),
 }
 
+# Stored secrets that go somewhere: kept only while that place is unchanged (services.secret_binding).
+BOUND_SECRETS = {
+    "dataSourcePassword": "enter it again when you change the host, port, database, URL parameters or user",
+    "bindPassword": "enter it again when you change the directory URL, StartTLS or bind DN",
+    "ownerPassword": "enter it again when you change the owner's user name",
+}
+
 
 def form_errors(errors: dict[str, str]) -> ValidationError:
     """The service's errors re-keyed from API paths to form field names, for apply_errors. A path with no field
@@ -60,6 +68,13 @@ def form_errors(errors: dict[str, str]) -> ValidationError:
         else:
             mapped[f"api:{path}" if path else ""] = f"{path}: {message}" if path else message
     return ValidationError(mapped)
+
+
+class JdbcUrlField(StringField):
+    """A JDBC URL written back into the page with any password in it replaced by *** (the service refuses it)."""
+
+    def _value(self) -> str:
+        return secret_binding.redact_url(super()._value())
 
 
 class SecretTextAreaField(TextAreaField):
@@ -106,7 +121,7 @@ class TenantForm(FlaskForm):
     rsaKeySize = SelectField("RSA key size (bits)", choices=_choices(RSA_KEY_SIZES), default="2048",
                              description="Used when the portal generates an RSA key pair (RS256/384/512).")
 
-    dataSourceURL = StringField("JDBC URL", description=(
+    dataSourceURL = JdbcUrlField("JDBC URL", description=(
         "jdbc:postgresql://host:port/db?currentSchema=schema, jdbc:oracle:thin:@//host:port/service "
         "or jdbc:oracle:thin:@host:port:SID"))
     dataSourceUserName = StringField("Database user")
@@ -183,6 +198,8 @@ class TenantForm(FlaskForm):
             for step in flag:
                 holder = holder.get(step) if isinstance(holder, dict) else None
             self[name].description = ("set — leave blank to keep" if holder else "not set")
+            if holder and name in BOUND_SECRETS:
+                self[name].description += f" ({BOUND_SECRETS[name]})"
 
     @staticmethod
     def data_from_api(api: dict[str, Any]) -> dict[str, Any]:
