@@ -419,7 +419,8 @@ class Stage:
 
     def api_key(self, name: str = "bench") -> ApiKey:
         """A /v1 API client made with `flask create-api-client`, as an operator would."""
-        out = self.flask("create-api-client", "--name", name)
+        out = self.flask("create-api-client", "--name", name,  # the benches register, list and validate
+                         "--scope", "read", "--scope", "register", "--scope", "validate")
         values = dict(re.findall(r"^(X-API-AppId|X-API-Key):\s*(\S+)$", out, re.M))
         return ApiKey(values["X-API-AppId"], values["X-API-Key"])
 

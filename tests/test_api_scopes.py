@@ -234,6 +234,16 @@ def test_a_pattern_limited_client_sees_and_registers_matching_ids_only(app, db, 
     assert [item["tenantId"] for item in underscore.get("/v1/tenant").get_json()["items"]] == ["a_b"]
 
 
+@pytest.mark.parametrize("limit", ["own", "pattern"])
+def test_hostile_ids_reach_a_limited_client_as_400_or_404_never_500(app, limit, contract):
+    caller = make_api(app, "limited", tenant_scope=limit, tenant_pattern="ci-*" if limit == "pattern" else None)
+    assert caller.get("/v1/tenant/%00").status_code == 400
+    assert caller.post("/v1/tenant/x%00/activate").status_code == 400
+    for tenant_id in ("x" * 5000, "%E2%80%AE", "ci-%2A", "..%2F..%2Fv1%2Ftenant"):
+        response = caller.get(f"/v1/tenant/{tenant_id}")
+        assert response.status_code in (400, 404), (tenant_id, response.status_code)
+
+
 @pytest.mark.parametrize("limit,pattern,field,message", [
     ("pattern", "", "tenant_pattern", "Use 1 to 64"),
     ("pattern", "*", "tenant_pattern", "wildcards alone"),
@@ -393,3 +403,36 @@ def test_rotate_api_client_key_command(app, runner, contract):
                        (["--name", "Nightly", "--overlap-hours", "721"], "721")):
         result = runner.invoke(args=["rotate-api-client-key", *args])
         assert result.exit_code != 0 and text in result.output, result.output
+
+
+# --- the upgrade ---------------------------------------------------------------------------------------------------
+
+
+def test_migration_0008_keeps_existing_clients_working_and_downgrades(tmp_path):
+    """Clients made before scopes were all-powerful: after the upgrade they hold every scope (nothing breaks),
+    new ones default to read; the downgrade removes the columns again (SQLite here, PostgreSQL by hand)."""
+    import flask_migrate
+
+    from portal import create_app
+    from portal.extensions import db as scratch_db
+    from tests.conftest import test_config
+
+    app = create_app(test_config(f"sqlite:///{tmp_path / 'upgrade.db'}", tmp_path / "instance"))
+    with app.app_context():
+        flask_migrate.upgrade(revision="0007")
+        with scratch_db.engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO api_client (app_id, name, key_hash, created_by, created_at) "
+                                 "VALUES ('app_old', 'old', 'h', 'cli', '2026-01-01 00:00:00')"))
+        flask_migrate.upgrade(revision="0008")
+        with scratch_db.engine.begin() as conn:
+            row = conn.execute(sa.text("SELECT scopes, tenant_scope FROM api_client")).one()
+            assert row == (" ".join(api_clients.SCOPES), "all")
+            conn.execute(sa.text("INSERT INTO api_client (app_id, name, key_hash, created_by, created_at) "
+                                 "VALUES ('app_new', 'new', 'h', 'cli', '2026-01-01 00:00:00')"))
+            assert conn.execute(sa.text("SELECT scopes FROM api_client WHERE app_id = 'app_new'")).scalar() == "read"
+        flask_migrate.downgrade(revision="0007")
+        with scratch_db.engine.connect() as conn:
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("api_client")}
+            assert "scopes" not in columns and "registered_by_client_id" not in {
+                c["name"] for c in sa.inspect(conn).get_columns("tenant")}
+        scratch_db.engine.dispose()

@@ -64,8 +64,9 @@ def rotate_key(tenant_id: str):
     if not isinstance(size, int) or isinstance(size, bool):
         raise ApiProblem(400, "rsaKeySize must be 2048, 3072 or 4096.", {"rsaKeySize": "Must be an integer."})
     supplied = body.get("signingKey")
-    if supplied is not None and not isinstance(supplied, str):
-        raise ApiProblem(400, "signingKey must be a string.", {"signingKey": "Must be a string."})
+    if "signingKey" in body and not isinstance(supplied, str):  # null too: the document says string; omit it instead
+        raise ApiProblem(400, "signingKey must be a string.", {"signingKey": "Must be a string; leave it out to "
+                                                                              "generate a key."})
     key_ring.rotate(tenant_id, api_actor(), supplied=supplied, key_size=size)
     response = jsonify({"keys": key_ring.key_views(tenants.get_tenant(tenant_id))})
     response.status_code = 201
