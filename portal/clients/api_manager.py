@@ -46,9 +46,9 @@ from typing import Any, Self
 from urllib.parse import quote
 
 import requests
-from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 
+from portal.clients.address_policy import AddressPolicy, AddressRefused, GuardedAdapter
 from portal.clients.apim_admin import (
     KEY_MANAGERS_PATH,
     KeyManager,
@@ -68,6 +68,7 @@ from portal.clients.errors import (
     classify,
     detail_of,
     parse_retry_after,
+    policy_error,
     read_capped,
 )
 from portal.clients.identity_server import (
@@ -176,7 +177,7 @@ class ApiManagerClient:
 
     def __init__(self, base_url: str, *, ca_pem: str, username: str, password: str,
                  timeout: float | tuple[float, float] = DEFAULT_TIMEOUT, retries: bool | int = True,
-                 pool_maxsize: int = 4, backoff: float = 0.5) -> None:
+                 pool_maxsize: int = 4, backoff: float = 0.5, policy: AddressPolicy | None = None) -> None:
         self.base_url = normalise_base_url(base_url, product=PRODUCT)
         if not username or password is None or password == "":
             raise ValueError("API Manager needs a user name and a password")
@@ -192,9 +193,10 @@ class ApiManagerClient:
         self._session.auth = HTTPBasicAuth(username, password)
         self._session.headers.update({"User-Agent": "tenant-portal"})
         # Retries are this client's own (only for idempotent operations): the adapter never repeats a request.
-        self._session.mount("https://", TlsAdapter(context, pool_connections=1, pool_maxsize=pool_maxsize,
-                                                   max_retries=0))
-        self._session.mount("http://", HTTPAdapter(max_retries=0))  # unreachable: base URLs are https only
+        adapter = TlsAdapter(context, policy=policy, pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
+        self._session.mount("https://", adapter)
+        # Unreachable (base URLs are https only), and guarded all the same.
+        self._session.mount("http://", GuardedAdapter(policy=adapter.policy, max_retries=0))
 
     def close(self) -> None:
         self._session.close()
@@ -453,6 +455,8 @@ class ApiManagerClient:
             cause, message = classify(exc, sent_certificate=True, timeout=self.timeout, product=PRODUCT)
             raise UpstreamError(cause, message, product=PRODUCT, detail=detail_of(exc), target=self.base_url,
                                 correlation_id=correlation_id) from None
+        except AddressRefused as exc:  # nothing was connected
+            raise policy_error(exc, PRODUCT, self.base_url, correlation_id) from None
         except TooLarge:
             raise UpstreamError(Cause.BAD_RESPONSE, f"The answer to {method} {path} is larger than "
                                 f"{MAX_BODY_BYTES // 1024} KiB.", product=PRODUCT, target=self.base_url,

@@ -50,6 +50,7 @@ class Cause(StrEnum):
     TLS = "tls"  # another TLS failure
     NETWORK = "network"  # another network failure
     BAD_RESPONSE = "bad_response"  # a success status with a body that is not what the product sends
+    POLICY = "policy"  # the portal's outbound address policy forbids the address: nothing was connected
 
 
 # What to do about it; the error's message says what happened. "{p}" is the product's short name.
@@ -74,6 +75,8 @@ HINTS: dict[Cause, str] = {
     Cause.BAD_RESPONSE: "Check that the base URL points at {p} itself and not at a proxy or login page.",
     Cause.HTTP_ERROR: "See {p}'s error code and description; search {p}'s logs for the trace id.",
     Cause.NOT_FOUND: "Create the object in {p} first, or run a reconcile.",
+    Cause.POLICY: "Use {p}'s address on a network the portal may reach, or ask the portal's operator to change the "
+                  "OUTBOUND_* settings.",
 }
 
 _TRANSIENT_CAUSES = frozenset({Cause.TIMEOUT, Cause.REFUSED, Cause.CONNECTION_RESET, Cause.NETWORK,
@@ -173,6 +176,12 @@ class AlreadyExists(UpstreamError):
     @property
     def hint(self) -> str:
         return f"Use the existing object in {self.short_product}, or pick another name."
+
+
+def policy_error(exc: Exception, product: str, target: str, correlation_id: str | None = None) -> UpstreamError:
+    """The outbound address policy refused the product's address (address_policy.AddressRefused): not retryable,
+    and nothing was sent."""
+    return UpstreamError(Cause.POLICY, str(exc), product=product, target=target, correlation_id=correlation_id)
 
 
 # --- On the wire -------------------------------------------------------------------------------------------------

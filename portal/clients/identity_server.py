@@ -34,9 +34,9 @@ from typing import Any, Self
 from urllib.parse import quote, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 
+from portal.clients.address_policy import AddressPolicy, AddressRefused, GuardedAdapter
 from portal.clients.errors import (  # re-exported: existing imports of these names from here keep working
     HINTS,
     MAX_BODY_BYTES,
@@ -49,6 +49,7 @@ from portal.clients.errors import (  # re-exported: existing imports of these na
     UpstreamError,
     classify,
     detail_of,
+    policy_error,
     read_capped,
 )
 from portal.clients.errors import parse_retry_after as _parse_retry_after
@@ -140,9 +141,10 @@ class _Answer:
 # --- TLS set-up ------------------------------------------------------------------------------------------------
 
 
-class TlsAdapter(HTTPAdapter):
+class TlsAdapter(GuardedAdapter):
     """Hands urllib3 our SSLContext (CA bundle + client certificate already loaded) and stops requests from adding
-    its default CA bundle or certificate files to it: trust is exactly the bundle the portal was given."""
+    its default CA bundle or certificate files to it: trust is exactly the bundle the portal was given. Connections
+    go through the outbound address policy (`policy`, else the app's OUTBOUND_* settings)."""
 
     def __init__(self, context: ssl.SSLContext, **kwargs: Any) -> None:
         self._context = context
@@ -271,7 +273,7 @@ class IdentityServerClient:
     def __init__(self, base_url: str, *, ca_pem: str, cert_pem: str | None = None, key_pem: str | None = None,
                  identity_user: str | None = None, username: str | None = None, password: str | None = None,
                  timeout: float | tuple[float, float] = DEFAULT_TIMEOUT, retries: int = 2,
-                 pool_maxsize: int = 4) -> None:
+                 pool_maxsize: int = 4, policy: AddressPolicy | None = None) -> None:
         self.base_url = normalise_base_url(base_url)
         self.api_base = f"{self.base_url}/{API_PATH}"
         user = (identity_user or "").strip()
@@ -294,9 +296,10 @@ class IdentityServerClient:
                                 status_forcelist={429, 502, 503, 504},
                                 allowed_methods=IdempotentRetry.DEFAULT_ALLOWED_METHODS,
                                 respect_retry_after_header=True, raise_on_status=False, raise_on_redirect=False)
-        adapter = TlsAdapter(context, pool_connections=1, pool_maxsize=pool_maxsize, max_retries=retry)
+        adapter = TlsAdapter(context, policy=policy, pool_connections=1, pool_maxsize=pool_maxsize, max_retries=retry)
         self._session.mount("https://", adapter)
-        self._session.mount("http://", HTTPAdapter(max_retries=0))  # unreachable: base URLs are https only
+        # Unreachable (base URLs are https only), and guarded all the same.
+        self._session.mount("http://", GuardedAdapter(policy=adapter.policy, max_retries=0))
 
     def close(self) -> None:
         self._session.close()
@@ -438,6 +441,8 @@ class IdentityServerClient:
                 response.close()
         except requests.RequestException as exc:
             raise self._transport_error(exc, correlation_id) from None
+        except AddressRefused as exc:  # nothing was connected
+            raise policy_error(exc, PRODUCT_IS, self.base_url, correlation_id) from None
         except TooLarge:
             raise UpstreamError(Cause.BAD_RESPONSE, f"The answer to {method} {path} is larger than "
                                 f"{MAX_BODY_BYTES // 1024} KiB.", target=self.base_url,

@@ -21,6 +21,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
+from portal.clients.address_policy import AddressPolicy, AddressRefused, PolicyError, configured
 from portal.clients.checks import CheckResult
 
 # Field paths of the registration API, so the form can pin each problem on the right input.
@@ -309,11 +310,14 @@ def check_relational(
     *,
     timeout: float = 5.0,
     provision: bool = True,
+    policy: AddressPolicy | None = None,
 ) -> CheckResult:
     """Connect to the tenant's database, report its version and make sure the user store exists.
 
     With provision off nothing is created: a missing schema or table makes the check fail instead.
-    The password never appears in the result, even if a driver were to echo it.
+    The password never appears in the result, even if a driver were to echo it. The host's addresses go through
+    the outbound address policy (`policy`, else the app's OUTBOUND_* settings) and the driver connects to the
+    address that was checked; a refused address means nothing is connected and the password is not sent.
     """
     if timeout <= 0:
         raise ValueError("timeout must be positive")
@@ -334,8 +338,26 @@ def check_relational(
     if not isinstance(username, str) or not username.strip():
         return _failed("Enter the database user name.", [], {USER_FIELD: "Enter the database user name."})
     check = _check_postgres if kind == "postgres" else _check_oracle
-    result = check(target, username, password or "", timeout=timeout, provision=provision)
+    try:
+        addresses = (policy or configured()).vet(target.host, target.port)
+    except AddressRefused as exc:
+        message = refused_message(exc)
+        return _failed(message, [message], {URL_FIELD: message})
+    except PolicyError:  # the name does not resolve
+        return _unreachable(target, "the host name does not resolve", [])
+    result = check(target, username, password or "", timeout=timeout, provision=provision, addresses=addresses)
     return _scrub(result, password or "")
+
+
+def refused_message(exc: AddressRefused) -> str:
+    """The outbound policy's refusal, for the administrator who owns the target."""
+    return f"The portal may not connect there: {exc.reason} Nothing was connected."
+
+
+def pg_host_kwargs(target: JdbcTarget, addresses: list[str]) -> dict[str, str]:
+    """libpq connects to `hostaddr` (the vetted addresses, no second DNS lookup) and keeps `host` for TLS (SNI,
+    verify-full) and messages; one host entry per address, as libpq's multi-host syntax requires."""
+    return {"host": ",".join([target.host] * len(addresses)), "hostaddr": ",".join(addresses)}
 
 
 def _failed(summary: str, details: list[str], field_errors: dict[str, str] | None = None) -> CheckResult:
@@ -415,12 +437,12 @@ def _store_summary(product: str, schema: str, created: list[str], present: list[
 
 
 def _check_postgres(
-    target: JdbcTarget, username: str, password: str, *, timeout: float, provision: bool
+    target: JdbcTarget, username: str, password: str, *, timeout: float, provision: bool, addresses: list[str]
 ) -> CheckResult:
     details = [f"Connecting to PostgreSQL at {target.address}, database {target.database}, as {username}"]
     try:
         conn = psycopg.connect(
-            host=target.host,
+            **pg_host_kwargs(target, addresses),
             port=target.port,
             dbname=target.database,
             user=username,
@@ -586,7 +608,7 @@ def _pg_provision(
 
 
 def _check_oracle(
-    target: JdbcTarget, username: str, password: str, *, timeout: float, provision: bool
+    target: JdbcTarget, username: str, password: str, *, timeout: float, provision: bool, addresses: list[str]
 ) -> CheckResult:
     where = f"service {target.service_name}" if target.service_name else f"SID {target.sid}"
     details = [f"Connecting to Oracle at {target.address}, {where}, as {username}"]
@@ -602,12 +624,20 @@ def _check_oracle(
         kwargs["service_name"] = target.service_name
     else:
         kwargs["sid"] = target.sid
-    try:
-        conn = oracledb.connect(**kwargs)
-    except oracledb.Error as exc:
-        return _oracle_connect_failure(target, username, exc, timeout, details)
-    except OSError as exc:  # thin mode lets name-resolution errors (socket.gaierror) through unwrapped
-        return _unreachable(target, _network_reason(str(exc), timeout) or _last_line(str(exc)), details)
+    for index, address in enumerate(addresses):
+        kwargs["host"] = address  # the vetted address: the thin driver resolves nothing itself (no TLS here)
+        try:
+            conn = oracledb.connect(**kwargs)
+            break
+        except oracledb.Error as exc:
+            network = _network_reason(_oracle_error(exc)[2], timeout) is not None
+            if network and index + 1 < len(addresses):
+                continue  # another address of the same name may answer
+            return _oracle_connect_failure(target, username, exc, timeout, details)
+        except OSError as exc:
+            if index + 1 < len(addresses):
+                continue
+            return _unreachable(target, _network_reason(str(exc), timeout) or _last_line(str(exc)), details)
     try:
         conn.call_timeout = max(1, int(timeout * 1000))  # the statement timeout, in ms
         return _oracle_provision(conn, target, username, provision, details)

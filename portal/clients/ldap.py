@@ -30,6 +30,7 @@ with warnings.catch_warnings():
     )
     from ldap3.utils.dn import parse_dn
 
+from portal.clients.address_policy import AddressPolicy, AddressRefused, PolicyError, configured
 from portal.clients.checks import CheckResult
 
 # Field paths of the registration API, so the form can pin each problem on the right input.
@@ -248,8 +249,12 @@ def check_ldap(
     start_tls: bool = False,
     ca_file: str | None = None,
     timeout: float = 5.0,
+    policy: AddressPolicy | None = None,
 ) -> CheckResult:
     """Bind to the tenant's directory (anonymously without bind_dn) and read the root DN entry.
+
+    The host's addresses go through the outbound address policy (`policy`, else the app's OUTBOUND_* settings);
+    ldap3 connects to the address that was checked, and TLS is verified against the name in the URL.
 
     ca_file is the PEM file of the CA to trust for ldaps:// and StartTLS instead of the system's CAs,
     for directories with a private CA. Nothing is written to the directory.
@@ -276,7 +281,8 @@ def check_ldap(
     details = [f"Settings are valid: {target.url}, root DN {root_dn.strip()}, "
                + (f"bind DN {who}." if who else "anonymous bind.")]
     details += notes
-    result = _connect_and_read(target, root_dn.strip(), who, bind_password or "", start_tls, ca_file, timeout, details)
+    result = _connect_and_read(target, root_dn.strip(), who, bind_password or "", start_tls, ca_file, timeout, details,
+                               policy or configured())
     return _scrub(result, bind_password or "")
 
 
@@ -318,9 +324,15 @@ def _connect_and_read(
     ca_file: str | None,
     timeout: float,
     details: list[str],
+    policy: AddressPolicy,
 ) -> CheckResult:
     try:
-        address = _reachable_address(target, timeout)
+        address = _reachable_address(target, timeout, policy)
+    except AddressRefused as exc:
+        message = f"The portal may not connect there: {exc.reason} Nothing was connected."
+        return _failed(message, details + [message], {URL_FIELD: message})
+    except PolicyError:  # the name does not resolve
+        return _unreachable(target, "the host name does not resolve", details)
     except OSError as exc:
         return _unreachable(target, _network_reason(exc, timeout), details)
     details.append(f"Connected to {target.address}" + (f" ({address})." if address != target.host else "."))
@@ -527,14 +539,20 @@ def _read_failed(result: dict[str, Any], root_dn: str, bind_dn: str | None, deta
 # --- Helpers --------------------------------------------------------------------------------------------
 
 
-def _reachable_address(target: LdapTarget, timeout: float) -> str:
-    """The first address of the host that accepts TCP connections, as the ldap3 connection will use it.
+def _reachable_address(target: LdapTarget, timeout: float, policy: AddressPolicy) -> str:
+    """The first vetted address of the host that accepts TCP connections, as the ldap3 connection will use it.
 
     Connecting here rather than letting ldap3 try each address gives plain errors, and avoids ldap3
-    dropping (not closing) the sockets of addresses that failed before one succeeded.
+    dropping (not closing) the sockets of addresses that failed before one succeeded. ldap3 is then given the
+    address itself, so it resolves nothing and cannot be sent elsewhere by a second DNS answer.
     """
-    with socket.create_connection((target.host, target.port), timeout=timeout) as probe:
+    with policy.connect(target.host, target.port, timeout) as probe:
         return str(probe.getpeername()[0])
+
+
+def vetted_address(target: LdapTarget, policy: AddressPolicy | None = None) -> str:
+    """The first address of the host the outbound policy allows (PolicyError otherwise), for ldap3's Server."""
+    return (policy or configured()).vet(target.host, target.port)[0]
 
 
 def _network_reason(exc: BaseException, timeout: float) -> str:

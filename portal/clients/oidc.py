@@ -16,8 +16,9 @@ import json
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import certifi
@@ -31,6 +32,14 @@ from urllib3.exceptions import (
 )
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
+from portal.clients.address_policy import (  # re-exported: the SSRF guard's address rules live there now
+    AddressPolicy,
+    AddressRefused,
+    IPAddress,
+    ResolveFailed,
+)
+from portal.clients.address_policy import embedded_ipv4 as _embedded_ipv4  # noqa: F401
+from portal.clients.address_policy import non_public as _non_public  # noqa: F401
 from portal.clients.checks import CheckResult
 
 # Field paths of the registration API (EXTERNAL identity provider), so the form can pin each problem.
@@ -44,16 +53,6 @@ MAX_JWKS_KEYS = 50  # a real provider publishes a handful; more is a misconfigur
 _MAX_ADDRESSES_TRIED = 3  # bounds the time spent on a name with many unreachable addresses
 _CHUNK = 8192
 
-# IPv6 ranges that embed an IPv4 address the traffic ends up at: the embedded address is vetted too.
-_NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052
-_NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: never globally reachable
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d form
-_SHARED_CGNAT = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598
-_UNIQUE_LOCAL = ipaddress.ip_network("fc00::/7")  # RFC 4193
-_METADATA = ipaddress.ip_address("169.254.169.254")
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class FetchError(Exception):
@@ -82,6 +81,8 @@ class FetchPolicy:
 
     allow_http: bool = False
     allowed_networks: tuple[str, ...] = ()  # CIDRs that may be private/loopback (labs, tests)
+    deny_networks: tuple[str, ...] = ()  # OUTBOUND_DENY_NETWORKS: refused even when public
+    resolver: Callable[..., Any] | None = None  # socket.getaddrinfo's signature; tests hook name resolution here
     connect_timeout: float = 3.0
     read_timeout: float = 5.0
     max_bytes: int = 65536
@@ -108,8 +109,11 @@ class GuardedFetcher:
         if self.policy.max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
         # Raises ValueError on a malformed CIDR: a configuration mistake should stop start-up, not a check.
-        self._allowed: tuple[IPNetwork, ...] = tuple(
-            ipaddress.ip_network(cidr.strip(), strict=False) for cidr in self.policy.allowed_networks
+        self._addresses = AddressPolicy(
+            allow_networks=tuple(self.policy.allowed_networks), deny_networks=tuple(self.policy.deny_networks),
+            allow_loopback=False, allow_private=False, allow_setting="OIDC_ALLOWED_NETWORKS",
+            loopback_setting="OIDC_ALLOWED_NETWORKS", private_setting="OIDC_ALLOWED_NETWORKS",
+            resolver=self.policy.resolver,
         )
 
     def get_json(self, url: str) -> dict:
@@ -167,44 +171,20 @@ class GuardedFetcher:
         return _Target(url=url, scheme=scheme, host=host, port=port, host_header=host_header, path=path)
 
     def _resolve(self, target: _Target) -> list[str]:
-        """Resolve once and vet every answer: a name with one private address among public ones is refused,
-        because the resolver (or an attacker's DNS) may hand out any of them."""
-        literal = _ip_literal(target.host)
-        if literal is not None:
-            self._vet(literal, target.host, literal=True)
-            return [str(literal)]
+        """Resolve once and vet every answer through the outbound address policy (public only, plus the allowed
+        networks); the connection then goes to a vetted address."""
         try:
-            infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-        except socket.gaierror as exc:
-            raise FetchFailed(f"The host name {target.host} does not resolve ({exc.strerror or exc}).") from None
-        except UnicodeError:
-            raise FetchRefused(f"{target.url} has an invalid host name.") from None
-        addresses: list[str] = []
-        for family, _type, _proto, _canon, sockaddr in infos:
-            if family not in (socket.AF_INET, socket.AF_INET6):
-                continue
-            text = str(sockaddr[0])
-            if text not in addresses:
-                addresses.append(text)
-        if not addresses:
-            raise FetchFailed(f"The host name {target.host} does not resolve to an IPv4 or IPv6 address.")
-        for text in addresses:
-            self._vet(ipaddress.ip_address(text), target.host, literal=False)
-        return addresses
-
-    def _vet(self, address: IPAddress, host: str, *, literal: bool) -> None:
-        problem = _non_public(address)
-        if problem is None or self._is_allowed(address):
-            return
-        where = f"{host} is" if literal else f"{host} resolves to {address},"
-        raise FetchRefused(
-            f"{where} {problem}; only public internet addresses may be fetched. "
-            "For a lab identity provider, add its network to the allowed networks."
-        )
-
-    def _is_allowed(self, address: IPAddress) -> bool:
-        candidates = [address, *_embedded_ipv4(address)]
-        return any(candidate in network for candidate in candidates for network in self._allowed)
+            return self._addresses.vet(target.host, target.port)
+        except AddressRefused as exc:
+            raise FetchRefused(
+                f"{exc.where} {exc.what}; only public internet addresses may be fetched. "
+                "For a lab identity provider, add its network to the allowed networks (OIDC_ALLOWED_NETWORKS)."
+                + (f" ({exc.rule.removeprefix('which ')})" if "DENY" in exc.rule else "")
+            ) from None
+        except ResolveFailed as exc:
+            if "not a valid host name" in exc.reason:
+                raise FetchRefused(f"{target.url} has an invalid host name.") from None
+            raise FetchFailed(exc.reason) from None
 
     # --- The request ---------------------------------------------------------------------------------
 
@@ -324,50 +304,6 @@ def _ip_literal(host: str) -> IPAddress | None:
         return ipaddress.ip_address(host)
     except ValueError:
         return None
-
-
-def _embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
-    """IPv4 addresses an IPv6 address really leads to (mapped, compatible, NAT64, 6to4)."""
-    if not isinstance(address, ipaddress.IPv6Address):
-        return []
-    found: list[ipaddress.IPv4Address] = []
-    if address.ipv4_mapped is not None:
-        found.append(address.ipv4_mapped)
-    if address.sixtofour is not None:
-        found.append(address.sixtofour)
-    plain = ipaddress.IPv6Address(int(address))  # drop any scope id for the range checks
-    if plain in _NAT64_WELL_KNOWN or (plain in _IPV4_COMPATIBLE and int(plain) > 1):
-        found.append(ipaddress.IPv4Address(int(plain) & 0xFFFFFFFF))
-    return found
-
-
-def _non_public(address: IPAddress) -> str | None:
-    """None when `address` is a public unicast address; otherwise what it is, in words."""
-    for embedded in _embedded_ipv4(address):
-        problem = _non_public(embedded)
-        if problem is not None:
-            return f"an IPv6 form of {embedded}, {problem}"
-    if isinstance(address, ipaddress.IPv6Address) and ipaddress.IPv6Address(int(address)) in _NAT64_LOCAL_USE:
-        return "a local-use NAT64 address"
-    if address.is_unspecified:
-        return "the unspecified address"
-    if address.is_loopback:
-        return "a loopback address"
-    if address == _METADATA:
-        return "the cloud metadata service address (link-local)"
-    if address.is_link_local:
-        return "a link-local address"
-    if address.is_multicast:
-        return "a multicast address"
-    if isinstance(address, ipaddress.IPv4Address) and address in _SHARED_CGNAT:
-        return "a carrier-grade NAT (shared) address"
-    if isinstance(address, ipaddress.IPv6Address) and address in _UNIQUE_LOCAL:
-        return "a unique-local (private) IPv6 address"
-    if address.is_private:
-        return "a private or reserved address"
-    if not address.is_global:
-        return "a reserved, non-public address"
-    return None
 
 
 def _chunks(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:

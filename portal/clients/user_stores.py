@@ -20,7 +20,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from psycopg import sql
 
 from portal.clients import ldap as ldap_client
-from portal.clients.jdbc import APPLICATION_NAME, JdbcTarget
+from portal.clients.address_policy import PolicyError, configured
+from portal.clients.jdbc import APPLICATION_NAME, JdbcTarget, pg_host_kwargs
 
 MAX_ROLES = 100
 # Verification only: the hash's own parameters are used, these defaults are never applied.
@@ -52,8 +53,12 @@ def check_postgres(target: JdbcTarget, db_user: str, db_password: str, username:
                    *, timeout: float) -> UserCheck:
     schema = target.schema or "public"
     try:
+        addresses = configured().vet(target.host, target.port)  # the outbound policy, on every connect
+    except PolicyError as exc:
+        return UserCheck(False, username, reason=f"user store not connected: {exc.reason}", unavailable=True)
+    try:
         conn = psycopg.connect(
-            host=target.host, port=target.port, dbname=target.database, user=db_user, password=db_password,
+            **pg_host_kwargs(target, addresses), port=target.port, dbname=target.database, user=db_user, password=db_password,
             connect_timeout=max(1, math.ceil(timeout)), options=f"-c statement_timeout={max(1, int(timeout * 1000))}",
             application_name=APPLICATION_NAME, passfile=os.path.join(os.devnull, "no-pgpass"),
         )
@@ -82,7 +87,11 @@ def check_oracle(target: JdbcTarget, db_user: str, db_password: str, username: s
     owner = f'"{target.schema}".' if target.schema else ""
     where = {"service_name": target.service_name} if target.service_name else {"sid": target.sid}
     try:
-        conn = oracledb.connect(user=db_user, password=db_password, host=target.host, port=target.port,
+        address = configured().vet(target.host, target.port)[0]  # the outbound policy, on every connect
+    except PolicyError as exc:
+        return UserCheck(False, username, reason=f"user store not connected: {exc.reason}", unavailable=True)
+    try:
+        conn = oracledb.connect(user=db_user, password=db_password, host=address, port=target.port,
                                 tcp_connect_timeout=float(timeout), retry_count=0, **where)
     except (oracledb.Error, OSError) as exc:
         return UserCheck(False, username, reason=f"user store unreachable: {_first_line(exc)}", unavailable=True)
@@ -119,8 +128,12 @@ def check_ldap(settings: dict, bind_password: str | None, username: str, passwor
     root_dn = settings["directoryServiceRootDistinguishedName"]
     bind_dn = settings.get("bindDN") or None
     start_tls = bool(settings.get("startTLS"))
+    try:
+        address = ldap_client.vetted_address(target)  # the outbound policy, on every connect; TLS keeps the name
+    except PolicyError as exc:
+        return UserCheck(False, username, reason=f"directory not connected: {exc.reason}", unavailable=True)
     tls = ldap_client.VerifiedTls(target.host, ca_file) if target.use_ssl or start_tls else None
-    server = Server(target.host, port=target.port, use_ssl=target.use_ssl, tls=tls, get_info="NO_INFO",
+    server = Server(address, port=target.port, use_ssl=target.use_ssl, tls=tls, get_info="NO_INFO",
                     connect_timeout=timeout)
     wait = max(1, math.ceil(timeout))
 
