@@ -75,6 +75,20 @@ class DefaultConfig:
     OIDC_CA_BUNDLE: str | None = None  # PEM bundle to trust instead of the system CAs
     OIDC_MAX_BYTES = 65536
     LDAP_CA_FILE: str | None = None
+    # Outbound connection policy (portal/clients/address_policy.py) for JDBC, LDAP, IS 7 and API Manager, applied to
+    # every resolved address on every connect. Link-local, cloud metadata, unspecified, multicast and broadcast
+    # addresses are always refused; loopback, private and public ones follow the switches. Networks are CIDRs (a list,
+    # or one comma-separated string in PORTAL_*): the most specific allow/deny entry wins over the switches (deny on a
+    # tie); a metadata address is only allowed when an allow entry names exactly that address. OIDC fetches stay
+    # public-only (OIDC_ALLOWED_NETWORKS) and also obey OUTBOUND_DENY_NETWORKS.
+    OUTBOUND_ALLOW_LOOPBACK = True
+    OUTBOUND_ALLOW_PRIVATE = True  # RFC 1918, CGNAT 100.64/10, unique-local fc00::/7 and other non-global ranges
+    OUTBOUND_ALLOW_PUBLIC = True
+    OUTBOUND_ALLOW_NETWORKS: tuple[str, ...] = ()
+    OUTBOUND_DENY_NETWORKS: tuple[str, ...] = ()
+    # Connection checks (Test connection, registration checks, re-checks, product connection tests) per actor
+    # (administrator or API client), counted on Flask-Limiter's storage; beyond it a 429 says when to retry.
+    CONNECTION_CHECK_LIMIT_PER_ACTOR = "20 per minute"
 
     # WSO2 Identity Server 7: where the portal calls it (pre-fills the mutual-TLS check).
     IS7_BASE_URL: str | None = None
