@@ -29,8 +29,6 @@ from portal.services import audit
 from portal.services.context import Actor
 from portal.services.errors import NotFound, ValidationError
 
-__all__ = ["SCOPES", "TENANT_SCOPES"]
-
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,127}")
 # fnmatch-style, on tenant ids (compared ignoring case): '*' any run, '?' one character; no [sets], so the same
 # pattern is a plain SQL LIKE for the list.
