@@ -19,7 +19,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 # In the order they run: the quick ones first, so a broken set-up shows early.
-BENCHMARKS = ("tenant_list", "onboarding", "tokens", "load")
+BENCHMARKS = ("tenant_list", "onboarding", "tokens", "load", "login_flood")
 
 
 def shown(path: Path) -> str:

@@ -7,7 +7,8 @@ from pathlib import Path
 from flask import Flask, g
 from werkzeug.routing import IntegerConverter
 
-from portal.config import DefaultConfig, apply_instance_secrets, check_config, normalise_database_url
+from portal.config import (DefaultConfig, apply_instance_secrets, apply_trusted_hosts, check_config,
+                           normalise_database_url)
 
 
 class DatabaseIdConverter(IntegerConverter):
@@ -39,12 +40,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     from portal import logging as portal_logging
     portal_logging.configure(app.config["LOG_LEVEL"])
 
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    Path(app.instance_path).mkdir(mode=0o700, parents=True, exist_ok=True)  # a new folder: its owner only
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "portal.sqlite3")
     app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    _create_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
     apply_instance_secrets(app.config, app.instance_path)
-    check_config(app.config, production=not (app.debug or app.testing))
+    production = not (app.debug or app.testing)
+    apply_trusted_hosts(app.config, production=production)
+    check_config(app.config, production=production)
 
     _init_extensions(app)
 
@@ -52,6 +56,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from portal.cli import register_commands
     from portal.web import register_blueprints
 
+    from portal.services import passwords
     from portal.web import filters
 
     hardening.init_app(app)
@@ -61,8 +66,21 @@ def create_app(test_config: dict | None = None) -> Flask:
     templating.init_app(app)
     register_blueprints(app)
     errors.init_app(app)
+    app.register_error_handler(passwords.HashingBusy, _hashing_busy)
     register_commands(app)
     return app
+
+
+def _hashing_busy(exc):
+    """Every password-hashing slot of this process stayed taken (a sign-in flood): 503 with Retry-After anywhere a
+    password is hashed (sign-in handles its own, to show the form again)."""
+    from flask import make_response
+
+    from portal.errors import _render
+
+    response = make_response(_render(503, f"The portal is busy checking passwords; try again in {exc.retry_after} s."))
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _init_extensions(app: Flask) -> None:
@@ -85,11 +103,15 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Sign in to continue."
     login_manager.login_message_category = "info"
-    login_manager.session_protection = "strong"
+    # Flask-Login's "strong" protection only marks a *permanent* session non-fresh, which nothing here checks: the
+    # binding that holds is the server-side session row's (browser and, by setting, network; services/sessions.py).
+    login_manager.session_protection = None
 
     @login_manager.user_loader
     def load_user(token: str):
-        admin = sessions.load(token)
+        from flask import request
+
+        admin = sessions.load(token, user_agent=request.user_agent.string, ip=request.remote_addr)
         if admin is None:
             g.session_ended = True
         return admin
@@ -106,6 +128,21 @@ def _init_extensions(app: Flask) -> None:
             flash("Your session has ended. Sign in again.", "info")
         next_url = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("auth.login", next=next_url))
+
+
+def _create_sqlite_file(url: str) -> None:
+    """SQLite creates its file with the umask (usually 0644): create it 0600 first. Its -wal and -shm files take
+    the database file's mode."""
+    import sqlalchemy as sa
+
+    parsed = sa.engine.make_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except (FileExistsError, FileNotFoundError):  # there already, or no folder: SQLite says so itself
+        pass
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

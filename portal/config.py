@@ -32,6 +32,10 @@ class DefaultConfig:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False  # forced on for HTTPS requests
+    # A session is bound to the browser that opened it: another User-Agent ends it. With a prefix length, also to
+    # the network it came from (IPv4 /n, IPv6 /64 when n > 0; 0 = addresses may change, as on mobile networks).
+    SESSION_BIND_USER_AGENT = True
+    SESSION_BIND_IPV4_PREFIX = 0
     REMEMBER_COOKIE_DURATION = timedelta(0)  # no remember-me
     DEVICE_COOKIE_NAME = "portal_device"
     DEVICE_COOKIE_MAX_AGE = int(timedelta(days=180).total_seconds())
@@ -48,12 +52,24 @@ class DefaultConfig:
     LOGIN_LIMIT_PER_IP = "30 per minute;300 per hour"
     LOGIN_FAILURE_LIMIT_PER_IP_USER = "5 per minute;30 per hour"
     LOGIN_FAILURE_LIMIT_PER_USER = "20 per hour"  # waived for browsers holding a device cookie for that user
+    # Failed sign-ins across all addresses; once spent, sign-ins are refused with 429 before any hashing, except from
+    # browsers holding a device cookie for the username (web/auth/throttle.py). Per process with memory://.
+    LOGIN_FAILURE_LIMIT_GLOBAL = "5 per 5 seconds;30 per minute"
+    # Wrong current passwords on the change-password form, per administrator and per session.
+    PASSWORD_CHANGE_FAILURE_LIMIT_PER_ADMIN = "10 per hour"
+    PASSWORD_CHANGE_FAILURE_LIMIT_PER_SESSION = "5 per 15 minutes"
 
     # Password hashing: argon2id, argon2-cffi's RFC 9106 low-memory profile (t=3, m=64 MiB, p=4).
     ARGON2_TIME_COST = 3
     ARGON2_MEMORY_COST = 65536
     ARGON2_PARALLELISM = 4
     PASSWORD_MIN_LENGTH = 12
+    # Each argon2id hash takes ARGON2_MEMORY_COST KiB: at most this many run at once on the host (all workers; lock
+    # files in PASSWORD_HASH_LOCK_DIR, default the instance folder), and a request waits at most PASSWORD_HASH_WAIT
+    # seconds for a free slot before a 503 with Retry-After.
+    PASSWORD_HASH_CONCURRENCY = 1
+    PASSWORD_HASH_WAIT = 1.0
+    PASSWORD_HASH_LOCK_DIR: str | None = None
 
     # Behind nginx: number of trusted proxy hops per header (0 = ProxyFix off).
     PROXY_FIX_X_FOR = 0
@@ -102,6 +118,10 @@ class DefaultConfig:
     # "<PUBLIC_BASE_URL>/t/<tenantId>"; without PUBLIC_BASE_URL it is built from the request (behind nginx, set
     # PROXY_FIX_* so that is the public https address). Set it in production: the issuer must not change.
     PUBLIC_BASE_URL: str | None = None
+    # Host names the portal answers to (Flask's TRUSTED_HOSTS; ".example.com" also matches subdomains). Outside
+    # debug and testing, with neither this nor PUBLIC_BASE_URL set, only loopback names are answered
+    # (LOOPBACK_HOSTS), so no absolute URL is ever built from an arbitrary Host header.
+    TRUSTED_HOSTS: list[str] | None = None
     TOKEN_LIFETIME = 3600  # seconds
     TOKEN_AUDIENCE = "tenant-services"  # aud of issued tokens, and what validation expects unless told otherwise
     TOKEN_LEEWAY = 30  # seconds of clock skew tolerated on exp/nbf/iat; at most 60
@@ -154,6 +174,21 @@ def apply_instance_secrets(config: dict, instance_path: str) -> None:
         keys = _read_or_create(key_file, lambda: Fernet.generate_key().decode())
         config["ENCRYPTION_KEY"] = ",".join(keys.split())
         config["ENCRYPTION_KEY_FILE"] = str(key_file)
+
+
+# What an unconfigured production instance answers to: `make run`, a benchmark, a health check on the host itself.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
+
+
+def apply_trusted_hosts(config: dict, *, production: bool) -> None:
+    """Issuers, discovery documents and JWKS URLs are absolute: without PUBLIC_BASE_URL they come from the request's
+    Host. Outside debug and testing such a portal answers only to TRUSTED_HOSTS, by default loopback names, so a
+    forged Host is refused (400) instead of reflected."""
+    hosts = config.get("TRUSTED_HOSTS")
+    if isinstance(hosts, str):  # PORTAL_TRUSTED_HOSTS=portal.example.com,admin.example.com
+        config["TRUSTED_HOSTS"] = [h.strip() for h in hosts.split(",") if h.strip()] or None
+    if production and not config.get("PUBLIC_BASE_URL") and not config.get("TRUSTED_HOSTS"):
+        config["TRUSTED_HOSTS"] = list(LOOPBACK_HOSTS)
 
 
 def check_config(config: dict, *, production: bool) -> None:

@@ -10,9 +10,10 @@ import secrets
 import time
 from datetime import timedelta
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, Response, g, has_request_context, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from itsdangerous import BadSignature
+from werkzeug.exceptions import SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -146,3 +147,10 @@ def init_app(app: Flask) -> None:
         return response
 
     app.after_request(security_headers)
+    app.register_error_handler(SecurityError, untrusted_host)
+
+
+def untrusted_host(_exc: SecurityError):
+    """A Host outside TRUSTED_HOSTS (config.apply_trusted_hosts). Plain text: with no trusted host there is no URL
+    adapter, so no page of the portal (whose links come from url_for) can be rendered, and nothing is reflected."""
+    return Response("This portal does not answer to that host name.\n", 400, mimetype="text/plain")

@@ -76,3 +76,43 @@ def test_health_and_readiness(client, make_app, tmp_path):
     broken = make_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing/dir/db.sqlite3")
     response = broken.test_client().get("/readyz")
     assert response.status_code == 503 and response.json["checks"]["database"] == "unreachable"
+
+
+def test_instance_files_are_private_from_the_first_start(instance):
+    """The SQLite database (and its -wal/-shm files), the secret key and the encryption key: owner only, whatever
+    the umask; a new instance folder too."""
+    folder = instance / "fresh"
+    old = os.umask(0o022)
+    try:
+        app = create_app({"TESTING": True, "INSTANCE_PATH": str(folder)})
+        with app.app_context():
+            from portal.extensions import db
+            with db.engine.connect() as conn:  # WAL: SQLite creates portal.sqlite3-wal and -shm
+                conn.exec_driver_sql("CREATE TABLE probe (x INTEGER)")
+                conn.commit()
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+            db.engine.dispose()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert {"portal.sqlite3", "portal.sqlite3-wal", "portal.sqlite3-shm", "secret_key", "encryption.key"} <= set(modes)
+    assert set(modes.values()) == {0o600}, modes
+
+
+def test_production_without_a_public_address_answers_only_loopback_names(instance):
+    assert create_app().config["TRUSTED_HOSTS"] == ["localhost", "127.0.0.1"]
+
+
+def test_public_base_url_or_trusted_hosts_lift_the_loopback_default(instance, monkeypatch):
+    monkeypatch.setenv("PORTAL_PUBLIC_BASE_URL", "https://portal.example.com")
+    assert create_app().config["TRUSTED_HOSTS"] is None  # every absolute URL comes from PUBLIC_BASE_URL
+    monkeypatch.delenv("PORTAL_PUBLIC_BASE_URL")
+    monkeypatch.setenv("PORTAL_TRUSTED_HOSTS", "portal.example.com, .admin.example.com")
+    assert create_app().config["TRUSTED_HOSTS"] == ["portal.example.com", ".admin.example.com"]
+    monkeypatch.setenv("PORTAL_TRUSTED_HOSTS", '["portal.example.com"]')  # JSON, like other PORTAL_* lists
+    assert create_app().config["TRUSTED_HOSTS"] == ["portal.example.com"]
+
+
+def test_debug_and_testing_answer_any_host(instance):
+    assert create_app({"DEBUG": True, "SECRET_KEY": "dev", "INSTANCE_PATH": str(instance)}).config[
+        "TRUSTED_HOSTS"] is None

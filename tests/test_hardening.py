@@ -1,9 +1,12 @@
 """Headers, cookies, proxies, size limits and error pages."""
+import jwt
 import pytest
 from flask import Blueprint
 
 from portal.access import public
+from tests.api_helpers import make_api
 from tests.conftest import create_admin, login
+from tests.token_helpers import CLIENT_SECRET, basic, register, tenant_body
 
 
 def test_security_headers_on_every_page(client):
@@ -129,3 +132,62 @@ def test_400_page(make_app):
     response = app.test_client().post("/login", data={"username": "a", "password": "b"},
                                       headers={"X-Request-ID": "req-400"})
     assert response.status_code == 400 and "req-400" in response.get_data(as_text=True)
+
+
+# --- Host header: absolute URLs never reflect a forged one -------------------------------------------------------
+
+
+def _discovery_with_host(app, host: str):
+    """A tenant registered by the API (on the test client's own host), then its discovery document and a token
+    asked for with `host` in the Host header."""
+    api = make_api(app)
+    register(api, tenant_body("hostco"))
+    return (api.client.get("/t/hostco/.well-known/openid-configuration", headers={"Host": host}),
+            api.client.post("/oauth/token", headers={"Host": host, **basic("hostco-client", CLIENT_SECRET)},
+                            data={"grant_type": "client_credentials"}))
+
+
+def test_production_without_public_base_url_refuses_a_forged_host(make_app):
+    app = make_app(TESTING=False)
+    discovery, token = _discovery_with_host(app, "evil.example")
+    assert discovery.status_code == 400 and "evil.example" not in discovery.get_data(as_text=True)
+    assert token.status_code == 400 and "access_token" not in token.get_data(as_text=True)
+    assert app.test_client().get("/login", headers={"Host": "evil.example"}).status_code == 400
+    # The names it answers to still work; what they build is not cached for anyone else.
+    ok = app.test_client().get("/t/hostco/.well-known/openid-configuration", headers={"Host": "localhost:8000"})
+    assert ok.status_code == 200 and ok.get_json()["issuer"] == "http://localhost:8000/t/hostco"
+    assert ok.headers["Cache-Control"] == "no-store"
+
+
+def test_public_base_url_wins_over_any_host(make_app):
+    app = make_app(TESTING=False, PUBLIC_BASE_URL="https://portal.example.com")
+    discovery, token = _discovery_with_host(app, "evil.example")
+    assert discovery.status_code == 200 and "evil" not in discovery.get_data(as_text=True)
+    assert discovery.get_json()["jwks_uri"] == "https://portal.example.com/t/hostco/.well-known/jwks.json"
+    assert discovery.headers["Cache-Control"] == "public, max-age=300"  # the same for every Host: cacheable
+    assert token.status_code == 200
+    assert jwt.decode(token.get_json()["access_token"], options={"verify_signature": False})["iss"] == \
+        "https://portal.example.com/t/hostco"
+
+
+def test_trusted_hosts_setting(make_app):
+    app = make_app(TESTING=False, TRUSTED_HOSTS=["portal.example.com", "localhost"])
+    discovery, _ = _discovery_with_host(app, "evil.example")
+    assert discovery.status_code == 400
+    good = app.test_client().get("/t/hostco/.well-known/openid-configuration", headers={"Host": "portal.example.com"})
+    assert good.status_code == 200 and good.headers["Cache-Control"] == "no-store"
+
+
+def test_a_discovery_built_from_the_host_is_never_cached_publicly_even_in_testing(make_app):
+    discovery, _ = _discovery_with_host(make_app(), "evil.example")  # testing: any Host, as on a laptop
+    assert discovery.headers["Cache-Control"] == "no-store"
+
+
+def test_redirects_are_relative_whatever_the_host(make_app):
+    create_admin(app := make_app(TESTING=False, TRUSTED_HOSTS=["portal.example.com", "evil.example"]), "alice")
+    client = app.test_client()
+    response = login(client, "alice", headers={"Host": "evil.example"})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert client.get("/admins/", headers={"Host": "evil.example"}).status_code == 200
+    client.post("/logout", headers={"Host": "evil.example"})
+    assert client.get("/admins/", headers={"Host": "evil.example"}).headers["Location"].startswith("/login")

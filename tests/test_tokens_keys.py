@@ -224,3 +224,15 @@ def test_openid_configuration_fields(api):
     # What it says is what the tokens carry.
     claims = validate(api, issue(api, "Meta"))["claims"]
     assert claims["iss"] == meta["issuer"]
+
+
+def test_a_deactivated_tenant_publishes_nothing(api, rsa_pems):
+    register(api, tenant_body("gone", "RS256", signing_key=rsa_pems[0]))
+    assert _jwks(api, "gone")["keys"]
+    assert api.post("/v1/tenant/gone/deactivate").status_code == 200
+    for document in ("jwks.json", "openid-configuration"):
+        response = api.client.get(f"/t/gone/.well-known/{document}")
+        assert "deactivated" in _problem(response, 404)["detail"]
+        assert "public" not in response.headers.get("Cache-Control", "")
+    assert api.post("/v1/tenant/gone/activate").status_code == 200
+    assert _jwks(api, "gone")["keys"]

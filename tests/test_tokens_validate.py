@@ -168,6 +168,16 @@ ATTACKS = {
     "tenantid-blank-with-tenant-issuer": (lambda v: _hs(v, TENANTID=""), "tenant_mismatch"),
     "unknown-tenant": (lambda v: _hs(v, TENANTID="nobody", iss="http://localhost/t/nobody"), "unknown_tenant"),
     "no-tenant-named": (lambda v: _hs(v, TENANTID=None, iss="https://attacker.example/"), "unknown_tenant"),
+    # NumericDate claims (RFC 7519 section 2) are JSON numbers; absurd ones would make a token valid for ever.
+    "exp-as-a-string": (lambda v: _hs(v, exp=str(int(time.time()) + 600)), "bad_numeric_date"),
+    "exp-1e20": (lambda v: _hs(v, exp=1e20), "bad_numeric_date"),
+    "exp-after-the-year-9999": (lambda v: _hs(v, exp=253402300800), "bad_numeric_date"),
+    "exp-true": (lambda v: _hs(v, exp=True), "bad_numeric_date"),
+    "exp-nan": (lambda v: _hs(v, exp=float("nan")), "bad_numeric_date"),
+    "iat-as-a-string": (lambda v: _hs(v, iat="0"), "bad_numeric_date"),
+    "iat-negative": (lambda v: _hs(v, iat=-1), "bad_numeric_date"),
+    "nbf-as-a-list": (lambda v: _hs(v, nbf=[0]), "bad_numeric_date"),
+    "nbf-false": (lambda v: _hs(v, nbf=False), "bad_numeric_date"),
 }
 
 
@@ -186,6 +196,9 @@ def test_the_genuine_tokens_of_the_attacked_tenants_are_valid(api, victims):
     assert validate(api, jwcrypto_sign("RS256", victims["rs_private"], victims["rs_kid"], claims_for("rsco")))["valid"]
     # Leeway: a token that expired a few seconds ago still passes (TOKEN_LEEWAY 30 s, capped at 60).
     assert validate(api, _hs(victims, exp=int(time.time()) - 5))["valid"]
+    # NumericDate may have a fraction (RFC 7519 section 2), and the year 9999 is still accepted.
+    assert validate(api, _hs(victims, exp=time.time() + 600.5, iat=time.time()))["valid"]
+    assert validate(api, _hs(victims, exp=253402300799))["valid"]
 
 
 def test_tampered_payload_is_refused(api, victims):

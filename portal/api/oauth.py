@@ -110,14 +110,16 @@ def jwks(tenant_id: str):
 @bp.get("/t/<tenant_id>/.well-known/openid-configuration")
 @public
 def openid_configuration(tenant_id: str):
-    return _published(lambda: tokens.discovery_document(tenant_id, request.url_root))
+    # Its URLs come from the request's address when PUBLIC_BASE_URL is unset: never cached for others then.
+    return _published(lambda: tokens.discovery_document(tenant_id, request.url_root),
+                      shared_cache=not tokens.root_from_request())
 
 
-def _published(make) -> Response:
+def _published(make, shared_cache: bool = True) -> Response:
     try:
         response = jsonify(make())
     except NotFound as exc:
         return problem(404, "Not found", exc.message)
-    response.headers["Cache-Control"] = f"public, max-age={PUBLISHED_MAX_AGE}"
+    response.headers["Cache-Control"] = f"public, max-age={PUBLISHED_MAX_AGE}" if shared_cache else "no-store"
     response.headers["Access-Control-Allow-Origin"] = "*"  # public keys: any verifier may read them
     return response

@@ -13,6 +13,7 @@ from portal.services import audit, passwords, sessions
 from portal.services.context import Actor
 from portal.services.errors import Conflict, Forbidden, NotFound, ValidationError
 
+WRONG_CURRENT_PASSWORD = "This is not your current password."
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
 
 
@@ -137,11 +138,13 @@ def reset_password(admin_id: int, actor: Actor) -> OneTimePassword:
 
 def change_own_password(admin: AdminUser, current: str, new: str, actor: Actor,
                         user_agent: str | None = None) -> str:
-    """Change one's own password. Every session ends, this browser gets a fresh one; returns its token."""
+    """Change one's own password. Every session ends, this browser gets a fresh one; returns its token.
+    A wrong current password is audited (auth.password_change_failed) before the errors are raised."""
     errors: dict[str, str] = {}
     ok, _ = passwords.verify_password(admin.password_hash, current)
     if not ok:
-        errors["current_password"] = "This is not your current password."
+        errors["current_password"] = WRONG_CURRENT_PASSWORD
+        _audit_change_failed(admin, actor, "wrong current password")
     if problem := passwords.policy_error(new, admin.username):
         errors["new_password"] = problem
     elif ok and current == new:
@@ -158,6 +161,20 @@ def change_own_password(admin: AdminUser, current: str, new: str, actor: Actor,
                  {**audit.diff(before, _view(admin)), "password": {"before": audit.REDACTED, "after": audit.REDACTED}})
     db.session.commit()
     return token
+
+
+def refuse_password_change(admin: AdminUser, actor: Actor, retry_after: int) -> None:
+    """Too many wrong current passwords (per admin or per session): refused without checking, audited, and said."""
+    _audit_change_failed(admin, actor, "throttled")
+    minutes = max(1, -(-retry_after // 60))
+    raise ValidationError({"current_password": f"Too many wrong current passwords. Try again in {minutes} "
+                                              f"minute{'s' if minutes != 1 else ''}."})
+
+
+def _audit_change_failed(admin: AdminUser, actor: Actor, reason: str) -> None:
+    """Its own commit: the refusal is recorded even though nothing changes. Never the password tried."""
+    audit.record(actor, "auth.password_change_failed", "admin", admin.id, {"reason": {"before": None, "after": reason}})
+    db.session.commit()
 
 
 def set_password_cli(username: str, password: str) -> AdminUser:

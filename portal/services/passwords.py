@@ -1,7 +1,12 @@
 """Password hashing (argon2id) and the password policy, in one place for every door."""
 from __future__ import annotations
 
+import fcntl
+import math
+import os
 import secrets
+import time
+from contextlib import contextmanager
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -15,6 +20,58 @@ _COMMON = frozenset({
 MAX_LENGTH = 256
 
 
+class HashingBusy(Exception):
+    """Every hashing slot of the host stayed taken for PASSWORD_HASH_WAIT seconds: answer 503, don't queue."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("The portal is busy checking other passwords.")
+        self.retry_after = retry_after
+
+
+# argon2id with m=64 MiB allocates (and touches) 64 MiB per hash, so the number of hashes running at once on a host,
+# not the number of requests, decides how much memory sign-in can take under a flood. The slots are lock files in the
+# instance folder, taken with flock(2) on a descriptor of their own: one bound for every gunicorn worker and thread
+# of the host (a per-process semaphore would allow workers x slots hashes at once).
+_POLL = 0.01
+
+
+def _slot_files() -> list[str]:
+    folder = current_app.config.get("PASSWORD_HASH_LOCK_DIR") or current_app.instance_path
+    count = max(1, int(current_app.config["PASSWORD_HASH_CONCURRENCY"]))
+    return [os.path.join(folder, f".password-hash-slot-{i}") for i in range(count)]
+
+
+def _try_slot(path: str) -> int | None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+@contextmanager
+def hashing_slot():
+    """Hold one of the host's PASSWORD_HASH_CONCURRENCY slots while hashing; HashingBusy when none frees up in
+    PASSWORD_HASH_WAIT seconds, so a flood gets quick refusals instead of an unbounded queue of 64 MiB hashes (and
+    of gunicorn threads waiting for them)."""
+    wait = float(current_app.config["PASSWORD_HASH_WAIT"])
+    deadline = time.monotonic() + wait
+    paths = _slot_files()
+    while True:
+        fd = next((fd for path in paths if (fd := _try_slot(path)) is not None), None)
+        if fd is not None:
+            break
+        if time.monotonic() >= deadline:
+            raise HashingBusy(max(1, math.ceil(wait)))
+        time.sleep(_POLL)
+    try:
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor of the open file releases the lock
+
+
 def _hasher() -> PasswordHasher:
     cfg = current_app.config
     return PasswordHasher(time_cost=cfg["ARGON2_TIME_COST"], memory_cost=cfg["ARGON2_MEMORY_COST"],
@@ -22,14 +79,16 @@ def _hasher() -> PasswordHasher:
 
 
 def hash_password(password: str) -> str:
-    return _hasher().hash(password)
+    with hashing_slot():
+        return _hasher().hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> tuple[bool, bool]:
-    """(matches, needs_rehash). Never raises for a wrong password."""
+    """(matches, needs_rehash). Never raises for a wrong password; HashingBusy when no slot frees up."""
     hasher = _hasher()
     try:
-        hasher.verify(password_hash, password)
+        with hashing_slot():
+            hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False, False
     return True, hasher.check_needs_rehash(password_hash)

@@ -2,11 +2,13 @@
 
 The browser cookie carries a random token; the database keeps its SHA-256 with the creation and last-seen times.
 A session ends at logout, after 30 minutes idle or 12 hours in all, when the password changes or the account is
-disabled; a copied cookie then finds no live session and is refused.
+disabled; a copied cookie then finds no live session and is refused. A session is also bound to the browser that
+opened it (its User-Agent, kept in the row) and optionally to its network: presented by another, it ends.
 """
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,8 +80,9 @@ _LOAD = (sa.select(AdminSession).options(sa.orm.joinedload(AdminSession.admin))
          .where(AdminSession.token_hash == sa.bindparam("token_hash")))
 
 
-def load(token: str) -> AdminUser | None:
-    """The admin behind a session token, or None when the session is unknown, revoked, idle or too old.
+def load(token: str, user_agent: str | None = None, ip: str | None = None) -> AdminUser | None:
+    """The admin behind a session token, or None when the session is unknown, revoked, idle or too old, or
+    presented by another browser (or network, by setting) than the one that opened it.
 
     Always the database, never a cache: a sign-out, password change or disabled account anywhere (any worker,
     any instance) ends the session on its very next request."""
@@ -91,6 +94,10 @@ def load(token: str) -> AdminUser | None:
     reason = None
     if not row.admin.active:
         reason = "disabled"
+    elif cfg["SESSION_BIND_USER_AGENT"] and (user_agent or "")[:255] != (row.user_agent or ""):
+        reason = "other_browser"
+    elif not same_network(row.ip, ip, int(cfg["SESSION_BIND_IPV4_PREFIX"])):
+        reason = "other_network"
     elif now - row.last_seen_at > cfg["SESSION_IDLE_TIMEOUT"]:
         reason = "idle"
     elif now - row.created_at > cfg["SESSION_ABSOLUTE_TIMEOUT"]:
@@ -105,6 +112,21 @@ def load(token: str) -> AdminUser | None:
     admin = row.admin
     admin.current_session, admin.session_token = row, token
     return admin
+
+
+def same_network(opened_from: str | None, now_from: str | None, ipv4_prefix: int) -> bool:
+    """Whether a session may continue from `now_from`: always with prefix 0; else both addresses in one IPv4 /prefix
+    (IPv6: one /64). A cookie stolen by malware or a proxy log is then of no use from elsewhere."""
+    if ipv4_prefix <= 0 or opened_from == now_from:
+        return True
+    try:
+        before, after = ipaddress.ip_address(opened_from or ""), ipaddress.ip_address(now_from or "")
+    except ValueError:
+        return False
+    if before.version != after.version:
+        return False
+    prefix = min(ipv4_prefix, 32) if before.version == 4 else 64
+    return after in ipaddress.ip_network(f"{before}/{prefix}", strict=False)
 
 
 def sign_out(admin: AdminUser, actor: Actor) -> None:

@@ -57,7 +57,11 @@ REASONS = {
     "missing_claim": "A required claim (exp, iat, iss, aud) is missing.",
     "tenant_mismatch": "The TENANTID claim and the portal issuer URL (iss) name different tenants.",
     "invalid_claims": "A claim has the wrong type.",
+    "bad_numeric_date": "exp, iat or nbf is not a JSON number between 0 and 253402300799 (RFC 7519 NumericDate, "
+                        "up to the year 9999).",
 }
+NUMERIC_DATE_CLAIMS = ("exp", "iat", "nbf")
+MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z
 
 
 class OAuthError(Exception):
@@ -98,8 +102,15 @@ class Verdict:
 
 
 def public_root(base_url: str) -> str:
-    """The portal's public address: PUBLIC_BASE_URL wins over the request's, so issuers never depend on it."""
+    """The portal's public address: PUBLIC_BASE_URL wins over the request's, so issuers never depend on it.
+    Without it, the request's address counts, and outside debug and testing the app answers only to TRUSTED_HOSTS
+    (config.apply_trusted_hosts): a forged Host never gets this far."""
     return (current_app.config.get("PUBLIC_BASE_URL") or base_url).rstrip("/")
+
+
+def root_from_request() -> bool:
+    """Whether absolute URLs are built from the request (no PUBLIC_BASE_URL): such answers must not be cached."""
+    return not current_app.config.get("PUBLIC_BASE_URL")
 
 
 def issuer_for(tenant_id: str, base_url: str) -> str:
@@ -247,6 +258,8 @@ def validate(token: str, base_url: str, *, audience: str | None = None, tenant_h
         return refused("algorithm_mismatch")
     if not isinstance(kid, str) or not kid:
         return refused("missing_kid")
+    if not all(_numeric_date(unverified[name]) for name in NUMERIC_DATE_CLAIMS if name in unverified):
+        return refused("bad_numeric_date")
 
     if tenant.idp_type == "EXTERNAL":
         full = db.session.get(Tenant, tenant.pk)
@@ -268,6 +281,13 @@ def validate(token: str, base_url: str, *, audience: str | None = None, tenant_h
     except jwt.PyJWTError as exc:
         return refused(_reason_of(exc))
     return Verdict(True, "ok", tenant.tenant_id, header, claims)
+
+
+def _numeric_date(value: Any) -> bool:
+    """A JSON number (not a string, not true/false) in sane bounds: PyJWT accepts 1e20 as an exp (valid for ever),
+    and refuses "1700000000" only as a generic decode error."""
+    return (isinstance(value, int | float) and not isinstance(value, bool) and value == value
+            and 0 <= value <= MAX_NUMERIC_DATE)
 
 
 def _own_key(tenant: key_ring.TenantRow) -> tuple[Any, str]:
@@ -341,6 +361,8 @@ def discovery_document(tenant_id: str, base_url: str) -> dict[str, Any]:
 
 def _issuing_tenant(tenant_id: str) -> Tenant:
     tenant = tenants.get_tenant(tenant_id)
+    if not tenant.active:  # its tokens are refused, so nothing is published that would help verify them
+        raise NotFound(f"Tenant {tenant.tenant_id} is deactivated.")
     if tenant.idp_type == "EXTERNAL":
         issuer = (tenant.idp_settings or {}).get("issuer") or "its provider"
         raise NotFound(f"Tenant {tenant.tenant_id} uses an EXTERNAL identity provider; its keys are published by "

@@ -11,6 +11,8 @@ from portal.hardening import request_id
 from portal.services.context import Actor
 from portal.services.errors import ValidationError
 
+MAX_NEXT = 2048  # a longer `next` is not a page of this portal
+
 
 def current_actor() -> Actor:
     user = current_user if current_user.is_authenticated else None
@@ -29,8 +31,10 @@ def apply_errors(form: FlaskForm, error: ValidationError) -> None:
 
 
 def safe_next(target: str | None, default: str) -> str:
-    """Only same-site relative paths: `next` must never send a signed-in admin elsewhere."""
-    if not target:
+    """Only same-site relative paths: `next` must never send a signed-in admin elsewhere, nor break the redirect.
+    Control characters are refused outright: CR/LF cannot go into a Location header (a 500 after sign-in), and
+    browsers drop tabs and newlines from URLs, so "/\t/evil.example" would become "//evil.example"."""
+    if not target or len(target) > MAX_NEXT or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in target):
         return default
     try:
         parts = urlsplit(target)
