@@ -216,7 +216,7 @@ def test_the_administrators_message_names_target_kind_and_setting(listener):
     assert "127.0.0.1:5432 is a loopback address, which OUTBOUND_ALLOW_LOOPBACK forbids." in message
     assert "Nothing was connected" in message
     message = via_ldap("loopback.test", listener.port, AddressPolicy(allow_loopback=False, resolver=hook))
-    assert f"loopback.test resolves to 127.0.0.1, a loopback address, which OUTBOUND_ALLOW_LOOPBACK forbids" in message
+    assert "loopback.test resolves to 127.0.0.1, a loopback address, which OUTBOUND_ALLOW_LOOPBACK forbids" in message
 
 
 @pytest.mark.parametrize("client", ["postgres", "oracle", "ldap", "is", "apim"])
