@@ -70,3 +70,23 @@ def test_no_budget_outside_a_request_or_when_rate_limits_are_off(limited, make_a
     with make_app().test_request_context():  # RATELIMIT_ENABLED is off in the test suite's defaults
         for _ in range(3):
             assert not idp_checks.run("LDAP", settings, None, "RS256", actor=Actor(name="carol", id=3)).ok
+
+
+def test_the_tenant_page_check_beyond_the_budget_is_a_429_page(limited, listener):
+    from tests.conftest import create_admin, login
+
+    api = make_api(limited, "setup")
+    body = ldap_body("budget-web")
+    body["ldapSchema"]["ldapURLForDirectoryService"] = f"ldap://127.0.0.1:{listener.port}"
+    assert api.post("/v1/tenant", json=body).status_code == 201  # skipConnectionCheck: nothing spent
+    create_admin(limited, "budget-admin")
+    pages = limited.test_client()
+    assert login(pages, "budget-admin").status_code == 302
+    for _ in range(2):
+        response = pages.post("/tenants/budget-web/check", follow_redirects=True)
+        assert "Connection check failed" in response.get_data(as_text=True)
+    seen = listener.settle()
+    response = pages.post("/tenants/budget-web/check")
+    assert response.status_code == 429
+    assert "Too many connection checks" in response.get_data(as_text=True)
+    assert listener.settle() == seen
