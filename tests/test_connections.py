@@ -2,6 +2,7 @@
 against the IS 7 simulator, passwords write-only (encrypted, never shown, redacted in the audit), and the pages."""
 from __future__ import annotations
 
+import contextlib
 import socket
 
 import pytest
@@ -16,6 +17,7 @@ from portal.services.cert_auth import SystemMapping, UserMapping
 from portal.services.certificates import java_dn
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, NotFound, ValidationError
+from tests.conftest import create_admin, login
 from tests.simulators.apim import ApimSimulator
 from tests.simulators.is7 import Is7Simulator
 from tests.simulators.pki import Authority, is7_pki
@@ -340,3 +342,39 @@ def test_api_manager_test_connection_on_the_page(app, admin_client, apim, pki):
     apim.stop()
     page = admin_client.post("/sharing/connections/apim/test").get_data(as_text=True)
     assert "Connection failed" in page and "refused" in page
+
+
+def test_test_connection_is_budgeted_per_actor(make_app, pki):
+    """"Test connection" connects where the stored base URL says: it spends the actor's check budget (issue 13), and
+    past it answers 429 before anything is connected."""
+    app = make_app(RATELIMIT_ENABLED=True, CONNECTION_CHECK_LIMIT_PER_ACTOR="2 per minute")
+    store_trust(app, pki, client=False)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(0.5)
+        with app.app_context():
+            connections.save("is", basic(f"https://127.0.0.1:{listener.getsockname()[1]}"), ACTOR, check=False)
+            create_admin(app, "budgeted")
+        client = app.test_client()
+        assert login(client, "budgeted").status_code == 302
+        for _ in range(2):
+            assert client.post("/sharing/connections/is/test").status_code == 200
+        accepted = 0
+        with contextlib.suppress(TimeoutError):
+            while True:
+                listener.accept()[0].close()
+                accepted += 1
+        refused = client.post("/sharing/connections/is/test")
+        assert refused.status_code == 429 and "Too many connection checks" in refused.get_data(as_text=True)
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    assert accepted >= 2
+
+
+def test_a_policy_refusal_is_shown_at_the_base_url(make_app, pki):
+    app = make_app(OUTBOUND_ALLOW_LOOPBACK=False)
+    store_trust(app, pki, client=False)
+    with app.app_context(), pytest.raises(CheckFailed) as info:
+        connections.save("is", basic(f"https://127.0.0.1:{free_port()}"), ACTOR)
+    assert "loopback" in info.value.errors["base_url"] and "OUTBOUND_ALLOW_LOOPBACK" in info.value.errors["base_url"]

@@ -23,7 +23,7 @@ from portal.clients.errors import Cause, UpstreamError
 from portal.clients.identity_server import IdentityServerClient
 from portal.extensions import db
 from portal.models.sharing import AUTH_METHODS, PRODUCTS, ProductConnection, SharingSettings
-from portal.services import audit, certificates, secret_binding
+from portal.services import audit, certificates, check_budget, secret_binding
 from portal.services.context import Actor
 from portal.services.errors import (
     CheckFailed,
@@ -285,7 +285,7 @@ def client_for(product: str, *, username: str | None = None, password: str | Non
 _FIELD_OF_CAUSE = {
     Cause.HOST_UNKNOWN: "base_url", Cause.REFUSED: "base_url", Cause.TIMEOUT: "base_url",
     Cause.SERVER_NAME_MISMATCH: "base_url", Cause.BAD_RESPONSE: "base_url", Cause.NETWORK: "base_url",
-    Cause.SERVER_NOT_TRUSTED: "trust_roles",
+    Cause.SERVER_NOT_TRUSTED: "trust_roles", Cause.POLICY: "base_url",
 }
 
 
@@ -313,7 +313,9 @@ def describe_failure(exc: UpstreamError, *, auth: str) -> CheckResult:
 
 
 def _ping(product: str, build: Callable[[], Any], auth: str) -> CheckResult:
-    """Build a client and ping it; never raises for a product's answer or a missing set-up."""
+    """Build a client and ping it; never raises for a product's answer or a missing set-up. Each ping counts
+    against the actor's connection-check budget (TooManyChecks, 429, before anything is connected)."""
+    check_budget.spend()
     try:
         client = build()
     except NotConfigured as exc:
