@@ -29,3 +29,26 @@ document.addEventListener("DOMContentLoaded", function () {
   select.addEventListener("change", showChosen);
   showChosen();
 });
+
+// A table or preformatted block wider than its box scrolls inside itself (see portal.css): make it reachable and
+// scrollable from the keyboard, and name it for screen readers (WCAG 2.1.1; axe's scrollable-region-focusable).
+function markScrollableRegions() {
+  var regions = document.querySelectorAll("main table.table, main pre");
+  for (var i = 0; i < regions.length; i++) {
+    var region = regions[i];
+    var scrolls = region.scrollWidth > region.clientWidth + 1;
+    if (scrolls && !region.hasAttribute("tabindex")) {
+      region.setAttribute("tabindex", "0");
+      region.setAttribute("data-scroll-region", "");
+      if (region.tagName === "PRE" && !region.hasAttribute("aria-label")) {
+        region.setAttribute("role", "region");
+        region.setAttribute("aria-label", "Scrollable text");
+      }
+    } else if (!scrolls && region.hasAttribute("data-scroll-region")) {
+      region.removeAttribute("tabindex");
+      region.removeAttribute("data-scroll-region");
+    }
+  }
+}
+document.addEventListener("DOMContentLoaded", markScrollableRegions);
+window.addEventListener("resize", markScrollableRegions);
