@@ -40,7 +40,7 @@ import random
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 from urllib.parse import quote
@@ -360,26 +360,11 @@ class ApiManagerClient:
         if document is not None:
             headers["Content-Type"] = "application/json"
         auth = HTTPBasicAuth(username, password)
-        attempts = 1 + (self.retries if idempotent else 0)
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            try:
-                answer = self._send(method, path, body, headers, auth)
-            except UpstreamError as exc:
-                if last or exc.cause not in _TRANSIENT:
-                    raise
-                self._sleep(attempt, None)
-                continue
-            if answer.status in RETRYABLE_STATUSES and not last:
-                wait = parse_retry_after(_header(answer, "retry-after"))
-                if wait is None or wait <= MAX_INLINE_RETRY_AFTER:
-                    self._sleep(attempt, wait)
-                    continue
-            if answer.status not in expected:
-                raise rest_error(answer.status, answer.headers, answer.body, self.base_url, username=username,
-                                 operation=f"{method} {path}")
-            return answer
-        raise AssertionError("unreachable")
+        answer = self._retrying(lambda: self._send(method, path, body, headers, auth), idempotent=idempotent)
+        if answer.status not in expected:
+            raise rest_error(answer.status, answer.headers, answer.body, self.base_url, username=username,
+                             operation=f"{method} {path}")
+        return answer
 
     # --- Plumbing -----------------------------------------------------------------------------------------
 
@@ -388,11 +373,18 @@ class ApiManagerClient:
         envelope = build_envelope(operation, fill)
         headers = {"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": f'"urn:{operation}"',
                    "Accept": "text/xml"}
+        answer = self._retrying(lambda: self._post(SERVICE_PATH, envelope, headers), idempotent=idempotent)
+        return self._soap_result(operation, answer, void=operation in _VOID_OPERATIONS)
+
+    def _retrying(self, send: Callable[[], _Answer], *, idempotent: bool) -> _Answer:
+        """The retry policy of every call: an idempotent call is tried again after a transient failure or a
+        retryable status (waiting at most MAX_INLINE_RETRY_AFTER for a Retry-After); the last answer is returned
+        as it came, for the caller to judge."""
         attempts = 1 + (self.retries if idempotent else 0)
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                answer = self._post(SERVICE_PATH, envelope, headers)
+                answer = send()
             except UpstreamError as exc:
                 if last or exc.cause not in _TRANSIENT:
                     raise
@@ -403,7 +395,7 @@ class ApiManagerClient:
                 if wait is None or wait <= MAX_INLINE_RETRY_AFTER:
                     self._sleep(attempt, wait)
                     continue
-            return self._soap_result(operation, answer, void=operation in _VOID_OPERATIONS)
+            return answer
         raise AssertionError("unreachable")
 
     def _sleep(self, attempt: int, retry_after: float | None) -> None:
