@@ -67,10 +67,10 @@ def fixtures(live) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("viewport", [WIDE, PHONE], ids=["1366px", "390px"])
-def test_main_pages_pass_axe_and_fit_the_window(page: Page, live, fixtures, viewport):
+def test_main_pages_pass_axe_and_fit_the_window(page: Page, live, fixtures, viewport, screenshot):
     page.set_viewport_size(viewport)
     found: dict[str, list[str]] = {}
-    for path in PAGES:
+    for number, path in enumerate(PAGES, 1):
         url = live.url + path.format(**fixtures)
         response = page.goto(url)
         assert response is not None and response.status == 200, (path, response and response.status)
@@ -80,6 +80,9 @@ def test_main_pages_pass_axe_and_fit_the_window(page: Page, live, fixtures, view
                             f"widest: {page.evaluate(WIDEST)}")
         if problems:
             found[path] = problems
+        if viewport is PHONE:  # for people to look at, beside the tour's wide screenshots
+            slug = "-".join(part for part in path.replace("{", "").replace("}", "").split("/") if part) or "dashboard"
+            screenshot(page, f"phone-{number:02d}-{slug}")
     assert not found, "\n".join(f"{path}:\n  " + "\n  ".join(lines) for path, lines in found.items())
 
 
