@@ -40,7 +40,7 @@ run: migrate
 ## Options: make demo DEMO_ARGS="--port 5001 --direction apim_to_is --key-manager-users admin" (see --help)
 DEMO_ARGS ?=
 demo: install-dev
-	$(BIN)/python -m tests.simulators.demo $(DEMO_ARGS)
+	$(BIN)/python -m simulators.demo $(DEMO_ARGS)
 
 ## make test: the whole suite on SQLite, then again on PostgreSQL
 test: test-sqlite test-postgres

@@ -48,7 +48,7 @@ class Simulators:
     """Both simulators as child processes on fixed ports and fixed certificates, so they can restart empty."""
 
     def __init__(self, folder: Path, latency: float, mode: str) -> None:
-        from tests.simulators.pki import is7_pki
+        from simulators.pki import is7_pki
 
         self.folder, self.latency, self.mode = folder, latency, mode
         self.pki = is7_pki()
@@ -206,7 +206,7 @@ def serve(product: str, argv: list[str]) -> int:
     """Run one simulator as a child process of the benchmark (its connections set TCP_NODELAY, as Tomcat's do)."""
     import importlib
 
-    return importlib.import_module(f"tests.simulators.{product}").main(argv)
+    return importlib.import_module(f"simulators.{product}").main(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,12 +11,12 @@ from flask import Flask
 
 from portal.services import certificates, connections, sharing
 from portal.services.context import Actor
-from tests.simulators.apim import PERMISSION_ALL, ApimSimulator, ApimUser, TenantSharingConfig
-from tests.simulators.apim_keys import KeyManagerConfig
-from tests.simulators.cert_oracle import UserMapping
-from tests.simulators.is7 import Is7Simulator, TenantSyncConfig
-from tests.simulators.pki import Is7Pki, Issued, is7_pki
-from tests.simulators.x509_names import java_name
+from simulators.apim import PERMISSION_ALL, ApimSimulator, ApimUser, TenantSharingConfig
+from simulators.apim_keys import KeyManagerConfig
+from simulators.cert_oracle import UserMapping
+from simulators.is7 import Is7Simulator, TenantSyncConfig
+from simulators.pki import Is7Pki, Issued, is7_pki
+from simulators.x509_names import java_name
 
 ACTOR = Actor(name="sync-tester")
 IS_USER, IS_PASSWORD = "portal", "is-Portal#pass1"  # the portal's user in IS 7

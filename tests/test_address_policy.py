@@ -21,7 +21,7 @@ from portal.clients.api_manager import ApiManagerClient
 from portal.clients.errors import Cause, UpstreamError
 from portal.clients.identity_server import IdentityServerClient
 from portal.clients.oidc import FetchPolicy, FetchRefused, GuardedFetcher
-from tests.simulators.pki import is7_pki
+from simulators.pki import is7_pki
 
 
 class Listener:

@@ -21,14 +21,14 @@ from portal.clients.api_manager import (
 )
 from portal.clients.apim_admin import KeyManager, KeyManagerSummary
 from portal.clients.errors import AlreadyExists, Cause, PermissionDenied, UpstreamError
-from tests.simulators.apim import (
+from simulators.apim import (
     HANDLER_ERROR,
     PERMISSION_MONITOR,
     ApimSimulator,
     envelope,
 )
-from tests.simulators.apim_keys import is7_key_manager
-from tests.simulators.pki import Authority
+from simulators.apim_keys import is7_key_manager
+from simulators.pki import Authority
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SHORT = (2.0, 2.0)

@@ -14,9 +14,9 @@ import requests
 
 from portal.services.cert_auth import SystemMapping, UserMapping
 from portal.services.certificates import java_dn
-from tests.simulators.apim import ApimSimulator, KeyManagerConfig, TenantSharingConfig
-from tests.simulators.is7 import Is7Simulator, TenantSyncConfig
-from tests.simulators.pki import is7_pki
+from simulators.apim import ApimSimulator, KeyManagerConfig, TenantSharingConfig
+from simulators.is7 import Is7Simulator, TenantSyncConfig
+from simulators.pki import is7_pki
 
 KIM_PASSWORD = "Kim#12345"
 KIM_OWNER = {"username": "kim", "password": KIM_PASSWORD, "email": "kim@abc.com", "firstname": "Kim",
@@ -219,14 +219,14 @@ def test_sharing_calls_present_the_certificate_only_when_asked(is7, apim, pki, a
 
 
 def test_the_command_line_runs_the_key_manager_calls(is7, pki, apim_cert, tmp_path, create_in_is):
-    """`python -m tests.simulators.apim` with the key manager options, as a demo would start it: IS pushes a new
+    """`python -m simulators.apim` with the key manager options, as a demo would start it: IS pushes a new
     tenant by notify, the simulator (sync off) adds the WSO2-IS-7 key manager and its calls to IS succeed."""
     cert, key = apim_cert.write(tmp_path, "apim-client")
     is_ca = tmp_path / "is-ca.pem"
     is_ca.write_text(pki.server_ca.cert_pem)
     root = Path(__file__).resolve().parent.parent
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.simulators.apim", "--port", "0", "--demo-pki", str(tmp_path / "pki"),
+        [sys.executable, "-m", "simulators.apim", "--port", "0", "--demo-pki", str(tmp_path / "pki"),
          "--is-base-url", is7.base_url, "--no-tenant-sync", "--is-ca", str(is_ca), "--auto-configure-key-manager",
          "--skip-create-resident-key-manager", "--client-cert", str(cert), "--client-key", str(key)],
         cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.simulators.apim import (
+from simulators.apim import (
     BEAN_FIELDS,
     BEANS_NS,
     HANDLER_ERROR,
@@ -27,7 +27,7 @@ from tests.simulators.apim import (
     ApimSimulator,
     main,
 )
-from tests.simulators.pki import Authority
+from simulators.pki import Authority
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 HEAD = (f'<soapenv:Envelope xmlns:soapenv="{SOAP_ENV}" xmlns:ser="{SERVICES_NS}" xmlns:xsd="{BEANS_NS}">'
@@ -569,7 +569,7 @@ def test_the_command_line_explains_itself(capsys):
 
 def test_the_command_line_starts_a_working_simulator(tmp_path):
     root = Path(__file__).resolve().parent.parent
-    process = subprocess.Popen([sys.executable, "-m", "tests.simulators.apim", "--port", "0", "--demo-pki",
+    process = subprocess.Popen([sys.executable, "-m", "simulators.apim", "--port", "0", "--demo-pki",
                                 str(tmp_path)], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base = None

@@ -19,9 +19,9 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from portal.services import cert_auth, certificates
-from tests.simulators import cert_oracle, x509_names
-from tests.simulators.is7 import API_PREFIX, Is7Simulator
-from tests.simulators.pki import Authority, Issued
+from simulators import cert_oracle, x509_names
+from simulators.is7 import API_PREFIX, Is7Simulator
+from simulators.pki import Authority, Issued
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = json.loads((ROOT / "tests/vectors/cert_auth_vectors.json").read_text())
@@ -189,7 +189,7 @@ def test_both_renderers_print_the_issuer_alike(key):
 
 # --- Independence ------------------------------------------------------------------------------------------------
 
-SIMULATORS = ROOT / "tests/simulators"
+SIMULATORS = ROOT / "simulators"
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -210,9 +210,9 @@ def test_no_simulator_module_imports_the_portal(path):
 
 
 def test_importing_the_simulators_loads_nothing_of_the_portal():
-    code = ("import sys, tests.simulators, tests.simulators.is7, tests.simulators.apim, "
-            "tests.simulators.cert_oracle, tests.simulators.x509_names, tests.simulators.pki\n"
-            "from tests.simulators import start_pair\n"
+    code = ("import sys, simulators, simulators.is7, simulators.apim, "
+            "simulators.cert_oracle, simulators.x509_names, simulators.pki\n"
+            "from simulators import start_pair\n"
             "pair = start_pair()\npair.stop()\n"
             "print(sorted(m for m in sys.modules if m == 'portal' or m.startswith('portal.')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)

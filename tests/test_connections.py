@@ -18,9 +18,9 @@ from portal.services.certificates import java_dn
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, NotFound, ValidationError
 from tests.conftest import create_admin, login
-from tests.simulators.apim import ApimSimulator
-from tests.simulators.is7 import Is7Simulator
-from tests.simulators.pki import Authority, is7_pki
+from simulators.apim import ApimSimulator
+from simulators.is7 import Is7Simulator
+from simulators.pki import Authority, is7_pki
 
 ACTOR = Actor(name="root-admin")
 IS_PASSWORD = 'pa"ss,wo\\rd-is'

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_demo(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tests.simulators.demo", "--check", "--instance",
+    return subprocess.run([sys.executable, "-m", "simulators.demo", "--check", "--instance",
                            str(tmp_path / "demo"), *extra], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 

@@ -30,8 +30,8 @@ from portal.clients.identity_server import (
 )
 from portal.services.cert_auth import SystemMapping, UserMapping
 from portal.services.certificates import java_dn
-from tests.simulators.is7 import Is7Simulator
-from tests.simulators.pki import Authority, is7_pki
+from simulators.is7 import Is7Simulator
+from simulators.pki import Authority, is7_pki
 
 SHORT = (2.0, 2.0)
 

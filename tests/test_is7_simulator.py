@@ -14,7 +14,7 @@ import pytest
 import requests
 import tomli_w
 
-from tests.simulators.is7 import (
+from simulators.is7 import (
     API_PREFIX,
     FORBIDDEN_DESCRIPTION,
     LIST_TENANTS,
@@ -26,9 +26,9 @@ from tests.simulators.is7 import (
     load_mappings,
     main,
 )
-from tests.simulators.pki import Authority, is7_pki
-from tests.simulators.x509_names import issuer_name
-from tests.simulators.x509_names import java_name as java_dn  # the simulator's own rendering, as IS reads it
+from simulators.pki import Authority, is7_pki
+from simulators.x509_names import issuer_name
+from simulators.x509_names import java_name as java_dn  # the simulator's own rendering, as IS reads it
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -506,7 +506,7 @@ def test_the_command_line_explains_itself(capsys):
 
 def test_the_command_line_starts_a_working_simulator(tmp_path):
     root = Path(__file__).resolve().parent.parent
-    process = subprocess.Popen([sys.executable, "-m", "tests.simulators.is7", "--port", "0", "--demo-pki",
+    process = subprocess.Popen([sys.executable, "-m", "simulators.is7", "--port", "0", "--demo-pki",
                                 str(tmp_path)], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base = None
@@ -588,7 +588,7 @@ def test_downtime_refuses_connections_until_the_simulator_comes_back(is7, call):
 @pytest.fixture
 def receiver(pki):
     """An API Manager simulator to receive the listener's events (its request log keeps them)."""
-    from tests.simulators.apim import ApimSimulator
+    from simulators.apim import ApimSimulator
 
     server = pki.server_ca.server()
     with ApimSimulator(server_cert_pem=server.cert_pem, server_key_pem=server.key_pem) as sim:
@@ -596,7 +596,7 @@ def receiver(pki):
 
 
 def listen(is7, receiver, pki, **overrides) -> None:
-    from tests.simulators.is7 import TenantSyncConfig
+    from simulators.is7 import TenantSyncConfig
 
     settings = {"username": "admin", "password": "admin", "ca_pem": pki.server_ca.cert_pem, "retry_delay": 0.02}
     settings.update(overrides)

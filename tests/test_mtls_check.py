@@ -15,8 +15,8 @@ from portal.services.context import Actor
 from portal.services.errors import ValidationError
 from portal.services.mtls_check import Mappings, check_is_mtls
 from tests.conftest import create_admin, csrf_token, login
-from tests.simulators.is7 import Is7Simulator
-from tests.simulators.pki import Authority, is7_pki
+from simulators.is7 import Is7Simulator
+from simulators.pki import Authority, is7_pki
 
 TIMEOUT = 2.0
 

@@ -10,7 +10,7 @@ import pytest
 
 from portal.clients.api_manager import ApiManagerClient, ApimTenantSpec
 from portal.clients.identity_server import IdentityServerClient, TenantOwnerSpec
-from tests.simulators import start_pair
+from simulators import start_pair
 
 TIMEOUT = (3.0, 5.0)
 

@@ -24,9 +24,9 @@ from tests.api_helpers import (  # noqa: F401 - the *_fixture names register fix
     seed_user_store_fixture,
 )
 from tests.listeners import FakeHttps, FakeLdap, FakePostgres
-from tests.simulators.apim import ApimSimulator
-from tests.simulators.is7 import Is7Simulator
-from tests.simulators.pki import is7_pki
+from simulators.apim import ApimSimulator
+from simulators.is7 import Is7Simulator
+from simulators.pki import is7_pki
 
 ACTOR = Actor(name="root-admin")
 DB_PASSWORD = "Stored-DB-Secret-8841"

@@ -14,9 +14,9 @@ from portal.models.sharing import DIRECTIONS, SharingSettings
 from portal.services import certificates, connections, sharing, wso2_config
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, NotFound, ValidationError
-from tests.simulators.apim import PERMISSION_MONITOR, ApimSimulator
-from tests.simulators.is7 import Is7Simulator
-from tests.simulators.pki import is7_pki
+from simulators.apim import PERMISSION_MONITOR, ApimSimulator
+from simulators.is7 import Is7Simulator
+from simulators.pki import is7_pki
 
 ACTOR = Actor(name="root-admin")
 AWKWARD_USER = 'svc "sync", tenant\\ops'

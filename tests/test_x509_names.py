@@ -1,4 +1,4 @@
-"""The IS 7 simulator's own Java DN rendering (tests/simulators/x509_names.py) against the real JDK, on the same
+"""The IS 7 simulator's own Java DN rendering (simulators/x509_names.py) against the real JDK, on the same
 awkward names the portal's renderer is checked with (quotes, escaped commas, multi-valued RDNs, non-string
 types printed in hex, non-ASCII)."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.pki import issue, name
-from tests.simulators import x509_names
+from simulators import x509_names
 from tests.test_certificates import DN_CASES, java_dns  # noqa: F401  (java_dns is a fixture)
 
 

@@ -1,6 +1,6 @@
 """How WSO2 IS 7 decides a client-certificate REST call (ClientCertificateBasedAuthenticationHandler; see
 wso2-apis.md §2 and wso2-fidelity-findings.md), for the "explain a call" page, the mapping lint and the live
-mTLS check. The IS 7 simulator has its own, independent port of the handler (tests/simulators/cert_oracle.py);
+mTLS check. The IS 7 simulator has its own, independent port of the handler (simulators/cert_oracle.py);
 one table of vectors (tests/vectors/cert_auth_vectors.json) must pass through both.
 
 Two handler lines exist (`line`): "master" (auth-rest v1.9.38+) and "backport" (the 1.8.x v1.8.49 / 1.11.x

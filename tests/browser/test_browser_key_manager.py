@@ -11,7 +11,7 @@ from portal.extensions import db
 from portal.models import KeyManagerCheck
 from portal.services import sharing, tenants
 from tests.browser.ui import unique
-from tests.simulators.apim import KeyManagerConfig
+from simulators.apim import KeyManagerConfig
 from tests.sync_env import ACTOR, LISTENER_PASSWORD, LISTENER_USER
 
 

@@ -24,10 +24,10 @@ class SimulatorPair:
     """Both simulators and what a client needs to reach them. `ca_pem` issued both server certificates; `client`
     is the portal's client certificate (IS maps it to admin, as user and as system user)."""
 
-    is7: Any  # tests.simulators.is7.Is7Simulator
-    apim: Any  # tests.simulators.apim.ApimSimulator
+    is7: Any  # simulators.is7.Is7Simulator
+    apim: Any  # simulators.apim.ApimSimulator
     ca_pem: str
-    client: Any  # tests.simulators.pki.Issued
+    client: Any  # simulators.pki.Issued
     client_ca_pem: str
     is7_user: tuple[str, str] = ("admin", "admin")
     apim_user: tuple[str, str] = ("admin", "admin")
@@ -37,8 +37,8 @@ class SimulatorPair:
                       skip_create_resident_key_manager: bool | None = None, retry_delay: float | None = None) -> None:
         """Switch the products' own sync: "off", "apim_to_is7" ([[apim.tenant_sharing]] in API Manager) or
         "is7_to_apim" (IS's TenantSyncListener). Only one direction is ever on, as the products require."""
-        from tests.simulators.apim import TenantSharingConfig
-        from tests.simulators.is7 import TenantSyncConfig
+        from simulators.apim import TenantSharingConfig
+        from simulators.is7 import TenantSyncConfig
 
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}")
@@ -71,11 +71,11 @@ def start_pair(*, direction: str = "off", retry_delay: float = 0.05, is7_options
     """Start both simulators on free ports (stop them with `pair.stop()` or use the pair as a context manager).
     `retry_delay` scales the products' own retry waits (IS: 1/2/4/8 s; Feign: 100 ms) so tests stay fast;
     `is7_options` / `apim_options` go to the simulators' constructors; `direction_options` to `set_direction`."""
-    from tests.simulators.apim import ApimSimulator
-    from tests.simulators.cert_oracle import SystemMapping, UserMapping
-    from tests.simulators.is7 import Is7Simulator
-    from tests.simulators.pki import Authority
-    from tests.simulators.x509_names import issuer_name
+    from simulators.apim import ApimSimulator
+    from simulators.cert_oracle import SystemMapping, UserMapping
+    from simulators.is7 import Is7Simulator
+    from simulators.pki import Authority
+    from simulators.x509_names import issuer_name
 
     server_ca = Authority("WSO2 simulators test server CA")
     client_ca = Authority("Tenant Portal test client CA")

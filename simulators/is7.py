@@ -32,7 +32,7 @@ configured `header.*` headers) asynchronously on IS's pool (core size 2 over an 
 retrying ONLY when the connection fails (5 attempts, delays 1/2/4/8 s times `retry_delay`); any HTTP status ends
 an event, as in IS. `wait_for_sync` lets tests wait for the pool to drain; `sync_attempts` records every try.
 
-Tests import `Is7Simulator`; the demo starts it from the command line (`python -m tests.simulators.is7 --help`).
+Tests import `Is7Simulator`; the demo starts it from the command line (`python -m simulators.is7 --help`).
 Injected latency, failures (a status or a connection reset, matched by method and path prefix), downtime and a
 request log make failure handling testable. Simulator choices where IS's behaviour was not read are marked
 "simulator:".
@@ -62,8 +62,8 @@ from urllib.parse import parse_qs, quote_plus, unquote, urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from tests.simulators import cert_oracle
-from tests.simulators.cert_oracle import (
+from simulators import cert_oracle
+from simulators.cert_oracle import (
     HANDLER_LINES,
     MASTER,
     AuthenticationResult,
@@ -74,8 +74,8 @@ from tests.simulators.cert_oracle import (
     tenant_domain_of,
     user_mapping,
 )
-from tests.simulators import x509_names
-from tests.simulators.https import (
+from simulators import x509_names
+from simulators.https import (
     BaseState,
     Fault,
     HttpsSimulator,
@@ -1234,7 +1234,7 @@ def _parse_credentials(text: str) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.simulators.is7",
+        prog="python -m simulators.is7",
         description="WSO2 IS 7 simulator (test tool): HTTPS with client-certificate or Basic authentication, the "
                     "tenant management API at /api/server/v1, and optionally IS's TenantSyncListener push to API "
                     "Manager.")
@@ -1281,7 +1281,7 @@ def main(argv: list[str] | None = None) -> int:
     user_mappings: list[UserMapping] = []
     system_mappings: list[SystemMapping] = []
     if args.demo_pki:
-        from tests.simulators.pki import is7_pki
+        from simulators.pki import is7_pki
         pki = is7_pki()
         args.demo_pki.mkdir(parents=True, exist_ok=True)
         (args.demo_pki / "server-ca.pem").write_text(pki.server_ca.cert_pem)

@@ -9,7 +9,7 @@ manager users and whether API Manager generated keys for the tenant through IS, 
 http://127.0.0.1:<port> with a worker until Ctrl-C stops everything. `--check` stops after that report (exit 0 when
 what happened is what the lint predicted); `--key-manager-users admin` shows the failure the lint warns about.
 
-This is the one module under tests/simulators/ that imports the portal: it wires the portal to the simulators.
+This is the one module under simulators/ that imports the portal: it wires the portal to the simulators.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 DEMO_TENANT = {"tenantId": "demo", "displayName": "Demo tenant", "tenantDomain": "demo.example.com",
                "clientId": "demo-client", "identityProviderType": "LDAP",
                "owner": {"username": "demo-admin", "email": "admin@demo.example.com", "firstName": "Dee",
@@ -100,7 +100,7 @@ def _onboard_demo_tenant(app, products, users: tuple[str, ...]) -> Report:
     through the outbox, then what the lint predicted beside what API Manager's key manager got."""
     from portal.services import certificates, mappings, tenants
     from portal.services.worker import Worker
-    from tests.simulators.is7 import load_mappings
+    from simulators.is7 import load_mappings
     from tests.sync_env import ACTOR
 
     report = Report()

@@ -13,7 +13,7 @@
   nothing unless tenant deletion is enabled (`tenant_deletion`), as API Manager's does;
 - `addTenant` without an admin password (what the notify handler passes on for an IS invite-via-email owner) fails
   while the tenant admin is created: a service fault, and no tenant (findings #2);
-- `/api/am/admin/v4/key-managers` (§7): the caller's tenant's key managers (tests/simulators/apim_keys.py);
+- `/api/am/admin/v4/key-managers` (§7): the caller's tenant's key managers (simulators/apim_keys.py);
 - `POST /internal/data/v1/notify` (§4): a wrong Basic password is a 401 from the CXF interceptor, a caller outside
   the super tenant a 403; no Authorization header at all passes the interceptor and the TenantManagementEventHandler
   then refuses it with a 500, as it does a user without the modify-tenant permission; the FIRST `events` value is
@@ -38,7 +38,7 @@ auto-configure alone it silently gets none. After the tenant is created, the sim
 calls to IS (client registration, then a token) over mutual TLS with its client certificate and records the
 outcome per tenant (`key_generation(domain)`), without ever failing the tenant's creation.
 
-Tests import `ApimSimulator`; the demo starts it from the command line (`python -m tests.simulators.apim --help`).
+Tests import `ApimSimulator`; the demo starts it from the command line (`python -m simulators.apim --help`).
 Injected latency, failures (a status or a connection reset, matched by method, path prefix and SOAP operation),
 downtime and a request log make failure handling testable. Simulator choices where API Manager's behaviour was not
 read are marked "simulator:".
@@ -62,7 +62,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape
 
-from tests.simulators.apim_keys import (
+from simulators.apim_keys import (
     ADMIN_PREFIX,
     IS7_TYPE,
     RESIDENT_KEY_MANAGER,
@@ -73,8 +73,8 @@ from tests.simulators.apim_keys import (
     is7_key_manager,
     probe_key_generation,
 )
-from tests.simulators.https import BaseState, HttpsSimulator, TlsHandler, client_context, server_context
-from tests.simulators.is7 import domain_problem, email_problem, parse_basic
+from simulators.https import BaseState, HttpsSimulator, TlsHandler, client_context, server_context
+from simulators.is7 import domain_problem, email_problem, parse_basic
 
 __all__ = ["ApimSimulator", "KeyGeneration", "KeyManagerConfig", "TenantSharingConfig", "main"]
 
@@ -1079,7 +1079,7 @@ def _parse_credentials(text: str) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.simulators.apim",
+        prog="python -m simulators.apim",
         description="WSO2 API Manager simulator (test tool): HTTPS with Basic authentication, the SOAP "
                     f"TenantMgtAdminService at {SERVICE_PATH}, the notify API at {NOTIFY_PATH}, the admin key "
                     f"managers API at {ADMIN_PREFIX}, and optionally API Manager's tenant sharing push to IS 7 and "
@@ -1125,7 +1125,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.demo_pki:
-        from tests.simulators.pki import Authority
+        from simulators.pki import Authority
         authority = Authority("API Manager simulator test CA")
         server = authority.server()
         args.demo_pki.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from tests.simulators.https import client_context
+from simulators.https import client_context
 
 __all__ = ["ADMIN_PREFIX", "KeyCall", "KeyGeneration", "KeyManagerConfig", "default_key_manager",
            "is7_key_manager", "probe_key_generation"]

@@ -3,7 +3,7 @@
 EC P-256 keys keep it fast (a fresh set per test costs milliseconds). Everything is in memory; `write` puts PEM
 files in a directory (private keys mode 0600) for the command-line simulator or for `openssl`.
 
-    python -m tests.simulators.pki --out /tmp/is7-pki   # ca.pem, server.pem, server-key.pem, client.pem, ...
+    python -m simulators.pki --out /tmp/is7-pki   # ca.pem, server.pem, server-key.pem, client.pem, ...
 """
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ def is7_pki() -> Is7Pki:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.simulators.pki",
+    parser = argparse.ArgumentParser(prog="python -m simulators.pki",
                                      description="Write a throwaway PKI for the IS 7 simulator (test use only).")
     parser.add_argument("--out", type=Path, required=True, help="directory for the PEM files (created)")
     args = parser.parse_args(argv)
