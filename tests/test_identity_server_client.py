@@ -10,24 +10,19 @@ import time
 
 import pytest
 import requests
+import requests.adapters
 import urllib3
 
-from portal.clients.errors import IdempotentRetry
+from portal.clients.errors import Cause, DeletionDisabled, PermissionDenied, UpstreamError, classify
 from portal.clients.identity_server import (
     PERMISSION_LIST_TENANTS,
     PERMISSION_MODIFY_TENANTS,
-    Cause,
-    DeletionDisabled,
     IdentityServerClient,
-    PermissionDenied,
     IsTenant,
     TenantOwnerSpec,
     TenantsPage,
-    UpstreamError,
-    build_ssl_context,
-    classify,
-    normalise_base_url,
 )
+from portal.clients.transport import build_ssl_context, normalise_base_url
 from portal.services.cert_auth import SystemMapping, UserMapping
 from portal.services.certificates import java_dn
 from simulators.is7 import Is7Simulator
@@ -128,12 +123,12 @@ def test_the_valves_401_has_an_integer_code_kept_as_text(is7, pki):
 
 
 def test_not_found_is_recognised_from_ims_400_codes(is7, pki):
-    error = failure(is7, pki, lambda c: c._call("GET", "tenants/unknown-id"))
+    error = failure(is7, pki, lambda c: c._call("GET", "/api/server/v1/tenants/unknown-id"))
     assert (error.status, error.code, error.not_found) == (400, "TM-60014", True)
 
 
 def test_an_error_without_an_is_body(is7, pki):
-    error = failure(is7, pki, lambda c: c._call("GET", "no-such-api"))
+    error = failure(is7, pki, lambda c: c._call("GET", "/api/server/v1/no-such-api"))
     assert (error.status, error.code, error.not_found) == (404, None, True)
     assert error.message == "HTTP 404 without an IS error body."
     assert error.trace_id == is7.requests[-1].trace_id  # from the X-WSO2-TraceId header
@@ -419,14 +414,26 @@ def test_create_is_never_repeated_after_a_503_or_a_reset(is7, pki):
     assert is7.tenant("abc.com") is None
 
 
-def test_post_is_not_retried_even_after_a_connection_error():
-    """IdempotentRetry refuses to repeat a POST whatever the error; a GET gets its normal retries."""
-    error = urllib3.exceptions.NewConnectionError(None, "refused")
-    retry = IdempotentRetry(total=3, connect=3, allowed_methods=IdempotentRetry.DEFAULT_ALLOWED_METHODS)
-    with pytest.raises(urllib3.exceptions.MaxRetryError) as info:
-        retry.increment(method="POST", url="/tenants", error=error)
-    assert info.value.reason is error
-    assert retry.increment(method="GET", url="/tenants", error=error).connect == 2
+def test_post_is_not_retried_even_after_a_refused_connection(pki):
+    """A POST is sent once whatever the failure; a GET gets its retries (each a new connection attempt)."""
+    port = free_port()
+    attempts = []
+
+    class Counting(requests.adapters.HTTPAdapter):
+        def send(self, request, **kwargs):
+            attempts.append(request.method)
+            return super().send(request, **kwargs)
+
+    session = requests.Session()
+    session.mount("https://", Counting(max_retries=0))
+    with IdentityServerClient(f"https://127.0.0.1:{port}", session=session, username="admin", password="admin",
+                              timeout=SHORT, retries=2) as client:
+        with pytest.raises(UpstreamError) as info:
+            client.create_tenant("abc.com", owner_spec())
+        assert info.value.cause == Cause.REFUSED
+        with pytest.raises(UpstreamError):
+            client.list_tenants()
+    assert attempts == ["POST", "GET", "GET", "GET"]
 
 
 def test_duplicates_and_bad_input_keep_is_codes(is7, pki):

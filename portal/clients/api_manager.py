@@ -36,20 +36,18 @@ from __future__ import annotations
 
 import datetime
 import json
-import random
-import time
-import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Self
-from urllib.parse import quote
+from typing import Any
 
 import requests
 from requests.auth import HTTPBasicAuth
 
-from portal.clients.address_policy import AddressPolicy, AddressRefused, GuardedAdapter
+from portal.clients import transport
+from portal.clients.address_policy import AddressPolicy
 from portal.clients.apim_admin import (
+    KEY_MANAGER,
     KEY_MANAGERS_PATH,
     KeyManager,
     KeyManagerSummary,
@@ -57,25 +55,7 @@ from portal.clients.apim_admin import (
     rest_error,
     summaries,
 )
-from portal.clients.errors import (
-    MAX_BODY_BYTES,
-    MAX_INLINE_RETRY_AFTER,
-    PRODUCT_APIM,
-    RETRYABLE_STATUSES,
-    Cause,
-    TooLarge,
-    UpstreamError,
-    classify,
-    detail_of,
-    parse_retry_after,
-    policy_error,
-    read_capped,
-)
-from portal.clients.identity_server import (
-    TlsAdapter,
-    build_ssl_context,
-    normalise_base_url,
-)
+from portal.clients.errors import PRODUCT_APIM, Cause, UpstreamError
 
 __all__ = ["KEY_MANAGERS_PATH", "NOTIFY_PATH", "SERVICE_PATH", "ApiManagerClient", "ApimTenant", "ApimTenantSpec",
            "KeyManager", "KeyManagerSummary"]
@@ -93,10 +73,7 @@ BEAN_FIELDS = ("active", "admin", "adminPassword", "createdDate", "email", "firs
 SERVICE_EXCEPTION = "TenantMgtAdminServiceException"
 KEY_MANAGER_HEADER = "X-WSO2-KEY-MANAGER"
 TENANT_MANAGEMENT = "TENANT_MANAGEMENT"
-CORRELATION_HEADER = "activityid"
-DEFAULT_TIMEOUT = (3.05, 15.0)
 DEFAULT_RETRIES = 2
-_TRANSIENT = frozenset({Cause.TIMEOUT, Cause.REFUSED, Cause.CONNECTION_RESET, Cause.NETWORK})
 _VOID_OPERATIONS = frozenset({"updateTenant", "activateTenant", "deactivateTenant", "deleteTenant"})
 
 
@@ -127,13 +104,6 @@ class ApimTenant:
     lastname: str | None
     active: bool
     created: datetime.datetime | None
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes = field(repr=False)
 
 
 def _check_text(value: str, what: str) -> str:
@@ -172,40 +142,25 @@ def _bean(parent: ET.Element, values: Mapping[str, Any]) -> None:
         _element(bean, f"xsd:{name}", text)
 
 
-class ApiManagerClient:
+class ApiManagerClient(transport.TransportClient):
     """Client for one API Manager. Build it once per process (or per check) and `close()` it."""
 
-    def __init__(self, base_url: str, *, ca_pem: str, username: str, password: str,
-                 timeout: float | tuple[float, float] = DEFAULT_TIMEOUT, retries: bool | int = True,
-                 pool_maxsize: int = 4, backoff: float = 0.5, policy: AddressPolicy | None = None) -> None:
-        self.base_url = normalise_base_url(base_url, product=PRODUCT)
+    def __init__(self, base_url: str, *, ca_pem: str | None = None, username: str, password: str,
+                 timeout: float | tuple[float, float] = transport.DEFAULT_TIMEOUT, retries: bool | int = True,
+                 pool_maxsize: int = 4, backoff: float = 0.5, policy: AddressPolicy | None = None,
+                 session: requests.Session | None = None) -> None:
+        """`session`, when given, is used as it is (its adapters decide trust); else one is built that trusts only
+        `ca_pem`."""
         if not username or password is None or password == "":
             raise ValueError("API Manager needs a user name and a password")
-        self.timeout = (float(timeout), float(timeout)) if isinstance(timeout, int | float) else tuple(timeout)
-        if len(self.timeout) != 2 or min(self.timeout) <= 0:
-            raise ValueError("timeouts must be positive")
         self.retries = (DEFAULT_RETRIES if retries else 0) if isinstance(retries, bool) else max(0, int(retries))
         self.backoff = backoff
-        context = build_ssl_context(ca_pem, product=PRODUCT)
-        self._session = requests.Session()
-        self._session.trust_env = False  # no REQUESTS_CA_BUNDLE, no proxies, no .netrc
-        self._session.verify = True
-        self._session.auth = HTTPBasicAuth(username, password)
-        self._session.headers.update({"User-Agent": "tenant-portal"})
-        # Retries are this client's own (only for idempotent operations): the adapter never repeats a request.
-        adapter = TlsAdapter(context, policy=policy, pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
-        self._session.mount("https://", adapter)
-        # Unreachable (base URLs are https only), and guarded all the same.
-        self._session.mount("http://", GuardedAdapter(policy=adapter.policy, max_retries=0))
-
-    def close(self) -> None:
-        self._session.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        # API Manager never asks for a client certificate (sent_certificate): a closed connection is not blamed on one.
+        super().__init__(transport.Transport(
+            base_url, product=PRODUCT, session=session, timeout=timeout, policy=policy, pool_maxsize=pool_maxsize,
+            retry=transport.RetryPolicy(retries=self.retries, backoff=backoff), sent_certificate=True,
+            context=lambda: transport.build_ssl_context(ca_pem or "", product=PRODUCT),
+            auth=HTTPBasicAuth(username, password)))
 
     # --- TenantMgtAdminService ------------------------------------------------------------------------------
 
@@ -305,9 +260,9 @@ class ApiManagerClient:
         TENANT_MANAGEMENT`, Basic as `username`, who needs the modify-tenant permission). 200 means API Manager
         has applied it. Never repeated automatically."""
         body = json.dumps(event, separators=(",", ":")).encode()
-        answer = self._post(NOTIFY_PATH, body, {"Content-Type": "application/json",
-                                                KEY_MANAGER_HEADER: TENANT_MANAGEMENT},
-                            auth=HTTPBasicAuth(username, password))
+        answer = self._transport.request("POST", NOTIFY_PATH, data=body, auth=HTTPBasicAuth(username, password),
+                                         headers={"Content-Type": "application/json",
+                                                  KEY_MANAGER_HEADER: TENANT_MANAGEMENT})
         if answer.status != 200:
             raise _notify_error(answer, self.base_url)
 
@@ -320,7 +275,7 @@ class ApiManagerClient:
 
     def get_key_manager(self, key_manager_id: str, username: str, password: str) -> KeyManager | None:
         """GET /key-managers/{id}: the full key manager, or None when the tenant has no such one (404)."""
-        path = f"{KEY_MANAGERS_PATH}/{_segment(key_manager_id)}"
+        path = _key_manager_path(key_manager_id)
         answer = self._rest("GET", path, None, username, password, idempotent=True, expected=(200, 404))
         return None if answer.status == 404 else key_manager(answer.body, self.base_url)
 
@@ -341,17 +296,17 @@ class ApiManagerClient:
     def update_key_manager(self, key_manager_id: str, dto: Mapping[str, Any], username: str,
                            password: str) -> KeyManager:
         """PUT /key-managers/{id} with the whole DTO (start from `KeyManager.raw`)."""
-        path = f"{KEY_MANAGERS_PATH}/{_segment(key_manager_id)}"
+        path = _key_manager_path(key_manager_id)
         answer = self._rest("PUT", path, dict(dto), username, password, idempotent=True)
         return key_manager(answer.body, self.base_url)
 
     def delete_key_manager(self, key_manager_id: str, username: str, password: str) -> None:
         """DELETE /key-managers/{id}; a key manager already gone (404) counts as deleted."""
-        path = f"{KEY_MANAGERS_PATH}/{_segment(key_manager_id)}"
+        path = _key_manager_path(key_manager_id)
         self._rest("DELETE", path, None, username, password, idempotent=True, expected=(200, 204, 404))
 
     def _rest(self, method: str, path: str, document: Any, username: str, password: str, *, idempotent: bool,
-              expected: tuple[int, ...] = (200,)) -> _Answer:
+              expected: tuple[int, ...] = (200,)) -> transport.Answer:
         """One admin REST call as `username`, repeated like the idempotent SOAP calls when `idempotent`."""
         if not username or not password:
             raise ValueError("the key manager API needs the tenant admin's user name and password")
@@ -360,7 +315,8 @@ class ApiManagerClient:
         if document is not None:
             headers["Content-Type"] = "application/json"
         auth = HTTPBasicAuth(username, password)
-        answer = self._retrying(lambda: self._send(method, path, body, headers, auth), idempotent=idempotent)
+        answer = self._transport.request(method, path, data=body or None, headers=headers, auth=auth,
+                                         idempotent=idempotent)
         if answer.status not in expected:
             raise rest_error(answer.status, answer.headers, answer.body, self.base_url, username=username,
                              operation=f"{method} {path}")
@@ -373,38 +329,10 @@ class ApiManagerClient:
         envelope = build_envelope(operation, fill)
         headers = {"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": f'"urn:{operation}"',
                    "Accept": "text/xml"}
-        answer = self._retrying(lambda: self._post(SERVICE_PATH, envelope, headers), idempotent=idempotent)
+        answer = self._transport.request("POST", SERVICE_PATH, data=envelope, headers=headers, idempotent=idempotent)
         return self._soap_result(operation, answer, void=operation in _VOID_OPERATIONS)
 
-    def _retrying(self, send: Callable[[], _Answer], *, idempotent: bool) -> _Answer:
-        """The retry policy of every call: an idempotent call is tried again after a transient failure or a
-        retryable status (waiting at most MAX_INLINE_RETRY_AFTER for a Retry-After); the last answer is returned
-        as it came, for the caller to judge."""
-        attempts = 1 + (self.retries if idempotent else 0)
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            try:
-                answer = send()
-            except UpstreamError as exc:
-                if last or exc.cause not in _TRANSIENT:
-                    raise
-                self._sleep(attempt, None)
-                continue
-            if answer.status in RETRYABLE_STATUSES and not last:
-                wait = parse_retry_after(_header(answer, "retry-after"))
-                if wait is None or wait <= MAX_INLINE_RETRY_AFTER:
-                    self._sleep(attempt, wait)
-                    continue
-            return answer
-        raise AssertionError("unreachable")
-
-    def _sleep(self, attempt: int, retry_after: float | None) -> None:
-        if retry_after is not None:
-            time.sleep(retry_after)
-        else:
-            time.sleep(self.backoff * (2 ** attempt) * (1 + random.uniform(0, 0.3)))
-
-    def _soap_result(self, operation: str, answer: _Answer, *, void: bool) -> ET.Element | None:
+    def _soap_result(self, operation: str, answer: transport.Answer, *, void: bool) -> ET.Element | None:
         if void and answer.status in (200, 202) and not answer.body.strip():
             return None  # a void operation: Axis2 answers 202 Accepted with no body
         if answer.status != 200:
@@ -413,7 +341,7 @@ class ApiManagerClient:
                 raise _fault_error(fault, answer, self.base_url)
             raise UpstreamError(Cause.HTTP_ERROR, f"HTTP {answer.status} without a SOAP fault.", product=PRODUCT,
                                 status=answer.status, target=self.base_url,
-                                retry_after=parse_retry_after(_header(answer, "retry-after")))
+                                retry_after=answer.retry_after)
         document = _parse_xml(answer, self.base_url)
         body = document.find(f"{{{SOAP_ENV}}}Body")
         first = body[0] if body is not None and len(body) else None
@@ -426,48 +354,12 @@ class ApiManagerClient:
                                 f"{operation}Response.", product=PRODUCT, target=self.base_url)
         return first
 
-    def _post(self, path: str, body: bytes, headers: Mapping[str, str],
-              auth: HTTPBasicAuth | None = None) -> _Answer:
-        return self._send("POST", path, body, headers, auth)
 
-    def _send(self, method: str, path: str, body: bytes, headers: Mapping[str, str],
-              auth: HTTPBasicAuth | None = None) -> _Answer:
-        correlation_id = str(uuid.uuid4())
-        try:
-            response = self._session.request(method, f"{self.base_url}{path}", data=body or None,
-                                             headers={**headers, CORRELATION_HEADER: correlation_id},
-                                             timeout=self.timeout, allow_redirects=False, stream=True,
-                                             auth=auth)
-            try:
-                content = read_capped(response)
-            finally:
-                response.close()
-        except requests.RequestException as exc:
-            # API Manager never asks for a client certificate: a closed connection is not blamed on one.
-            cause, message = classify(exc, sent_certificate=True, timeout=self.timeout, product=PRODUCT)
-            raise UpstreamError(cause, message, product=PRODUCT, detail=detail_of(exc), target=self.base_url,
-                                correlation_id=correlation_id) from None
-        except AddressRefused as exc:  # nothing was connected
-            raise policy_error(exc, PRODUCT, self.base_url, correlation_id) from None
-        except TooLarge:
-            raise UpstreamError(Cause.BAD_RESPONSE, f"The answer to {method} {path} is larger than "
-                                f"{MAX_BODY_BYTES // 1024} KiB.", product=PRODUCT, target=self.base_url,
-                                correlation_id=correlation_id) from None
-        return _Answer(response.status_code, dict(response.headers), content)
+def _key_manager_path(key_manager_id: str) -> str:
+    return transport.expand(KEY_MANAGER, "a key manager id", key_manager_id=key_manager_id)
 
 
-def _segment(value: str) -> str:
-    """One path segment, percent-encoded so an id cannot add segments or a query."""
-    if not isinstance(value, str) or not value:
-        raise ValueError("a key manager id is required")
-    return quote(value, safe="")
-
-
-def _header(answer: _Answer, name: str) -> str | None:
-    return {k.lower(): v for k, v in answer.headers.items()}.get(name)
-
-
-def _parse_xml(answer: _Answer, target: str) -> ET.Element:
+def _parse_xml(answer: transport.Answer, target: str) -> ET.Element:
     """Parse a success answer that is already size-capped; a DTD is refused outright, so no entity is ever
     expanded."""
     if _has_dtd(answer.body):
@@ -476,7 +368,7 @@ def _parse_xml(answer: _Answer, target: str) -> ET.Element:
     try:
         return ET.fromstring(answer.body)
     except ET.ParseError as exc:
-        content_type = _header(answer, "content-type") or "no content type"
+        content_type = answer.header("content-type") or "no content type"
         raise UpstreamError(Cause.BAD_RESPONSE, f"API Manager answered {answer.status} with a body that is not XML "
                             f"({content_type}).", product=PRODUCT, detail=str(exc), target=target) from None
 
@@ -486,7 +378,7 @@ def _has_dtd(body: bytes) -> bool:
     return b"<!doctype" in lowered or b"<!entity" in lowered
 
 
-def _fault_in(answer: _Answer) -> ET.Element | None:
+def _fault_in(answer: transport.Answer) -> ET.Element | None:
     """The SOAP fault in an error answer, or None when the body is something else (a proxy's page, nothing)."""
     if not answer.body.lstrip().startswith(b"<") or _has_dtd(answer.body):
         return None
@@ -502,7 +394,7 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-def _fault_error(fault: ET.Element, answer: _Answer, target: str) -> UpstreamError:
+def _fault_error(fault: ET.Element, answer: transport.Answer, target: str) -> UpstreamError:
     """SOAP 1.1 fault: faultcode / faultstring / detail are unqualified. The code is the exception the detail names
     (the service refused) or else the fault code (Carbon's authentication or authorization handlers refused)."""
     faultcode = (fault.findtext("faultcode") or "").strip() or None
@@ -516,10 +408,10 @@ def _fault_error(fault: ET.Element, answer: _Answer, target: str) -> UpstreamErr
         description = message.strip() if message else None
     return UpstreamError(Cause.HTTP_ERROR, faultstring or f"SOAP fault {faultcode or ''} without a message.",
                          product=PRODUCT, status=answer.status, code=code, description=description, target=target,
-                         retry_after=parse_retry_after(_header(answer, "retry-after")))
+                         retry_after=answer.retry_after)
 
 
-def _notify_error(answer: _Answer, target: str) -> UpstreamError:
+def _notify_error(answer: transport.Answer, target: str) -> UpstreamError:
     """notify's failures: 500 {"Message": …} from the event handler, a 401 error body from the authentication
     interceptor, an empty 403 for a caller outside the super tenant."""
     message = code = description = None
@@ -536,7 +428,7 @@ def _notify_error(answer: _Answer, target: str) -> UpstreamError:
         message = f"HTTP {answer.status} without an API Manager error body."
     return UpstreamError(Cause.HTTP_ERROR, message, product=PRODUCT, status=answer.status, code=code,
                          description=description, target=target,
-                         retry_after=parse_retry_after(_header(answer, "retry-after")))
+                         retry_after=answer.retry_after)
 
 
 def _value(bean: ET.Element, name: str) -> str | None:

@@ -21,13 +21,15 @@ from portal.clients.errors import (
     Cause,
     PermissionDenied,
     UpstreamError,
+    error_class,
     parse_retry_after,
 )
 
-__all__ = ["ADMIN_SCOPE", "KEY_MANAGERS_PATH", "KeyManager", "KeyManagerSummary", "key_manager", "rest_error",
-           "summaries"]
+__all__ = ["ADMIN_SCOPE", "KEY_MANAGER", "KEY_MANAGERS_PATH", "KeyManager", "KeyManagerSummary", "key_manager",
+           "rest_error", "summaries"]
 
 KEY_MANAGERS_PATH = "/api/am/admin/v4/key-managers"
+KEY_MANAGER = f"{KEY_MANAGERS_PATH}/{{key_manager_id}}"  # a URL template: transport.expand quotes the id
 ADMIN_SCOPE = "apim:admin"
 IS7_TYPE = "WSO2-IS-7"
 
@@ -140,10 +142,11 @@ def rest_error(status: int, headers: Mapping[str, str], body: bytes, target: str
         return UpstreamError(Cause.HTTP_ERROR, f"API Manager refused the credentials of {username!r} for "
                              f"{operation} (is it the tenant admin, <admin>@<domain>, with the current password, "
                              "and is the tenant active?).", **common)
-    if status == 403:
+    kind = error_class(status, code)
+    if kind is PermissionDenied:
         return PermissionDenied(Cause.HTTP_ERROR, f"API Manager refused {operation}: {username!r} lacks the "
                                 f"{ADMIN_SCOPE} scope (the tenant's admin role has it).", permission=ADMIN_SCOPE,
                                 **common)
-    if status == 409:
+    if kind is AlreadyExists:
         return AlreadyExists(Cause.HTTP_ERROR, message or "A key manager with that name already exists.", **common)
     return UpstreamError(Cause.HTTP_ERROR, message or f"HTTP {status} without an API Manager error body.", **common)

@@ -4,9 +4,8 @@ Every failed call becomes one `UpstreamError`: either the product answered with 
 error `code` such as "TM-60014" or a SOAP fault code, `message`, `description`, `trace_id`, `retry_after`), or the
 call failed before an answer (`status` None, and `cause` says why in terms an administrator can act on). Three
 subclasses mark errors a caller acts on by type: `PermissionDenied` (a 403 naming the missing permission),
-`DeletionDisabled` (IS's TM-60016) and `AlreadyExists` (a 409). The helpers here also hold what both clients need
-on the wire: a size cap on answers, Retry-After parsing, and a urllib3 retry policy that never repeats a call that is
-not idempotent.
+`DeletionDisabled` (IS's TM-60016) and `AlreadyExists` (a 409); `error_class` maps a status and code to them (one
+map, as hvac's). The transport (portal.clients.transport) turns network failures into causes with `classify`.
 """
 from __future__ import annotations
 
@@ -20,14 +19,10 @@ from typing import Any
 
 import requests
 import urllib3
-from urllib3.exceptions import MaxRetryError
-from urllib3.util.retry import Retry
 
 PRODUCT_IS = "WSO2 Identity Server"
 PRODUCT_APIM = "WSO2 API Manager"
 SHORT_NAMES = {PRODUCT_IS: "IS", PRODUCT_APIM: "API Manager"}
-MAX_BODY_BYTES = 2 * 1024 * 1024  # a page of 100 tenants is a few tens of KiB
-MAX_INLINE_RETRY_AFTER = 5.0  # longer Retry-After waits are left to the caller (the outbox worker reschedules)
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
 
@@ -178,6 +173,17 @@ class AlreadyExists(UpstreamError):
         return f"Use the existing object in {self.short_product}, or pick another name."
 
 
+DELETION_DISABLED = "TM-60016"
+CODE_ERRORS: dict[str, type[UpstreamError]] = {DELETION_DISABLED: DeletionDisabled}
+STATUS_ERRORS: dict[int, type[UpstreamError]] = {403: PermissionDenied, 409: AlreadyExists}
+
+
+def error_class(status: int | None, code: str | None) -> type[UpstreamError]:
+    """The error type a product's answer maps to: by its own error code first, then by status; UpstreamError for
+    anything else. The clients word the message (and name the permission) for their product."""
+    return CODE_ERRORS.get(code or "") or STATUS_ERRORS.get(status or 0) or UpstreamError
+
+
 def policy_error(exc: Exception, product: str, target: str, correlation_id: str | None = None) -> UpstreamError:
     """The outbound address policy refused the product's address (address_policy.AddressRefused): not retryable,
     and nothing was sent."""
@@ -185,25 +191,6 @@ def policy_error(exc: Exception, product: str, target: str, correlation_id: str 
 
 
 # --- On the wire -------------------------------------------------------------------------------------------------
-
-
-class TooLarge(Exception):
-    pass
-
-
-def read_capped(response: requests.Response, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The body of a streamed response, refusing more than `limit` bytes."""
-    declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_content(8192):
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -222,25 +209,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, moment.timestamp() - (time.time() if now is None else now))
 
 
-class IdempotentRetry(Retry):
-    """urllib3's Retry that never repeats a method outside `allowed_methods` (POST above all), even after a
-    connection error, and that does not sleep through a Retry-After longer than `max_inline_retry_after`: that
-    answer is returned so the caller's error carries `retry_after` and the outbox worker reschedules instead of
-    holding a thread."""
-
-    max_inline_retry_after: float = MAX_INLINE_RETRY_AFTER
-
-    def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
-                  error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> Retry:
-        if method is not None and not self._is_method_retryable(method):
-            raise MaxRetryError(_pool, url or "", error) from error
-        if response is not None and self.respect_retry_after_header:
-            wait = parse_retry_after(response.headers.get("Retry-After"))
-            if wait is not None and wait > self.max_inline_retry_after:
-                raise MaxRetryError(_pool, url or "", error)  # urlopen returns the response (raise_on_status off)
-        return super().increment(method, url, response, error, _pool, _stacktrace)
-
-
 # --- Transport failures in plain words -------------------------------------------------------------------------
 
 
@@ -257,6 +225,13 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         nested = [getattr(current, "reason", None), current.__cause__, current.__context__,
                   *(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))]
         stack.extend(n for n in nested if isinstance(n, BaseException))
+
+
+def connect_failure(exc: BaseException) -> bool:
+    """The failure happened before a connection was made (refused, DNS, no route, connect timeout), so nothing was
+    sent; anything else (a read timeout, a reset) may have reached the product."""
+    return any(isinstance(link, requests.exceptions.ConnectTimeout | urllib3.exceptions.ConnectTimeoutError)
+               for link in _chain(exc))
 
 
 def detail_of(exc: BaseException) -> str:

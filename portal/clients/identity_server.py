@@ -1,15 +1,12 @@
 """Outbound calls to WSO2 Identity Server 7's tenant management REST API (wso2-apis.md §1, §2; security.md §4).
 
-One `IdentityServerClient` owns one `requests.Session`:
-- IS's server certificate is verified against the CA bundle given (only that bundle: `trust_env` is off, so
-  `REQUESTS_CA_BUNDLE` and proxy variables cannot widen trust or reroute the call);
+One `IdentityServerClient` sends its calls through one `portal.clients.transport.Transport` (trust exactly the CA
+bundle given, the address policy, timeouts, capped reads, typed transport failures):
 - the portal authenticates with its client certificate (mutual TLS, `WSO2-Identity-User` names the user), or with
   HTTP Basic (`username` / `password`); IS lets a presented certificate win over an Authorization header;
-- the client certificate and key arrive as PEM text (the key is stored encrypted); `ssl` can only load them from
-  files, so they are written to a private temporary directory, loaded into an `SSLContext`, and deleted at once;
-- every call has a timeout and sends an `activityid` correlation id IS logs;
-- idempotent calls (GET, HEAD, PUT) are retried on connection failures and 429/502/503/504, honouring a short
-  Retry-After; POST never is, not even after a refused connection;
+- every call sends an `activityid` correlation id IS logs, the same for each attempt of one call;
+- idempotent calls (GET, HEAD, PUT, DELETE) are retried on connection failures and 429/502/503/504, honouring a
+  short Retry-After; POST never is, not even after a refused connection;
 - every failure is an `UpstreamError` (portal.clients.errors): an HTTP error with IS's status, error code, message,
   description and trace id; or a transport failure with a plain `Cause`. A raw `Response` never leaves this module.
 
@@ -23,48 +20,43 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import shutil
-import ssl
-import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Self
-from urllib.parse import quote, urlsplit
+from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.auth import HTTPBasicAuth
 
-from portal.clients.address_policy import AddressPolicy, AddressRefused, GuardedAdapter
-from portal.clients.errors import (  # re-exported: existing imports of these names from here keep working
-    HINTS,
-    MAX_BODY_BYTES,
+from portal.clients.address_policy import AddressPolicy
+from portal.clients.errors import (
     PRODUCT_IS,
     Cause,
     DeletionDisabled,
-    IdempotentRetry,
     PermissionDenied,
-    TooLarge,
     UpstreamError,
-    classify,
-    detail_of,
-    policy_error,
-    read_capped,
+    error_class,
+    parse_retry_after,
 )
-from portal.clients.errors import parse_retry_after as _parse_retry_after
+from portal.clients.transport import (
+    DEFAULT_TIMEOUT,
+    TRANSIENT_CAUSES,
+    Answer,
+    RetryPolicy,
+    Transport,
+    TransportClient,
+    build_ssl_context,
+    expand,
+)
 
-__all__ = ["API_PATH", "HINTS", "PERMISSION_LIST_TENANTS", "PERMISSION_MODIFY_TENANTS", "PRODUCT", "Cause",
-           "DeletionDisabled", "IdentityServerClient", "IsTenant", "PermissionDenied", "TenantOwner",
-           "TenantOwnerSpec", "TenantSummary", "TenantsPage", "UpstreamError", "build_ssl_context", "classify",
-           "normalise_base_url"]
+__all__ = ["API_PATH", "PERMISSION_LIST_TENANTS", "PERMISSION_MODIFY_TENANTS", "PRODUCT", "IdentityServerClient",
+           "IsTenant", "TenantOwner", "TenantOwnerSpec", "TenantSummary", "TenantsPage"]
 
 PRODUCT = PRODUCT_IS
 API_PATH = "api/server/v1"
 USER_HEADER = "WSO2-Identity-User"
-CORRELATION_HEADER = "activityid"  # IS's RequestCorrelationIdValve maps it to the Correlation-ID it logs
 TRACE_HEADER = "X-WSO2-TraceId"
-DEFAULT_TIMEOUT = (3.05, 15.0)  # (connect, read) seconds
 SORT_ORDERS = ("ASC", "DESC")  # IS compares case-sensitively; anything else silently means ASC
 MAX_LIMIT = 100  # IS clamps larger limits to MaximumItemsPerPage
 PROVISIONING_METHODS = ("inline-password", "invite-via-email")
@@ -73,7 +65,14 @@ PROVISIONING_METHODS = ("inline-password", "invite-via-email")
 PERMISSION_LIST_TENANTS = "/permission/protected/manage/monitor/tenants/list"
 PERMISSION_MODIFY_TENANTS = "/permission/protected/manage/modify/tenants"
 _SCOPES = {PERMISSION_LIST_TENANTS: "internal_list_tenants", PERMISSION_MODIFY_TENANTS: "internal_modify_tenants"}
-DELETION_DISABLED = "TM-60016"
+# URL templates (python-keycloak's urls_patterns): `transport.expand` fills each {value} as one quoted segment.
+TENANTS = f"/{API_PATH}/tenants"
+TENANT = f"/{API_PATH}/tenants/{{tenant_id}}"
+TENANT_BY_DOMAIN = f"/{API_PATH}/tenants/domain/{{domain}}"
+TENANT_LIFECYCLE = f"/{API_PATH}/tenants/{{tenant_id}}/lifecycle-status"
+TENANT_OWNERS = f"/{API_PATH}/tenants/{{tenant_id}}/owners"
+TENANT_OWNER = f"/{API_PATH}/tenants/{{tenant_id}}/owners/{{owner_id}}"
+TENANT_METADATA = f"/{API_PATH}/tenants/{{tenant_id}}/metadata"
 
 
 # --- Results ---------------------------------------------------------------------------------------------------
@@ -131,125 +130,7 @@ class TenantOwnerSpec:
         return {key: value for key, value in document.items() if value is not None}
 
 
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes = field(repr=False)
-
-
-# --- TLS set-up ------------------------------------------------------------------------------------------------
-
-
-class TlsAdapter(GuardedAdapter):
-    """Hands urllib3 our SSLContext (CA bundle + client certificate already loaded) and stops requests from adding
-    its default CA bundle or certificate files to it: trust is exactly the bundle the portal was given. Connections
-    go through the outbound address policy (`policy`, else the app's OUTBOUND_* settings)."""
-
-    def __init__(self, context: ssl.SSLContext, **kwargs: Any) -> None:
-        self._context = context
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ssl_context"] = self._context
-        super().init_poolmanager(*args, **kwargs)
-
-    def build_connection_pool_key_attributes(self, request, verify, cert=None):
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
-        for key in ("ca_certs", "ca_cert_dir", "cert_file", "key_file"):
-            pool_kwargs.pop(key, None)
-        pool_kwargs["ssl_context"] = self._context
-        pool_kwargs["cert_reqs"] = "CERT_REQUIRED"
-        return host_params, pool_kwargs
-
-    def cert_verify(self, conn, url, verify, cert) -> None:
-        conn.cert_reqs = "CERT_REQUIRED"  # never relaxed, whatever `verify` says
-        conn.ca_certs = None
-        conn.ca_cert_dir = None
-
-
-_TlsAdapter = TlsAdapter
-
-
-def _no_password() -> bytes:
-    # Without a callback OpenSSL would prompt on the terminal for an encrypted key and block the worker.
-    return b""
-
-
-def _write_private(path: str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-
-
-def build_ssl_context(ca_pem: str, cert_pem: str | None = None, key_pem: str | None = None, *,
-                      product: str = PRODUCT_IS) -> ssl.SSLContext:
-    """A client context trusting only `ca_pem`, presenting the client certificate when given.
-
-    Raises UpstreamError(BAD_CREDENTIALS | KEY_MISMATCH) before any connection is made."""
-    short = "IS" if product == PRODUCT_IS else "API Manager"
-    if not ca_pem or "-----BEGIN CERTIFICATE-----" not in ca_pem:
-        raise UpstreamError(Cause.BAD_CREDENTIALS, f"The CA bundle for {short}'s server certificate is empty or not "
-                            "PEM.", product=product)
-    try:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=ca_pem)
-    except (ssl.SSLError, ValueError) as exc:
-        raise UpstreamError(Cause.BAD_CREDENTIALS, f"The CA bundle for {short}'s server certificate could not be "
-                            "read.", detail=str(exc), product=product) from None
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if cert_pem is None and key_pem is None:
-        return context
-    if not cert_pem or not key_pem:
-        raise UpstreamError(Cause.BAD_CREDENTIALS,
-                            "The portal's client certificate needs both the certificate and its private key.",
-                            product=product)
-    if "ENCRYPTED" in key_pem:
-        raise UpstreamError(Cause.BAD_CREDENTIALS, "The portal's private key is password-protected; store it "
-                            "unencrypted (the portal encrypts it at rest).", product=product)
-    directory = tempfile.mkdtemp(prefix="portal-mtls-")  # mode 0700
-    try:
-        cert_path = os.path.join(directory, "client.pem")
-        key_path = os.path.join(directory, "client-key.pem")
-        _write_private(cert_path, cert_pem)
-        _write_private(key_path, key_pem)
-        context.load_cert_chain(cert_path, key_path, password=_no_password)
-    except ssl.SSLError as exc:
-        if "KEY_VALUES_MISMATCH" in str(exc):
-            raise UpstreamError(Cause.KEY_MISMATCH, "The private key does not match the portal's client "
-                                "certificate.", detail=str(exc), product=product) from None
-        raise UpstreamError(Cause.BAD_CREDENTIALS, "The portal's client certificate or private key could not be "
-                            "read.", detail=str(exc), product=product) from None
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-    return context
-
-
 # --- The client ------------------------------------------------------------------------------------------------
-
-
-def normalise_base_url(base_url: str, *, product: str = PRODUCT_IS) -> str:
-    """`https://host[:port][/prefix]`, without a trailing slash. Raises ValueError with a reason."""
-    short, example = ("IS", "is") if product == PRODUCT_IS else ("API Manager", "apim")
-    text = (base_url or "").strip()
-    if not text:
-        raise ValueError(f"Enter {short}'s base URL, e.g. https://{example}.example.com:9443.")
-    if any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in text):
-        raise ValueError("The base URL contains spaces or control characters.")
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        raise ValueError(f"The base URL is not valid ({exc}).") from None
-    if parts.scheme.lower() != "https":
-        reason = "mutual TLS needs TLS" if product == PRODUCT_IS else "passwords travel in every call"
-        raise ValueError(f"{short}'s base URL must start with https:// ({reason}).")
-    if not parts.hostname:
-        raise ValueError("The base URL has no host name.")
-    if parts.username or parts.password:
-        raise ValueError("The base URL must not contain a user name or password.")
-    if parts.query or parts.fragment:
-        raise ValueError("The base URL must not contain a query or fragment.")
-    return f"https://{parts.netloc}{parts.path.rstrip('/')}"
 
 
 def _check_header_value(value: str) -> str:
@@ -260,55 +141,30 @@ def _check_header_value(value: str) -> str:
     return value
 
 
-def _segment(value: str) -> str:
-    """One path segment, percent-encoded so a value cannot add segments or a query."""
-    if not isinstance(value, str) or not value:
-        raise ValueError("an id or domain is required")
-    return quote(value, safe="")
-
-
-class IdentityServerClient:
+class IdentityServerClient(TransportClient):
     """REST client for one IS 7 server. Build it once per process (or per check) and `close()` it."""
 
-    def __init__(self, base_url: str, *, ca_pem: str, cert_pem: str | None = None, key_pem: str | None = None,
-                 identity_user: str | None = None, username: str | None = None, password: str | None = None,
-                 timeout: float | tuple[float, float] = DEFAULT_TIMEOUT, retries: int = 2,
-                 pool_maxsize: int = 4, policy: AddressPolicy | None = None) -> None:
-        self.base_url = normalise_base_url(base_url)
-        self.api_base = f"{self.base_url}/{API_PATH}"
+    def __init__(self, base_url: str, *, ca_pem: str | None = None, cert_pem: str | None = None,
+                 key_pem: str | None = None, identity_user: str | None = None, username: str | None = None,
+                 password: str | None = None, timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+                 retries: int = 2, pool_maxsize: int = 4, policy: AddressPolicy | None = None,
+                 session: requests.Session | None = None) -> None:
+        """`session`, when given, is used as it is (its adapters decide trust); else one is built that trusts only
+        `ca_pem` and presents `cert_pem` / `key_pem` (mutual TLS)."""
         user = (identity_user or "").strip()
         self.identity_user = _check_header_value(user) if user else None
-        self.timeout = (float(timeout), float(timeout)) if isinstance(timeout, int | float) else tuple(timeout)
-        if len(self.timeout) != 2 or min(self.timeout) <= 0:
-            raise ValueError("timeouts must be positive")
         if (username is None) != (password is None) or username == "":
             raise ValueError("Basic authentication needs both a user name and a password")
         self.presents_certificate = cert_pem is not None
-        context = build_ssl_context(ca_pem, cert_pem, key_pem)
-        self._session = requests.Session()
-        self._session.trust_env = False  # no REQUESTS_CA_BUNDLE, no proxies, no .netrc
-        self._session.verify = True
-        self._session.headers.update({"Accept": "application/json", "User-Agent": "tenant-portal"})
-        if username is not None:
-            self._session.auth = HTTPBasicAuth(username, password or "")
-        retry = IdempotentRetry(total=retries, connect=retries, read=min(retries, 1), status=retries, other=0,
-                                redirect=False, backoff_factor=0.5, backoff_jitter=0.3,
-                                status_forcelist={429, 502, 503, 504},
-                                allowed_methods=IdempotentRetry.DEFAULT_ALLOWED_METHODS,
-                                respect_retry_after_header=True, raise_on_status=False, raise_on_redirect=False)
-        adapter = TlsAdapter(context, policy=policy, pool_connections=1, pool_maxsize=pool_maxsize, max_retries=retry)
-        self._session.mount("https://", adapter)
-        # Unreachable (base URLs are https only), and guarded all the same.
-        self._session.mount("http://", GuardedAdapter(policy=adapter.policy, max_retries=0))
-
-    def close(self) -> None:
-        self._session.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        # urllib3's rules before the transport had its own: connect failures and 429/502-504 up to `retries`
+        # times, at most one repeat after a read failure, the first repeat at once.
+        retry = RetryPolicy(retries=max(0, retries), read_retries=min(retries, 1), first_at_once=True,
+                            transient=TRANSIENT_CAUSES | {Cause.HOST_UNKNOWN})
+        super().__init__(Transport(
+            base_url, product=PRODUCT_IS, session=session, timeout=timeout, retry=retry, policy=policy,
+            context=lambda: build_ssl_context(ca_pem or "", cert_pem, key_pem), pool_maxsize=pool_maxsize,
+            sent_certificate=self.presents_certificate, headers={"Accept": "application/json"},
+            auth=HTTPBasicAuth(username, password or "") if username is not None else None))
 
     # --- Tenant management API ----------------------------------------------------------------------------
 
@@ -333,7 +189,7 @@ class IdentityServerClient:
             params["sortBy"] = sort_by
         if filter is not None:
             params["filter"] = filter
-        answer = self._call("GET", "tenants", params=params, correlation_id=correlation_id)
+        answer = self._call("GET", TENANTS, params=params, correlation_id=correlation_id)
         return _tenants_page(_json_document(answer, self.base_url))
 
     def iter_all_tenants(self, page_size: int = MAX_LIMIT) -> Iterator[IsTenant]:
@@ -357,7 +213,7 @@ class IdentityServerClient:
         body: dict[str, Any] = {"domain": domain, "owners": [owner.to_json()]}
         if name is not None:
             body["name"] = name
-        answer = self._call("POST", "tenants", json_body=body, expected=(201,), correlation_id=correlation_id)
+        answer = self._call("POST", TENANTS, json_body=body, expected=(201,), correlation_id=correlation_id)
         location = {k.lower(): v for k, v in answer.headers.items()}.get("location", "")
         path = urlsplit(location).path.rstrip("/")
         head, _, tenant_id = path.rpartition("/")
@@ -369,38 +225,35 @@ class IdentityServerClient:
 
     def get_tenant(self, tenant_uuid: str, *, correlation_id: str | None = None) -> IsTenant | None:
         """GET /tenants/{id}; None when IS says 400 TM-60014 (its "not found")."""
-        try:
-            answer = self._call("GET", f"tenants/{_segment(tenant_uuid)}", correlation_id=correlation_id)
-        except UpstreamError as exc:
-            if exc.status == 400 and exc.code == "TM-60014":
-                return None
-            raise
-        return _tenant(_json_document(answer, self.base_url))
+        return self._tenant_or_none(expand(TENANT, tenant_id=tenant_uuid), "TM-60014", correlation_id)
 
     def get_tenant_by_domain(self, domain: str, *, correlation_id: str | None = None) -> IsTenant | None:
         """GET /tenants/domain/{domain}; None when IS says 400 TM-60015. IS fills a blank name with the domain."""
+        return self._tenant_or_none(expand(TENANT_BY_DOMAIN, domain=domain), "TM-60015", correlation_id)
+
+    def _tenant_or_none(self, path: str, not_found: str, correlation_id: str | None) -> IsTenant | None:
         try:
-            answer = self._call("GET", f"tenants/domain/{_segment(domain)}", correlation_id=correlation_id)
+            answer = self._call("GET", path, correlation_id=correlation_id)
         except UpstreamError as exc:
-            if exc.status == 400 and exc.code == "TM-60015":
+            if exc.status == 400 and exc.code == not_found:
                 return None
             raise
         return _tenant(_json_document(answer, self.base_url))
 
     def tenant_exists(self, domain: str, *, correlation_id: str | None = None) -> bool:
         """HEAD /tenants/domain/{domain}: 200 taken, 404 free (carbon.super counts as taken)."""
-        answer = self._call("HEAD", f"tenants/domain/{_segment(domain)}", expected=(200, 404),
+        answer = self._call("HEAD", expand(TENANT_BY_DOMAIN, domain=domain), expected=(200, 404),
                             correlation_id=correlation_id)
         return answer.status == 200
 
     def set_lifecycle(self, tenant_uuid: str, activated: bool, *, correlation_id: str | None = None) -> None:
         """PUT /tenants/{id}/lifecycle-status. IS answers 200 with no Location (the body is a URI string)."""
-        self._call("PUT", f"tenants/{_segment(tenant_uuid)}/lifecycle-status", json_body={"activated": bool(activated)},
+        self._call("PUT", expand(TENANT_LIFECYCLE, tenant_id=tenant_uuid), json_body={"activated": bool(activated)},
                    correlation_id=correlation_id)
 
     def get_owners(self, tenant_uuid: str, *, correlation_id: str | None = None) -> list[TenantOwner]:
         """GET /tenants/{id}/owners: IS lists one owner, the tenant admin."""
-        answer = self._call("GET", f"tenants/{_segment(tenant_uuid)}/owners", correlation_id=correlation_id)
+        answer = self._call("GET", expand(TENANT_OWNERS, tenant_id=tenant_uuid), correlation_id=correlation_id)
         document = _json_document(answer, self.base_url)
         if not isinstance(document, list):
             raise _bad_shape("the owners are not a list")
@@ -413,41 +266,25 @@ class IdentityServerClient:
         body: dict[str, str] = {"email": email, "firstname": firstname, "lastname": lastname}
         if password:
             body["password"] = password
-        self._call("PUT", f"tenants/{_segment(tenant_uuid)}/owners/{_segment(owner_id)}", json_body=body,
+        self._call("PUT", expand(TENANT_OWNER, tenant_id=tenant_uuid, owner_id=owner_id), json_body=body,
                    correlation_id=correlation_id)
 
     def delete_tenant_metadata(self, tenant_uuid: str, *, correlation_id: str | None = None) -> None:
         """DELETE /tenants/{id}/metadata (204): removes the tenant from IS. Raises `DeletionDisabled` when IS
         refuses because tenant deletion is off (400 TM-60016, IS's default), so callers can tell that apart."""
-        self._call("DELETE", f"tenants/{_segment(tenant_uuid)}/metadata", expected=(204,),
+        self._call("DELETE", expand(TENANT_METADATA, tenant_id=tenant_uuid), expected=(204,),
                    correlation_id=correlation_id)
 
     # --- Plumbing -----------------------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None,
-              expected: tuple[int, ...] = (200,), correlation_id: str | None = None) -> _Answer:
-        """One request; returns the answer when its status is expected, else raises UpstreamError."""
+    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, json_body: Any = None,
+              expected: tuple[int, ...] = (200,), correlation_id: str | None = None) -> Answer:
+        """One call to `path` (an expanded template); returns the answer when its status is expected, else raises
+        UpstreamError. Every attempt of the call carries the same correlation id."""
         correlation_id = correlation_id or str(uuid.uuid4())
-        headers = {CORRELATION_HEADER: correlation_id}
-        if self.identity_user:
-            headers[USER_HEADER] = self.identity_user
-        url = f"{self.api_base}/{path.lstrip('/')}"
-        try:
-            response = self._session.request(method, url, params=params, json=json_body, headers=headers,
-                                             timeout=self.timeout, allow_redirects=False, stream=True)
-            try:
-                body = read_capped(response)
-            finally:
-                response.close()
-        except requests.RequestException as exc:
-            raise self._transport_error(exc, correlation_id) from None
-        except AddressRefused as exc:  # nothing was connected
-            raise policy_error(exc, PRODUCT_IS, self.base_url, correlation_id) from None
-        except TooLarge:
-            raise UpstreamError(Cause.BAD_RESPONSE, f"The answer to {method} {path} is larger than "
-                                f"{MAX_BODY_BYTES // 1024} KiB.", target=self.base_url,
-                                correlation_id=correlation_id) from None
-        answer = _Answer(response.status_code, dict(response.headers), body)
+        headers = {USER_HEADER: self.identity_user} if self.identity_user else {}
+        answer = self._transport.request(method, path, params=params, json=json_body, headers=headers,
+                                         correlation_id=correlation_id)
         if answer.status not in expected:
             error = _http_error(answer, self.base_url, correlation_id)
             raise _typed(error, method, path, self._who())
@@ -456,16 +293,11 @@ class IdentityServerClient:
     def _who(self) -> str:
         if self.presents_certificate:
             return f"the user {self.identity_user!r}" if self.identity_user else "the certificate's system user"
-        auth = self._session.auth
+        auth = self._transport.auth
         return f"the user {auth.username!r}" if isinstance(auth, HTTPBasicAuth) else "the portal's IS user"
 
-    def _transport_error(self, exc: requests.RequestException, correlation_id: str) -> UpstreamError:
-        cause, message = classify(exc, sent_certificate=self.presents_certificate, timeout=self.timeout)
-        return UpstreamError(cause, message, detail=detail_of(exc), target=self.base_url,
-                             correlation_id=correlation_id)
 
-
-def _http_error(answer: _Answer, target: str, correlation_id: str) -> UpstreamError:
+def _http_error(answer: Answer, target: str, correlation_id: str) -> UpstreamError:
     """IS's error bodies: {"code": "TM-60014", "message", "description", "traceId"} from the API, or the auth
     valve's {"code": 401, "message": "Unauthorized", ...} with an integer code."""
     code = message = description = trace_id = None
@@ -479,13 +311,12 @@ def _http_error(answer: _Answer, target: str, correlation_id: str) -> UpstreamEr
         message = document.get("message") if isinstance(document.get("message"), str) else None
         description = document.get("description") if isinstance(document.get("description"), str) else None
         trace_id = document.get("traceId") if isinstance(document.get("traceId"), str) else None
-    headers = {k.lower(): v for k, v in answer.headers.items()}
-    trace_id = trace_id or headers.get(TRACE_HEADER.lower())
+    trace_id = trace_id or answer.header(TRACE_HEADER)
     if message is None:
         message = f"HTTP {answer.status} without an IS error body."
     return UpstreamError(Cause.HTTP_ERROR, message, status=answer.status, code=code, description=description,
                          trace_id=trace_id, target=target, correlation_id=correlation_id,
-                         retry_after=_parse_retry_after(headers.get("retry-after")))
+                         retry_after=parse_retry_after(answer.header("retry-after")))
 
 
 def _typed(error: UpstreamError, method: str, path: str, who: str) -> UpstreamError:
@@ -494,19 +325,20 @@ def _typed(error: UpstreamError, method: str, path: str, who: str) -> UpstreamEr
     fields = {"product": error.product, "status": error.status, "code": error.code, "description": error.description,
               "trace_id": error.trace_id, "target": error.target, "correlation_id": error.correlation_id,
               "retry_after": error.retry_after}
-    if error.status == 403 and (error.code is None or error.code == "403"):
+    kind = error_class(error.status, error.code)
+    if kind is PermissionDenied and error.code in (None, "403"):  # the valve's, not a TM code
         permission = PERMISSION_MODIFY_TENANTS if method in ("PUT", "DELETE") else PERMISSION_LIST_TENANTS
-        operation = f"{method} /{API_PATH}/{path.split('?')[0]}"
+        operation = f"{method} {path.split('?')[0]}"
         return PermissionDenied(Cause.HTTP_ERROR, f"IS refused {operation}: {who} lacks the permission {permission} "
                                 f"(scope {_SCOPES[permission]}), which IS requires for it.", permission=permission,
                                 **fields)
-    if error.status == 400 and error.code == DELETION_DISABLED:
+    if kind is DeletionDisabled and error.status == 400:
         return DeletionDisabled(Cause.HTTP_ERROR, "IS does not allow deleting tenants: tenant deletion is disabled "
                                 "(Tenant.TenantDelete), so the tenant stays in IS.", **fields)
     return error
 
 
-def _json_document(answer: _Answer, target: str) -> Any:
+def _json_document(answer: Answer, target: str) -> Any:
     try:
         document = json.loads(answer.body)
     except ValueError:

@@ -1,5 +1,5 @@
-"""The "Test mutual TLS to IS 7" check: a real call (GET /api/server/v1/tenants?limit=1) with the portal's client certificate
-and `WSO2-Identity-User`, and an explanation when it fails.
+"""The "Test mutual TLS to IS 7" check: a real call (GET /api/server/v1/tenants?limit=1) with the portal's client
+certificate and `WSO2-Identity-User`, and an explanation when it fails.
 
 IS answers every mutual-TLS problem with either a failed handshake or a bare 401, so the explanation is the point:
 TLS failures are mapped to plain causes by the IS client (no client certificate, server not trusted, client CA
@@ -16,13 +16,9 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 
-from portal.clients.identity_server import (
-    API_PATH,
-    Cause,
-    IdentityServerClient,
-    UpstreamError,
-    normalise_base_url,
-)
+from portal.clients.errors import Cause, UpstreamError
+from portal.clients.identity_server import API_PATH, IdentityServerClient
+from portal.clients.transport import normalise_base_url
 from portal.services import certificates, mappings
 from portal.services.cert_auth import MASTER, Decision, SystemMapping, UserMapping, evaluate
 from portal.services.certificates import java_dn, thumbprint
