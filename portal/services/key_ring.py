@@ -22,7 +22,7 @@ from portal import encryption
 from portal.extensions import db
 from portal.models import SigningKey, Tenant
 from portal.models.base import utcnow
-from portal.services import audit, signing_keys, tenants  # tenants imports this module too: used at call time
+from portal.services import audit, lookups, signing_keys
 from portal.services.context import Actor
 from portal.services.errors import Conflict, NotFound, ValidationError
 
@@ -72,7 +72,7 @@ def rotate(tenant_id: str, actor: Actor, *, supplied: str | None = None, key_siz
     key = install(tenant, material)
     audit.record(actor, "tenant.key_rotate", "tenant", tenant.tenant_id, {
         "activeKid": {"before": previous.kid if previous else None, "after": key.kid},
-        "passiveUntil": {"before": None, "after": tenants.iso(previous.passive_until) if previous else None},
+        "passiveUntil": {"before": None, "after": lookups.iso(previous.passive_until) if previous else None},
     })
     db.session.commit()
     return key
@@ -104,9 +104,9 @@ def key_views(tenant: Tenant) -> list[dict[str, Any]]:
         status = k.status_at(now)
         retired_at = k.retired_at or (k.passive_until if status == "retired" else None)
         views.append({"kid": k.kid, "algorithm": k.algorithm, "status": status, "bits": k.key_bits,
-                      "generated": k.generated, "createdAt": tenants.iso(k.created_at),
-                      "passiveUntil": tenants.iso(k.passive_until) if status == "passive" else None,
-                      "retiredAt": tenants.iso(retired_at), "publicKeyPem": k.public_pem})
+                      "generated": k.generated, "createdAt": lookups.iso(k.created_at),
+                      "passiveUntil": lookups.iso(k.passive_until) if status == "passive" else None,
+                      "retiredAt": lookups.iso(retired_at), "publicKeyPem": k.public_pem})
     return views
 
 
@@ -226,7 +226,7 @@ def _cached(key: SigningKey | KeyRow, purpose: str, make) -> Any:
 
 
 def _tenant(tenant_id: str) -> Tenant:
-    tenant = tenants.get_tenant(tenant_id)
+    tenant = lookups.tenant(tenant_id)
     if tenant.idp_type == "EXTERNAL":
         raise Conflict("An EXTERNAL tenant's tokens are signed by its own identity provider; the portal holds no "
                        "key to rotate for it.", {"supportAlgorithm": "Keys live at the external provider."})
