@@ -173,7 +173,7 @@ def requeue(app) -> None:
 def deliver(app, concurrency: int, timeout: float) -> tuple[float, dict[str, int]]:
     from portal.extensions import db
     from portal.models import OutboxJob
-    from portal.services.worker import Worker
+    from portal.services.outbox.worker import Worker
 
     worker = Worker(app, concurrency=concurrency, poll_interval=0.05)
     started = time.perf_counter()

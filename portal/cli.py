@@ -198,7 +198,7 @@ def worker_command(concurrency: int, once: bool, poll_interval: float) -> None:
     import signal
     import threading
 
-    from portal.services.worker import Worker
+    from portal.services.outbox.worker import Worker
 
     app = current_app._get_current_object()
     stop = threading.Event()
@@ -219,7 +219,7 @@ def worker_command(concurrency: int, once: bool, poll_interval: float) -> None:
 @click.option("--all", "show_all", is_flag=True, help="List tenants that agree too.")
 def reconcile_command(fix: bool, show_all: bool) -> None:
     """Compare the registry, IS 7 and API Manager; list what is missing or differs, and optionally fix it."""
-    from portal.services import reconcile
+    from portal.services.outbox import reconcile
 
     report = reconcile.compare(include_in_sync=show_all)
     for line in reconcile.lines(report):

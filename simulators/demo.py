@@ -99,7 +99,7 @@ def _onboard_demo_tenant(app, products, users: tuple[str, ...]) -> Report:
     """API Manager's certificate and its user mapping into the portal, the portal's TOML into IS, the demo tenant
     through the outbox, then what the lint predicted beside what API Manager's key manager got."""
     from portal.services import certificates, mappings, tenants
-    from portal.services.worker import Worker
+    from portal.services.outbox.worker import Worker
     from simulators.is7 import load_mappings
     from tests.sync_env import ACTOR
 

@@ -12,8 +12,9 @@ import sqlalchemy as sa
 
 from portal.extensions import db as _db
 from portal.models import AuditEvent, Decommission, OutboxJob, Tenant
-from portal.services import decommission, reconcile, sync, tenants
+from portal.services import tenants
 from portal.services.errors import Conflict, ValidationError
+from portal.services.outbox import decommission, reconcile, store
 from tests.api_helpers import make_api
 from tests.sync_env import ACTOR, Wso2, wso2
 from tests.test_sync import FAST, body, drain
@@ -133,7 +134,7 @@ def test_a_reactivation_rolled_back_or_a_product_down_is_retried(portal, env):
     env.is7.go_down()
     with portal.app_context():
         decommission.request("acme", ACTOR, confirm="ACME")
-    from portal.services.worker import Worker
+    from portal.services.outbox.worker import Worker
 
     assert Worker(portal, concurrency=1).run(once=True).retry == 1
     assert registered(portal) and record(portal).completed_at is None
@@ -163,7 +164,7 @@ def test_discarding_the_decommission_job_cancels_it(portal, env):
     with portal.app_context():
         decommission.request("acme", ACTOR, confirm="acme")
         job_id = _db.session.execute(sa.select(OutboxJob.id).where(OutboxJob.op == "decommission")).scalar_one()
-        sync.discard_job(job_id, ACTOR)
+        store.discard_job(job_id, ACTOR)
         tenant = tenants.get_tenant("acme")
         assert tenant.decommission_requested_at is None
         tenants.set_tenant_active("acme", False, ACTOR)  # changeable again

@@ -10,8 +10,9 @@ import sqlalchemy as sa
 from portal.clients.api_manager import ApiManagerClient
 from portal.extensions import db as _db
 from portal.models import AuditEvent, KeyManagerCheck, OutboxJob, Tenant
-from portal.services import key_managers, reconcile, sharing, sync, tenants
-from portal.services.worker import Worker
+from portal.services import key_managers, sharing, tenants
+from portal.services.outbox import reads, reconcile
+from portal.services.outbox.worker import Worker
 from tests.conftest import create_admin, csrf_token, login
 from simulators.apim import KeyManagerConfig
 from simulators.apim_keys import ADMIN_PREFIX, is7_key_manager
@@ -69,7 +70,7 @@ def onboard(app, tenant_id: str = "acme") -> str:
     stats = Worker(app, concurrency=1, poll_interval=0.05).drain(timeout=30)
     assert stats.done >= 1 and stats.failed == 0, stats
     with app.app_context():
-        states = sync.states_for_keys([tenant_id])[tenant_id]
+        states = reads.states_for_keys([tenant_id])[tenant_id]
         assert {p: s.status for p, s in states.items()} == {"is": "synced", "apim": "synced"}
     return f"{tenant_id}.example.com"
 

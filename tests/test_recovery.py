@@ -13,10 +13,11 @@ import sqlalchemy as sa
 
 from portal.extensions import db as _db
 from portal.models import AuditEvent, OutboxJob, SyncState, Tenant
-from portal.services import sync, tenants
+from portal.services import tenants
 from portal.services.errors import Conflict, ValidationError
-from portal.services.worker import Worker
-from tests.sync_env import ACTOR, Wso2, wso2
+from portal.services.outbox import policy, store
+from portal.services.outbox.worker import Worker
+from tests.sync_env import ACTOR, wso2
 from tests.test_sync import FAST, PASSWORD, body, drain, job_states, states
 
 
@@ -124,8 +125,8 @@ def test_retry_and_discard_are_refused_while_a_job_runs_and_not_offered(bare, en
         job.status = "running"  # as a worker's claim leaves it
         _db.session.commit()
         job_id = job.id
-        for refused in (lambda: sync.retry_job(job_id, ACTOR), lambda: sync.discard_job(job_id, ACTOR),
-                        lambda: sync.retry_now("acme", ACTOR)):
+        for refused in (lambda: store.retry_job(job_id, ACTOR), lambda: store.discard_job(job_id, ACTOR),
+                        lambda: store.retry_now("acme", ACTOR)):
             with pytest.raises(Conflict, match="A worker is delivering"):
                 refused()
     for page in (f"/sync/jobs/{job_id}", "/tenants/acme", "/sync/"):
@@ -159,7 +160,7 @@ def test_a_discarded_job_no_longer_holds_back_the_tenants_later_jobs(bare, env, 
                                     ).scalar_one()
         assert event.changes["op"] == "create" and event.object_id == "acme"
         with pytest.raises(Conflict, match="only a failed or waiting job"):
-            sync.discard_job(create.id, ACTOR)
+            store.discard_job(create.id, ACTOR)
     page = admin_client.get(f"/sync/jobs/{create.id}").get_data(as_text=True)
     assert 'data-job-status="discarded"' in page and f"/sync/jobs/{create.id}/retry" not in page
 
@@ -170,7 +171,7 @@ def test_discarding_the_only_failed_job_points_at_reconcile(bare, env):
     env.connect(bare)
     drain(bare)
     with bare.app_context():
-        sync.discard_job(jobs(bare)[0].id, ACTOR)
+        store.discard_job(jobs(bare)[0].id, ACTOR)
     found = sync_state(bare, "acme")
     assert {(s.status, s.fix) for s in found.values()} == {("failed", "reconcile")}
     assert "discarded by sync-tester" in found["is"].error
@@ -210,11 +211,11 @@ def test_fix_hints_come_from_the_products_answers(bare, env, admin_client):
 
 def test_owners_are_required_on_every_door_only_while_propagation_is_on(bare, env, admin_client):
     with bare.app_context():
-        assert sync.propagation_on() is False
+        assert policy.propagation_on() is False
         tenants.register_tenant(owner_less("early"), ACTOR, skip_check=True)  # nothing is written anywhere yet
     env.connect(bare)
     with bare.app_context():
-        assert sync.propagation_on() is True
+        assert policy.propagation_on() is True
         with pytest.raises(ValidationError) as refused:
             tenants.register_tenant(owner_less("late"), ACTOR, skip_check=True)
         assert set(refused.value.errors) == {"owner.username", "owner.email"}

@@ -14,8 +14,10 @@ import sqlalchemy as sa
 from portal.extensions import db as _db
 from portal.models import AuditEvent, OutboxJob
 from portal.models.base import utcnow
-from portal.services import sync, tenants
-from portal.services.worker import Worker, claim
+from portal.services import tenants
+from portal.services.outbox import delivery, policy, products, reads
+from portal.services.outbox.store import claim
+from portal.services.outbox.worker import Worker
 from tests.sync_env import ACTOR, Wso2, wso2
 
 FAST = {"SYNC_BACKOFF_BASE": 0.05, "SYNC_BACKOFF_CAP": 0.2, "SYNC_VERIFY_SECONDS": 2.0, "SYNC_POLL_INTERVAL": 0.05,
@@ -58,7 +60,7 @@ def drain(app, *, concurrency: int = 2, timeout: float = 30.0):
 
 def states(app, tenant_id: str) -> dict[str, str]:
     with app.app_context():
-        return {p: s.status for p, s in sync.states_for_keys([tenant_id]).get(tenant_id, {}).items()}
+        return {p: s.status for p, s in reads.states_for_keys([tenant_id]).get(tenant_id, {}).items()}
 
 
 def job_states(app) -> list[str]:
@@ -125,7 +127,7 @@ def test_is_down_during_a_create_then_back(portal, env):
     stats = Worker(portal, concurrency=1).run(once=True)
     assert stats.retry == 1
     with portal.app_context():
-        state = sync.states_for_keys(["acme"])["acme"]
+        state = reads.states_for_keys(["acme"])["acme"]
     assert state["is"].status == "failed" and state["is"].next_attempt_at is not None  # retrying by itself
     assert "refused" in state["is"].error
     assert state["apim"].status == "synced"  # API Manager was up: its part is done and not redone
@@ -160,9 +162,9 @@ def test_a_reset_after_the_product_acted_still_counts_once(portal, env):
     env.share(portal, "off")
     domain = register(portal, "acme")
     with portal.app_context():
-        taken = claim("dead-worker", sync.settings())
-        sides = {"is": sync.IsSide(_client("is")), "apim": sync.ApimSide(_client("apim"))}
-        sync.ensure(sides["is"], sync.desired_now(taken.tenant_id, taken.payload), owner_update=False)
+        taken = claim("dead-worker", policy.settings())
+        sides = {"is": products.IsSide(_client("is")), "apim": products.ApimSide(_client("apim"))}
+        delivery.ensure(sides["is"], delivery.desired_now(taken.tenant_id, taken.payload), owner_update=False)
         # ...and the worker dies here, before recording anything: the lease runs out, another takes over.
         _db.session.execute(sa.update(OutboxJob).values(lease_until=utcnow() - timedelta(seconds=1)))
         _db.session.commit()

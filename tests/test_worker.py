@@ -14,11 +14,13 @@ from portal.clients.errors import Cause, UpstreamError
 from portal.extensions import db as _db
 from portal.models import AuditEvent, OutboxJob, SyncState
 from portal.models.base import utcnow
-from portal.services import sync, tenants, worker
+from portal.services import tenants
 from portal.services.context import Actor
 from portal.services.errors import Conflict
-from portal.services.sync import DeliveryError, LeaseLost, Settings
-from portal.services.worker import backoff, claim, claim_statements, complete, fail, renew
+from portal.services.outbox import reads, store, worker
+from portal.services.outbox.policy import Settings
+from portal.services.outbox.products import DeliveryError, LeaseLost
+from portal.services.outbox.store import backoff, claim, claim_statements, complete, fail, renew
 
 ACTOR = Actor(name="tester")
 CFG = Settings(max_attempts=3, backoff_base=10.0, backoff_cap=100.0, retry_after_cap=600.0, lease_seconds=30.0)
@@ -45,7 +47,7 @@ def jobs() -> list[tuple[str, str, str]]:
 
 
 def states(tenant_key: str) -> dict[str, str]:
-    return {p: s.status for p, s in sync.states_for_keys([tenant_key]).get(tenant_key, {}).items()}
+    return {p: s.status for p, s in reads.states_for_keys([tenant_key]).get(tenant_key, {}).items()}
 
 
 def error(product: str = "is", *, retryable: bool = True, retry_after: float | None = None) -> dict:
@@ -126,13 +128,13 @@ def test_a_failed_job_holds_back_later_ones_until_retry_now(ctx):
     taken.steps["apim"] = "done"
     assert fail(taken, error("is", retryable=False), CFG)
     assert jobs() == [("alpha", "create", "failed"), ("alpha", "deactivate", "pending")]
-    state = sync.states_for_keys(["alpha"])["alpha"]
+    state = reads.states_for_keys(["alpha"])["alpha"]
     assert state["is"].status == "failed" and state["is"].next_attempt_at is None  # gave up: needs a person
     assert "503" in state["is"].error and state["is"].trace_id == "t-1"
     assert state["apim"].status == "pending"  # its part is done, but the deactivation still waits
     assert claim("w1", CFG) is None  # the deactivation must not overtake the failed creation
 
-    assert sync.retry_now("alpha", ACTOR) == 2
+    assert store.retry_now("alpha", ACTOR) == 2
     assert _db.session.execute(sa.select(AuditEvent).where(AuditEvent.action == "sync.retry")).scalar_one()
     again = claim("w1", CFG)
     assert again.op == "create" and again.attempts == 1 and again.steps == {"apim": "done"}  # a fresh set
@@ -156,7 +158,7 @@ def test_retries_wait_for_their_time_then_give_up_after_the_last_attempt(ctx):
     assert fail(taken, error(retry_after=120), CFG, now=now)
     job = _db.session.execute(sa.select(OutboxJob)).scalar_one()
     assert job.status == "pending" and job.next_attempt_at >= now + timedelta(seconds=120)
-    state = sync.states_for_keys(["alpha"])["alpha"]["is"]
+    state = reads.states_for_keys(["alpha"])["alpha"]["is"]
     assert state.status == "failed" and state.next_attempt_at == job.next_attempt_at and state.attempts == 1
     assert claim("w1", CFG, now=now + timedelta(seconds=119)) is None  # not before Retry-After
     later = now + timedelta(seconds=121)
@@ -168,7 +170,7 @@ def test_retries_wait_for_their_time_then_give_up_after_the_last_attempt(ctx):
     _db.session.expire_all()
     job = _db.session.execute(sa.select(OutboxJob)).scalar_one()
     assert job.status == "failed" and "IS 7: IS 7 answered 503" in job.last_error
-    assert sync.states_for_keys(["alpha"])["alpha"]["is"].next_attempt_at is None
+    assert reads.states_for_keys(["alpha"])["alpha"]["is"].next_attempt_at is None
     assert claim("w1", CFG, now=later + timedelta(days=1)) is None
 
 
@@ -332,7 +334,7 @@ def test_a_failed_job_records_the_fix_on_the_job_and_the_state(ctx):
     job = _db.session.execute(sa.select(OutboxJob)).scalar_one()
     state = _db.session.execute(sa.select(SyncState).where(SyncState.product == "is")).scalar_one()
     assert (job.status, job.fix, state.status, state.fix) == ("failed", "owner", "failed", "owner")
-    assert sync.retry_now("alpha", ACTOR) == 1
+    assert store.retry_now("alpha", ACTOR) == 1
     _db.session.expire_all()
     state = _db.session.execute(sa.select(SyncState).where(SyncState.product == "is")).scalar_one()
     assert (state.status, state.fix) == ("pending", None)

@@ -18,8 +18,9 @@ from portal.api import bp
 from portal.api.auth import api_actor, current_client, requires_scope
 from portal.api.problems import ApiProblem
 from portal.models.tenant import IDP_TYPES
-from portal.services import api_clients, decommission, tenants
+from portal.services import api_clients, tenants
 from portal.services.errors import ValidationError
+from portal.services.outbox import decommission
 
 SKIP_CHECK_FIELD = "skipConnectionCheck"
 STATUSES = ("active", "inactive", "unverified")

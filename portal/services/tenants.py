@@ -19,16 +19,15 @@ from portal.models import SigningKey, Tenant
 from portal.models.base import utcnow
 from portal.services import (
     audit,
-    decommission,
     idp_checks,
     key_ring,
     secret_binding,
     signing_keys,
-    sync,
     tenant_spec,
 )
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
+from portal.services.outbox import decommission, policy, store
 from portal.services.tenant_spec import TenantSpec
 
 SECRET_FIELDS = frozenset({"clientSecret", "signingKey", "dataSourcePassword", "bindPassword", "ownerPassword"})
@@ -42,7 +41,7 @@ class Registration:
 
 def rules() -> tenant_spec.Rules:
     config = current_app.config
-    owners = sync.owner_rules()
+    owners = policy.owner_rules()
     return tenant_spec.Rules(domain_suffix=config["TENANT_DOMAIN_SUFFIX"],
                              dotless_domains=bool(config["TENANT_DOTLESS_DOMAINS"]),
                              allow_http_urls=bool(config["OIDC_ALLOW_HTTP"]),
@@ -90,7 +89,7 @@ def update_tenant(tenant_id: str, body: Any, actor: Actor, *, skip_check: bool =
     decommission.refuse_change(tenant, "edited")
     spec = tenant_spec.parse(body, rules(), existing=existing_view(tenant))
     before = _audit_view(tenant)
-    owner_before = sync.owner_fingerprint(tenant)
+    owner_before = store.owner_fingerprint(tenant)
     new_key = None
     if spec.signing_key or spec.algorithm != tenant.support_algorithm:
         new_key = _key_for(spec)
@@ -110,7 +109,7 @@ def update_tenant(tenant_id: str, body: Any, actor: Actor, *, skip_check: bool =
     changes = audit.diff(before, _audit_view(tenant), SECRET_FIELDS)
     if changes:
         audit.record(actor, "tenant.update", "tenant", tenant.tenant_id, changes)
-    sync.enqueue_owner_change(tenant, owner_before, actor)  # the outbox job commits with the change
+    store.enqueue_owner_change(tenant, owner_before, actor)  # the outbox job commits with the change
     db.session.commit()
     return Registration(tenant, check)
 
@@ -124,7 +123,7 @@ def set_tenant_active(tenant_id: str, active: bool, actor: Actor) -> Tenant:
     tenant.active = active
     audit.record(actor, "tenant.activate" if active else "tenant.deactivate", "tenant", tenant.tenant_id,
                  audit.diff(before, _audit_view(tenant), SECRET_FIELDS))
-    sync.enqueue(tenant, "activate" if active else "deactivate", actor)
+    store.enqueue(tenant, "activate" if active else "deactivate", actor)
     db.session.commit()
     return tenant
 
@@ -417,7 +416,7 @@ def _audit_view(tenant: Tenant) -> dict[str, Any]:
 def _commit_new(tenant: Tenant, actor: Actor, action: str, before: dict | None) -> None:
     db.session.flush()
     audit.record(actor, action, "tenant", tenant.tenant_id, audit.diff(before, _audit_view(tenant), SECRET_FIELDS))
-    sync.enqueue(tenant, "create", actor)  # committed with the tenant: the products hear of it exactly when it exists
+    store.enqueue(tenant, "create", actor)  # committed with the tenant: the products hear of it exactly when it exists
     try:
         db.session.commit()
     except IntegrityError:

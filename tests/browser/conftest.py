@@ -33,7 +33,7 @@ from portal.config import normalise_database_url
 from portal.extensions import db
 from portal.services import admins
 from portal.services.context import Actor
-from portal.services.worker import Worker
+from portal.services.outbox.worker import Worker
 from tests.browser.ui import ADMIN, ADMIN_PASSWORD, sign_in
 from tests.sync_env import Wso2, wso2
 

@@ -7,4 +7,7 @@ bp = Blueprint("sync", __name__, url_prefix="/sync")
 READERS = ("admin", "operator", "auditor")
 WRITERS = ("admin", "operator")
 
-from portal.web.sync import views  # noqa: E402,F401  (the routes register on bp)
+from portal.web.sync import presentation, views  # noqa: E402,F401  (the routes register on bp)
+
+bp.add_app_template_filter(presentation.badge, "sync_badge")
+bp.add_app_template_filter(presentation.describe, "sync_title")

@@ -6,11 +6,12 @@ from __future__ import annotations
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 
 from portal.access import roles
-from portal.services import decommission, reconcile, sync
 from portal.services.errors import Conflict, NotFound, ServiceError
+from portal.services.outbox import decommission, reads, reconcile, store
+from portal.services.outbox.products import LABELS
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import current_actor
-from portal.web.sync import READERS, WRITERS, bp
+from portal.web.sync import READERS, WRITERS, bp, presentation
 from portal.web.sync.forms import FixForm
 
 MAX_STATE_KEYS = 200
@@ -20,15 +21,15 @@ MAX_RECONCILE_ROWS = 500  # more is for the command: flask --app portal reconcil
 @bp.get("/")
 @roles(*READERS)
 def index():
-    return render_template("sync/index.html", overview=sync.overview(), confirm=ConfirmForm(),
-                           labels=sync.PRODUCT_NAMES)
+    return render_template("sync/index.html", overview=reads.overview(), confirm=ConfirmForm(),
+                           labels=LABELS)
 
 
 @bp.post("/retry")
 @roles(*WRITERS)
 def retry_all():
     if ConfirmForm().validate_on_submit():
-        count = sync.retry_now(None, current_actor())
+        count = store.retry_now(None, current_actor())
         flash(f"{count} job(s) will be tried again now." if count else "No failed or waiting job.", "success")
     return redirect(url_for("sync.index"))
 
@@ -38,7 +39,7 @@ def retry_all():
 def retry_tenant(tenant_id: str):
     if ConfirmForm().validate_on_submit():
         try:
-            count = sync.retry_now(tenant_id, current_actor())
+            count = store.retry_now(tenant_id, current_actor())
         except NotFound:
             abort(404)
         except Conflict as exc:  # a job of this tenant runs now
@@ -53,23 +54,23 @@ def retry_tenant(tenant_id: str):
 @roles(*READERS)
 def job(job_id: int):
     try:
-        view = sync.get_job(job_id)
+        view = reads.get_job(job_id)
     except NotFound:
         abort(404, f"No outbox job {job_id}: it may belong to a tenant that was decommissioned.")
     return render_template("sync/job.html", view=view, job=view.job, confirm=ConfirmForm(),
-                           labels=sync.PRODUCT_NAMES)
+                           labels=LABELS)
 
 
 @bp.post("/jobs/<int:job_id>/retry")
 @roles(*WRITERS)
 def job_retry(job_id: int):
-    return _job_action(job_id, sync.retry_job, "Job {id} will be tried again now.")
+    return _job_action(job_id, store.retry_job, "Job {id} will be tried again now.")
 
 
 @bp.post("/jobs/<int:job_id>/discard")
 @roles(*WRITERS)
 def job_discard(job_id: int):
-    return _job_action(job_id, sync.discard_job, "Job {id} was discarded: it will not be delivered, and the "
+    return _job_action(job_id, store.discard_job, "Job {id} was discarded: it will not be delivered, and the "
                                                  "tenant's later changes no longer wait for it.")
 
 
@@ -91,9 +92,9 @@ def _job_action(job_id: int, action, done: str):
 def states():
     """{tenant_key: {product: {status, text, title}}} for the tenant ids in ?t=: the list's script polls it."""
     keys = [k.lower() for k in request.args.getlist("t")[:MAX_STATE_KEYS]]
-    found = sync.states_for_keys(keys)
-    return jsonify({key: {product: {"status": s.status, "badge": s.badge, "title": s.title,
-                                    "retrying": s.retrying}
+    found = reads.states_for_keys(keys)
+    return jsonify({key: {product: {"status": s.status, "badge": presentation.badge(s),
+                                    "title": presentation.describe(s), "retrying": s.retrying}
                           for product, s in by_product.items()} for key, by_product in found.items()})
 
 
@@ -102,7 +103,7 @@ def states():
 def reconcile_page():
     report = reconcile.compare(include_in_sync=request.args.get("all") == "1")
     return render_template("sync/reconcile.html", report=report, rows=report.rows[:MAX_RECONCILE_ROWS],
-                           labels=sync.PRODUCT_NAMES, show_all=request.args.get("all") == "1",
+                           labels=LABELS, show_all=request.args.get("all") == "1",
                            decommissions=decommission.recent(10))
 
 

@@ -9,8 +9,10 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from portal.access import roles
 from portal.clients.checks import CheckResult
 from portal.models import Tenant
-from portal.services import audit, decommission, external_jwks, key_ring, reconcile, sync, tenants
+from portal.services import audit, external_jwks, key_ring, tenants
 from portal.services.errors import CheckFailed, Conflict, NotFound, ServiceError, ValidationError
+from portal.services.outbox import decommission, policy, reads, reconcile
+from portal.services.outbox.products import LABELS
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import apply_errors, current_actor
 from portal.web.tenants.forms import DecommissionForm, TenantForm, TenantSearchForm, TokenLabForm, form_errors
@@ -39,9 +41,9 @@ def index():
             after=request.args.get("after") or None, before=request.args.get("before") or None,
             limit=int(current_app.config["TENANT_PAGE_SIZE"])), for_display=True)
     args = {k: v for k, v in request.args.items() if k in ("q", "type", "status") and v}
-    states = sync.states_for_keys(t.tenant_key for t in page.tenants)  # one query for the page
+    states = reads.states_for_keys(t.tenant_key for t in page.tenants)  # one query for the page
     return render_template("tenants/index.html", form=form, page=page, args=args, sync_states=states,
-                           sync_labels=sync.PRODUCT_NAMES, has_bulk="bulk.index" in current_app.view_functions)
+                           sync_labels=LABELS, has_bulk="bulk.index" in current_app.view_functions)
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -97,7 +99,7 @@ def _form_page(form: TenantForm, tenant: Tenant | None):
             apply_errors(form, form_errors(exc.errors))
         except NotFound:
             abort(404)
-    owners = sync.owner_rules()
+    owners = policy.owner_rules()
     if owners.required:
         form.ownerUsername.description = ("Required: a product connection is configured, so the tenant is written to "
                                           "IS 7, which creates every tenant with its owner.")
@@ -132,8 +134,8 @@ def detail_page(tenant: Tenant, lab: dict | None = None, new_secret: str | None 
     decommission_form = decommission_form or DecommissionForm(formdata=None)
     return render_template("tenants/detail.html", tenant=tenant, api=tenants.to_api(tenant),
                            decommission_form=decommission_form,
-                           changes=changes.events, confirm=ConfirmForm(), sync_view=sync.tenant_sync(tenant),
-                           sync_labels=sync.PRODUCT_NAMES, keys=key_ring.key_views(tenant), lab=lab,
+                           changes=changes.events, confirm=ConfirmForm(), sync_view=reads.tenant_sync(tenant),
+                           sync_labels=LABELS, keys=key_ring.key_views(tenant), lab=lab,
                            new_secret=new_secret,
                            jwks_cache=external_jwks.cache_view(tenant) if tenant.idp_type == "EXTERNAL" else None)
 
@@ -171,7 +173,7 @@ def decommission_tenant(tenant_id: str):
 @roles(*READERS)
 def decommissions():
     return render_template("tenants/decommissions.html", records=decommission.recent(100),
-                           labels=sync.PRODUCT_NAMES)
+                           labels=LABELS)
 
 
 @bp.post("/<tenant_id>/activate")

@@ -1,56 +1,213 @@
-"""The outbox worker: claims due jobs, delivers them with services.sync, and records the outcome.
+"""The outbox store: every write to outbox jobs and sync state (the transactional outbox, security.md §6).
 
-`flask --app portal worker` runs it (`make run` starts one beside the web server). WSO2 calls are I/O-bound, so one
-worker runs `--concurrency` threads, each with its own database session and its own product clients. On PostgreSQL
-more workers, on more hosts, can run side by side: claims use FOR UPDATE SKIP LOCKED and never hand a job out twice.
-On SQLite, whose writers are serialised, the claim is a single guarded UPDATE: still never twice, but workers queue
-for the one writer, so one worker process (with threads) is the right size there.
-
-Jobs are leases: a worker that dies mid-job leaves it `running` until the lease runs out, then another takes it over.
-Each claim carries a fresh token that every later write must match, so the worker that lost the lease cannot
-overwrite the new owner's progress. Failures back off exponentially with jitter and honour Retry-After.
+- `enqueue` is called by the tenant services inside the tenant change's own transaction: the change and its job
+  commit together or not at all, so no change is lost between the registry and the products. The payload records
+  what the change was (no secrets); delivery reads the tenant's current row.
+- A worker `claim`s due jobs: `UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED)` on PostgreSQL, so workers
+  side by side never take the same job; on SQLite, whose writers are serialised anyway, the same UPDATE guarded by
+  `status = 'pending'` is the single, atomic claim. A job waits while an earlier job of the same tenant is open
+  (pending, running or failed): a deactivation never overtakes the creation it follows.
+- A claim is a lease. A worker that dies leaves a `running` job whose lease runs out; the next claim takes it over.
+  Each claim has a fresh token, and every report (`renew`, `complete`, `fail`) carries it: a late report from the
+  worker that lost the lease is ignored.
+- Failures retry with capped exponential backoff and jitter, never sooner than a `Retry-After`; after the last
+  attempt, or on an error retrying cannot fix, the job is `failed` ("waiting for a person") until someone presses
+  "retry now" (`retry_now`, `retry_job`) or discards it (`discard_job`). `settle` keeps `SyncState` (tenant x
+  product, what the pages show) in step.
 """
 from __future__ import annotations
 
 import functools
 import logging
-import os
 import random
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from flask import Flask
 
 from portal.extensions import db
-from portal.models import OutboxJob, ProductConnection, SyncState
+from portal.models import OutboxJob, SyncState, Tenant
 from portal.models.base import utcnow
-from portal.models.outbox import SYNC_PRODUCTS
-from portal.services import decommission, key_managers
-from portal.services.sync import (
-    OPEN_JOB_STATES,
-    PRODUCT_NAMES,
-    DeliveryError,
-    DeliveryFailed,
-    LazySides,
-    LeaseLost,
-    Products,
-    Settings,
-    deliver,
-    desired_now,
-    settings,
-    state_rows,
-)
+from portal.models.outbox import JOB_OPS
+from portal.services import audit
+from portal.services.context import Actor
+from portal.services.errors import Conflict, NotFound
+from portal.services.outbox import decommission_record
+from portal.services.outbox.policy import Settings, settings
+from portal.services.outbox.products import PRODUCTS, DeliveryError, LeaseLost, label
+from portal.services.outbox.reads import OPEN_JOB_STATES, JobView, get_job
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-LEASE_CHECK_SECONDS = 2.0  # how often each worker thread looks for jobs whose worker died
+RUNNING_REFUSED = "A worker is delivering {what} now: wait for this attempt to end, then try again."
+
+
+# --- Enqueue (inside the tenant change's transaction) ------------------------------------------------------
+
+
+def snapshot(tenant: Tenant) -> dict[str, Any]:
+    """The tenant as the products should see it after this change. No secret: the owner's password stays in the
+    tenant's encrypted column and is read at delivery."""
+    owner = None
+    if tenant.owner_username:
+        owner = {"username": tenant.owner_username, "email": tenant.owner_email,
+                 "firstname": tenant.owner_first_name, "lastname": tenant.owner_last_name,
+                 "provisioning": tenant.owner_provisioning}
+    return {"domain": tenant.domain, "name": tenant.display_name, "active": bool(tenant.active), "owner": owner}
+
+
+def owner_fingerprint(tenant: Tenant) -> tuple:
+    """What an owner update propagates; compared before and after an edit (the password included)."""
+    return (tenant.owner_username, tenant.owner_email, tenant.owner_first_name, tenant.owner_last_name,
+            tenant.owner_provisioning, tenant.owner_password)
+
+
+def enqueue(tenant: Tenant, op: str, actor: Actor | None = None, *, password_changed: bool = False) -> OutboxJob:
+    """Add a job for this change to the current transaction; the caller commits it with the change."""
+    if op not in JOB_OPS:
+        raise ValueError(f"unknown outbox operation {op!r}")
+    if tenant.id is None:
+        db.session.flush()
+    now = utcnow()
+    payload = snapshot(tenant)
+    if op == "update_owner":
+        payload["passwordChanged"] = bool(password_changed)
+    job = OutboxJob(tenant_id=tenant.id, op=op, payload=payload, status="pending", steps={}, attempts=0,
+                    next_attempt_at=now, created_by=(actor.name if actor else "system")[:64], created_at=now,
+                    updated_at=now)
+    db.session.add(job)
+    for state in state_rows(tenant.id).values():
+        if state.status == "synced":  # failed stays failed: that job still holds this one back
+            state.status, state.updated_at = "pending", now
+    return job
+
+
+def enqueue_owner_change(tenant: Tenant, before: tuple, actor: Actor) -> OutboxJob | None:
+    """After an edit: a job only when the owner changed (display name and settings are the registry's own)."""
+    after = owner_fingerprint(tenant)
+    if after == before or not tenant.owner_username:
+        return None
+    return enqueue(tenant, "update_owner", actor, password_changed=after[5] != before[5] and after[5] is not None)
+
+
+def state_rows(tenant_id: int) -> dict[str, SyncState]:
+    """Both products' rows for a tenant, created when missing (tenants registered before the outbox existed)."""
+    rows = {s.product: s for s in db.session.execute(
+        sa.select(SyncState).where(SyncState.tenant_id == tenant_id)).scalars()}
+    for product in PRODUCTS:
+        if product not in rows:
+            rows[product] = SyncState(tenant_id=tenant_id, product=product, status="pending", attempts=0,
+                                      updated_at=utcnow())
+            db.session.add(rows[product])
+    return rows
+
+
+# --- Retry and discard (a person's actions) ----------------------------------------------------------------
+
+
+def retry_now(tenant_id: str | None, actor: Actor) -> int:
+    """Make a tenant's failed or waiting jobs due now (every tenant's when tenant_id is None); audited. Refused for
+    a tenant while one of its jobs runs: that attempt's outcome comes first."""
+    now = utcnow()
+    stmt = sa.select(OutboxJob).where(OutboxJob.status.in_(("failed", "pending")))
+    tenant = None
+    if tenant_id is not None:
+        tenant = db.session.execute(sa.select(Tenant).where(Tenant.tenant_key == str(tenant_id).lower())
+                                    ).scalar_one_or_none()
+        if tenant is None:
+            raise NotFound(f"No tenant with id {tenant_id!r}.")
+        if running_job(tenant.id) is not None:
+            raise Conflict(RUNNING_REFUSED.format(what=f"a change of tenant {tenant.tenant_id}"))
+        stmt = stmt.where(OutboxJob.tenant_id == tenant.id)
+    else:
+        stmt = stmt.where(sa.or_(OutboxJob.status == "failed", OutboxJob.next_attempt_at > now))
+    jobs = list(db.session.execute(stmt.order_by(OutboxJob.id)).scalars())
+    tenants_touched: set[int] = set()
+    for job in jobs:
+        _make_due(job, now)
+        tenants_touched.add(job.tenant_id)
+    _states_pending(tenants_touched, now)
+    audit.record(actor, "sync.retry", "tenant" if tenant else "outbox",
+                 tenant.tenant_id if tenant else None, {"jobs": {"before": None, "after": len(jobs)}})
+    db.session.commit()
+    return len(jobs)
+
+
+def _make_due(job: OutboxJob, now: datetime) -> None:
+    if job.status == "failed":
+        job.attempts = 0  # a fresh set of attempts
+    job.status, job.next_attempt_at, job.updated_at = "pending", now, now
+
+
+def _states_pending(tenant_ids: set[int], now: datetime) -> None:
+    if tenant_ids:
+        for state in db.session.execute(sa.select(SyncState).where(SyncState.tenant_id.in_(tenant_ids))
+                                        ).scalars():
+            if state.status == "failed":
+                state.status, state.next_attempt_at, state.fix, state.updated_at = "pending", None, None, now
+
+
+def running_job(tenant_pk: int) -> OutboxJob | None:
+    return db.session.execute(sa.select(OutboxJob).where(OutboxJob.tenant_id == tenant_pk,
+                                                         OutboxJob.status == "running").limit(1)).scalar_one_or_none()
+
+
+def retry_job(job_id: int, actor: Actor) -> JobView:
+    """Make one failed or waiting job due now, with a fresh set of attempts; audited. A running job is refused."""
+    view = get_job(job_id)
+    job = view.job
+    if job.status == "running":
+        raise Conflict(RUNNING_REFUSED.format(what=f"job {job.id}"))
+    if job.status not in ("failed", "pending"):
+        raise Conflict(f"Job {job.id} is {job.status}: only a failed or waiting job can be retried.")
+    now = utcnow()
+    before = job.status
+    _make_due(job, now)
+    _states_pending({job.tenant_id}, now)
+    audit.record(actor, "sync.job_retry", "tenant", view.tenant_id,
+                 {"job": {"before": None, "after": job.id}, "status": {"before": before, "after": "pending"}})
+    db.session.commit()
+    return view
+
+
+def discard_job(job_id: int, actor: Actor) -> JobView:
+    """Drop a failed or waiting job: it is never delivered and no longer holds back the tenant's later jobs.
+    Audited. The products may then differ from the registry: the tenant's state says so and points at reconcile.
+    Discarding a decommission cancels the decommissioning (the tenant can be changed again)."""
+    view = get_job(job_id)
+    job = view.job
+    if job.status == "running":
+        raise Conflict(RUNNING_REFUSED.format(what=f"job {job.id}"))
+    if job.status not in ("failed", "pending"):
+        raise Conflict(f"Job {job.id} is {job.status}: only a failed or waiting job can be discarded.")
+    now = utcnow()
+    before = job.status
+    job.status, job.lease_until, job.updated_at = "discarded", None, now
+    if job.op == "decommission":
+        decommission_record.cancel(job.tenant_id, actor, now)
+    newer_open = db.session.execute(sa.select(OutboxJob.id).where(
+        OutboxJob.tenant_id == job.tenant_id, OutboxJob.id > job.id, OutboxJob.status.in_(OPEN_JOB_STATES)
+    ).limit(1)).first() is not None
+    for product, state in state_rows(job.tenant_id).items():
+        if (job.steps or {}).get(product) == "done" or state.status == "synced":
+            continue
+        if newer_open:  # the next change of this tenant takes the product from here
+            state.status, state.error, state.error_code, state.trace_id, state.fix = "pending", None, None, None, None
+        else:
+            state.status, state.fix = "failed", "reconcile"
+            state.error = (f"The {job.op} change was discarded by {actor.name}; {label(product)} may differ "
+                           "from the registry.")
+            state.error_code = state.trace_id = None
+        state.next_attempt_at, state.updated_at = None, now
+    audit.record(actor, "sync.job_discard", "tenant", view.tenant_id,
+                 {"job": {"before": None, "after": job.id}, "op": job.op,
+                  "status": {"before": before, "after": "discarded"}})
+    db.session.commit()
+    return view
 
 
 def backoff(attempts: int, cfg: Settings, retry_after: float | None = None,
@@ -175,7 +332,7 @@ def _claim(worker: str, cfg: Settings, now: datetime, expired_due: bool, pending
                       lease_until=lease_until)
         if expired:
             log.warning("outbox job %s: lease expired, taken over by %s", taken.job_id, worker)
-        running = [p for p in SYNC_PRODUCTS if taken.steps.get(p) != "done"]
+        running = [p for p in PRODUCTS if taken.steps.get(p) != "done"]
         _set_states(taken.tenant_id, running, now, status="running")
         db.session.commit()
         return taken
@@ -242,14 +399,14 @@ def _update_ours(taken: Claim, **values: Any) -> bool:
 def complete(taken: Claim, *, now: datetime | None = None) -> bool:
     """Mark the job done and its products synced. False (nothing written) when the lease was lost meanwhile."""
     now = now or utcnow()
-    taken.steps.update({product: "done" for product in SYNC_PRODUCTS})
+    taken.steps.update({product: "done" for product in PRODUCTS})
 
     def write() -> bool:
         if not _update_ours(taken, status="done", steps=dict(taken.steps), done_at=now, lease_until=None,
                             last_error=None, fix=None, updated_at=now):
             db.session.rollback()
             return False
-        _settle(taken, {}, None, now)
+        settle(taken, {}, None, now)
         db.session.commit()
         return True
 
@@ -266,7 +423,7 @@ def finish_decommission(taken: Claim, *, now: datetime | None = None) -> bool:
                             last_error=None, fix=None, updated_at=now):
             db.session.rollback()
             return False
-        decommission.finish(taken.tenant_id, taken.steps, now)
+        decommission_record.finish(taken.tenant_id, taken.steps, now)
         db.session.commit()
         return True
 
@@ -284,7 +441,7 @@ def fail(taken: Claim, errors: Mapping[str, DeliveryError], cfg: Settings, *, no
     if not give_up:
         hints = [e.retry_after for e in errors.values() if e.retry_after]
         next_at = now + timedelta(seconds=backoff(taken.attempts, cfg, max(hints) if hints else None, rng))
-    text = " | ".join(f"{PRODUCT_NAMES.get(p, p)}: {e.message}" for p, e in errors.items())
+    text = " | ".join(f"{PRODUCTS[p].label if p in PRODUCTS else p}: {e.message}" for p, e in errors.items())
     fix = next((e.fix for e in errors.values() if e.fix), None)
 
     def write() -> bool:
@@ -293,9 +450,9 @@ def fail(taken: Claim, errors: Mapping[str, DeliveryError], cfg: Settings, *, no
                             updated_at=now):
             db.session.rollback()
             return False
-        _settle(taken, errors, next_at, now)
+        settle(taken, errors, next_at, now)
         if give_up and taken.op == "decommission":
-            decommission.note_failure(taken.tenant_id, errors)
+            decommission_record.note_failure(taken.tenant_id, errors)
         db.session.commit()
         return True
 
@@ -306,7 +463,7 @@ def fail(taken: Claim, errors: Mapping[str, DeliveryError], cfg: Settings, *, no
     return True
 
 
-def _settle(taken: Claim, errors: Mapping[str, DeliveryError], next_at: datetime | None, now: datetime) -> None:
+def settle(taken: Claim, errors: Mapping[str, DeliveryError], next_at: datetime | None, now: datetime) -> None:
     """Per product: failed with the error; synced when done and nothing newer waits; pending otherwise."""
     newer_open = db.session.execute(NEWER_OPEN, {"p_tenant": taken.tenant_id, "p_id": taken.job_id}
                                     ).first() is not None
@@ -314,174 +471,9 @@ def _settle(taken: Claim, errors: Mapping[str, DeliveryError], next_at: datetime
         _set_states(taken.tenant_id, [product], now, status="failed", error=error.message[:4000],
                     error_code=(error.code or "")[:64] or None, trace_id=(error.trace_id or "")[:128] or None,
                     next_attempt_at=next_at, attempts=taken.attempts, fix=error.fix)
-    done = [p for p in SYNC_PRODUCTS if p not in errors and taken.steps.get(p) == "done"]
+    done = [p for p in PRODUCTS if p not in errors and taken.steps.get(p) == "done"]
     _set_states(taken.tenant_id, done, now, status="pending" if newer_open else "synced", error=None,
                 error_code=None, trace_id=None, next_attempt_at=None, attempts=0, synced_at=now, fix=None)
-    waiting = [p for p in SYNC_PRODUCTS if p not in errors and p not in done]  # the other product failed first
+    waiting = [p for p in PRODUCTS if p not in errors and p not in done]  # the other product failed first
     _set_states(taken.tenant_id, waiting, now, status="pending", next_attempt_at=next_at)
 
-
-def process_one(worker: str, products: Products, cfg: Settings | None = None, *,
-                check_expired: bool = True, probe: bool = True) -> str | None:
-    """Claim one due job and deliver it. Returns "done", "retry", "failed", "lost" or None (nothing due)."""
-    cfg = cfg or settings()
-    taken = claim(worker, cfg, check_expired=check_expired, probe=probe)
-    if taken is None:
-        return None
-    # Level-triggered: the tenant as it is now, not as the job's payload recorded it.
-    desired = desired_now(taken.tenant_id, taken.payload)
-    connected = None
-    if taken.op == "decommission":
-        connected = frozenset(db.session.execute(sa.select(ProductConnection.product)).scalars())
-    direction = products.direction()
-    db.session.close()  # no transaction stays open across the calls to WSO2
-    if desired is None:  # the tenant is gone (its jobs go with it): nothing left to deliver
-        return "done" if complete(taken) else "lost"
-    renew_after = cfg.lease_seconds / 3
-
-    def heartbeat() -> None:
-        if (taken.lease_until - utcnow()).total_seconds() < cfg.lease_seconds - renew_after:
-            renew(taken, cfg)
-
-    try:
-        if taken.op == "decommission":
-            decommission.deliver(taken, LazySides(products), direction, desired, connected, heartbeat=heartbeat)
-        else:
-            deliver(taken, LazySides(products), direction, cfg, desired, heartbeat=heartbeat)
-    except LeaseLost:
-        log.warning("outbox job %s: lease lost; another worker owns it now", taken.job_id)
-        return "lost"
-    except (DeliveryFailed, DeliveryError) as exc:  # DeliveryError alone: a client could not even be built
-        errors = exc.errors if isinstance(exc, DeliveryFailed) else {exc.product: exc}
-        if not fail(taken, errors, cfg):
-            return "lost"
-        retrying = all(e.retryable for e in errors.values()) and taken.attempts < cfg.max_attempts
-        return "retry" if retrying else "failed"
-    if taken.op == "decommission":
-        return "done" if finish_decommission(taken) else "lost"
-    if not complete(taken):
-        return "lost"
-    if taken.op in ("create", "sync"):
-        key_managers.after_delivery(taken.tenant_id)  # never raises: the delivery stands whatever the check finds
-    return "done"
-
-
-# --- The loop --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Stats:
-    done: int = 0
-    retry: int = 0
-    failed: int = 0
-    lost: int = 0
-    crashed: int = 0  # an unexpected error in the worker itself; the job's lease expires and it is retried
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, outcome: str) -> None:
-        with self._lock:
-            setattr(self, outcome, getattr(self, outcome) + 1)
-
-    @property
-    def total(self) -> int:
-        return self.done + self.retry + self.failed + self.lost + self.crashed
-
-
-def default_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-class Worker:
-    """`concurrency` threads claiming and delivering jobs for one app."""
-
-    def __init__(self, app: Flask, *, concurrency: int = 1, name: str | None = None, poll_interval: float = 1.0,
-                 cfg: Settings | None = None) -> None:
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        self.app = app
-        self.concurrency = concurrency
-        self.name = name or default_name()
-        self.poll_interval = poll_interval
-        with app.app_context():
-            self.cfg = cfg or settings()
-        self._busy = 0
-        self._lock = threading.Lock()
-
-    def run(self, *, once: bool = False, stop: threading.Event | None = None) -> Stats:
-        """Deliver until `stop` is set; with `once`, until no job is due and no thread is busy."""
-        stop = stop or threading.Event()
-        stats = Stats()
-        threads = [threading.Thread(target=self._loop, args=(f"{self.name}/{i}", once, stop, stats),
-                                    name=f"outbox-worker-{i}", daemon=True) for i in range(self.concurrency)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.2)  # short joins keep the main thread responsive to signals
-        return stats
-
-    def drain(self, *, timeout: float = 60.0) -> Stats:
-        """Run until no job is pending or running (failed ones stay), waiting for backoffs; for tests, scripts
-        and the benchmark. Raises TimeoutError with what is left."""
-        deadline = time.monotonic() + timeout
-        total = Stats()
-        while True:
-            stats = self.run(once=True)
-            for name in ("done", "retry", "failed", "lost", "crashed"):
-                setattr(total, name, getattr(total, name) + getattr(stats, name))
-            with self.app.app_context():
-                left, next_at = _open_jobs()
-            if not left:
-                return total
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"{left} outbox job(s) still open after {timeout:g} s")
-            wait = 0.05 if next_at is None else max(0.0, (next_at - utcnow()).total_seconds())
-            time.sleep(min(wait, max(0.0, deadline - time.monotonic()), 1.0) or 0.01)
-
-    def _loop(self, worker: str, once: bool, stop: threading.Event, stats: Stats) -> None:
-        products = Products()
-        idle = 0.02
-        next_lease_check = 0.0
-        outcome: str | None = None
-        with self.app.app_context():
-            try:
-                while not stop.is_set():
-                    with self._lock:
-                        self._busy += 1
-                    check_expired = time.monotonic() >= next_lease_check
-                    if check_expired:
-                        next_lease_check = time.monotonic() + LEASE_CHECK_SECONDS
-                    try:
-                        outcome = process_one(worker, products, self.cfg, check_expired=check_expired,
-                                              probe=outcome is None)  # after a job, more are likely
-                    except Exception:  # the loop must survive: the lease brings the job back
-                        log.exception("outbox worker %s: unexpected error", worker)
-                        db.session.rollback()
-                        outcome = "crashed"
-                    finally:
-                        with self._lock:
-                            self._busy -= 1
-                    if outcome is not None:
-                        stats.add(outcome)
-                        idle = 0.02
-                        continue
-                    if once:
-                        with self._lock:
-                            if self._busy == 0:
-                                return
-                        stop.wait(idle)  # another thread's job may free this tenant's next one
-                        idle = min(idle * 2, 0.25)
-                    else:
-                        stop.wait(self.poll_interval)
-            finally:
-                products.close()
-                db.session.remove()
-
-
-def _open_jobs() -> tuple[int, datetime | None]:
-    """How many jobs are pending or running, and when the earliest pending one is due."""
-    count, next_at = db.session.execute(
-        sa.select(sa.func.count(), sa.func.min(OutboxJob.next_attempt_at))
-        .where(OutboxJob.status.in_(("pending", "running")))).one()
-    db.session.rollback()
-    return count, next_at

@@ -25,19 +25,18 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from portal.clients.api_manager import ApiManagerClient
 from portal.clients.errors import UpstreamError
-from portal.clients.identity_server import IdentityServerClient
 from portal.extensions import db
 from portal.models import Decommission, OutboxJob, Tenant
-from portal.models.outbox import SYNC_PRODUCTS
-from portal.services import audit, connections, decommission, key_managers, sync, tenants
+from portal.services import audit, key_managers, tenants
 from portal.services.connections import NotConfigured
 from portal.services.context import Actor
 from portal.services.errors import NotFound, ServiceError, ValidationError
+from portal.services.outbox import decommission, store
+from portal.services.outbox.products import LABELS as PRODUCT_NAMES, PRODUCTS, Remote, open_side
+from portal.services.outbox.reads import OPEN_JOB_STATES
 
-PRODUCT_NAMES = sync.PRODUCT_NAMES
-FIX_ACTIONS = ("push", "adopt_is", "adopt_apim")
+FIX_ACTIONS = ("push", *(f"adopt_{key}" for key in PRODUCTS))
 
 
 class ProductUnavailable(ServiceError):
@@ -105,26 +104,18 @@ class Report:
 # --- Reading ---------------------------------------------------------------------------------------------------
 
 
-def _client(product: str) -> IdentityServerClient | ApiManagerClient:
-    return connections.is_client() if product == "is" else connections.apim_client()
+def _seen(remote: Remote) -> Seen:
+    return Seen(active=remote.active, owner=remote.owner, email=remote.email, firstname=remote.firstname,
+                lastname=remote.lastname, name=remote.name)
 
 
 def _read_product(product: str) -> dict[str, Seen]:
     """Every tenant of one product, by domain, read page by page. Raises NotConfigured or UpstreamError."""
-    found: dict[str, Seen] = {}
-    client = _client(product)
+    side = open_side(product)
     try:
-        for tenant in client.iter_all_tenants():
-            if product == "is":
-                owners = tenant.owners or []
-                found[tenant.domain] = Seen(active=tenant.activated, owner=owners[0].username if owners else None,
-                                            name=tenant.name)
-            else:  # API Manager's list leaves the admin and names out (getTenant has them)
-                found[tenant.domain] = Seen(active=tenant.active, owner=tenant.admin, email=tenant.email,
-                                            firstname=tenant.firstname, lastname=tenant.lastname)
+        return {domain: _seen(remote) for domain, remote in side.read_all()}
     finally:
-        client.close()
-    return found
+        side.client.close()
 
 
 def _read_registry() -> tuple[dict[str, Seen], set[str]]:
@@ -134,7 +125,7 @@ def _read_registry() -> tuple[dict[str, Seen], set[str]]:
                               Tenant.display_name)).all()}
     in_flight = set(db.session.execute(
         sa.select(Tenant.domain).join(OutboxJob, OutboxJob.tenant_id == Tenant.id)
-        .where(OutboxJob.status.in_(sync.OPEN_JOB_STATES)).distinct()).scalars())
+        .where(OutboxJob.status.in_(OPEN_JOB_STATES)).distinct()).scalars())
     return registry, in_flight
 
 
@@ -143,7 +134,7 @@ def compare(*, include_in_sync: bool = False) -> Report:
     registry, in_flight = _read_registry()
     products: dict[str, dict[str, Seen]] = {}
     unreadable: dict[str, str] = {}
-    for product in SYNC_PRODUCTS:
+    for product in PRODUCTS:
         try:
             products[product] = _read_product(product)
         except NotConfigured as exc:
@@ -228,7 +219,7 @@ def fix(domain: str, action: str, actor: Actor) -> str:
         raise NotFound(f"No tenant with domain {domain} in the registry.")
     decommission.refuse_change(tenant, "pushed or adopted")
     if action == "push":
-        sync.enqueue(tenant, "sync", actor)
+        store.enqueue(tenant, "sync", actor)
         audit.record(actor, "reconcile.push", "tenant", tenant.tenant_id,
                      {"domain": {"before": None, "after": domain}})
         db.session.commit()
@@ -267,7 +258,7 @@ def import_prefill(domain: str) -> dict[str, Any]:
     """What the products know of a tenant the registry lacks, in the registration API's field names: the form is
     prefilled with it. The owner comes from API Manager when it has the tenant (it keeps email and names)."""
     seen: dict[str, Seen | None] = {}
-    for product in SYNC_PRODUCTS:
+    for product in PRODUCTS:
         try:
             seen[product] = _product_view(product, domain)
         except (NotConfigured, UpstreamError):  # a product that cannot be read just contributes nothing
@@ -284,21 +275,12 @@ def import_prefill(domain: str) -> dict[str, Any]:
 
 
 def _product_view(product: str, domain: str) -> Seen | None:
-    client = _client(product)
+    side = open_side(product)
     try:
-        if product == "is":
-            tenant = client.get_tenant_by_domain(domain)
-            if tenant is None:
-                return None
-            owners = tenant.owners or []
-            return Seen(active=tenant.activated, owner=owners[0].username if owners else None, name=tenant.name)
-        tenant = client.get_tenant(domain)
-        if tenant is None:
-            return None
-        return Seen(active=tenant.active, owner=tenant.admin, email=tenant.email, firstname=tenant.firstname,
-                    lastname=tenant.lastname)
+        remote = side.read(domain)
+        return None if remote is None else _seen(remote)
     finally:
-        client.close()
+        side.client.close()
 
 
 def import_tenant(domain: str, body: dict[str, Any], actor: Actor, *, skip_check: bool = False):

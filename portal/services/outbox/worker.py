@@ -1,0 +1,204 @@
+"""The outbox worker: claims due jobs (services.outbox.store), delivers them (services.outbox.delivery), and records
+the outcome.
+
+`flask --app portal worker` runs it (`make run` starts one beside the web server). WSO2 calls are I/O-bound, so one
+worker runs `--concurrency` threads, each with its own database session and its own product clients. On PostgreSQL
+more workers, on more hosts, can run side by side: claims use FOR UPDATE SKIP LOCKED and never hand a job out twice.
+On SQLite, whose writers are serialised, the claim is a single guarded UPDATE: still never twice, but workers queue
+for the one writer, so one worker process (with threads) is the right size there.
+
+Jobs are leases: a worker that dies mid-job leaves it `running` until the lease runs out, then another takes it over.
+Each claim carries a fresh token that every later write must match, so the worker that lost the lease cannot
+overwrite the new owner's progress. Failures back off exponentially with jitter and honour Retry-After.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask import Flask
+
+from portal.extensions import db
+from portal.models import OutboxJob, ProductConnection
+from portal.models.base import utcnow
+from portal.services import key_managers
+from portal.services.outbox import store
+from portal.services.outbox.delivery import LazySides, Products, deliver, deliver_decommission, desired_now
+from portal.services.outbox.policy import Settings, settings
+from portal.services.outbox.products import DeliveryError, DeliveryFailed, LeaseLost
+
+log = logging.getLogger(__name__)
+LEASE_CHECK_SECONDS = 2.0  # how often each worker thread looks for jobs whose worker died
+
+
+def process_one(worker: str, products: Products, cfg: Settings | None = None, *,
+                check_expired: bool = True, probe: bool = True) -> str | None:
+    """Claim one due job and deliver it. Returns "done", "retry", "failed", "lost" or None (nothing due)."""
+    cfg = cfg or settings()
+    taken = store.claim(worker, cfg, check_expired=check_expired, probe=probe)
+    if taken is None:
+        return None
+    # Level-triggered: the tenant as it is now, not as the job's payload recorded it.
+    desired = desired_now(taken.tenant_id, taken.payload)
+    connected = None
+    if taken.op == "decommission":
+        connected = frozenset(db.session.execute(sa.select(ProductConnection.product)).scalars())
+    direction = products.direction()
+    db.session.close()  # no transaction stays open across the calls to WSO2
+    if desired is None:  # the tenant is gone (its jobs go with it): nothing left to deliver
+        return "done" if store.complete(taken) else "lost"
+    renew_after = cfg.lease_seconds / 3
+
+    def heartbeat() -> None:
+        if (taken.lease_until - utcnow()).total_seconds() < cfg.lease_seconds - renew_after:
+            store.renew(taken, cfg)
+
+    try:
+        if taken.op == "decommission":
+            deliver_decommission(taken, LazySides(products), direction, desired, connected, heartbeat=heartbeat)
+        else:
+            deliver(taken, LazySides(products), direction, cfg, desired, heartbeat=heartbeat)
+    except LeaseLost:
+        log.warning("outbox job %s: lease lost; another worker owns it now", taken.job_id)
+        return "lost"
+    except (DeliveryFailed, DeliveryError) as exc:  # DeliveryError alone: a client could not even be built
+        errors = exc.errors if isinstance(exc, DeliveryFailed) else {exc.product: exc}
+        if not store.fail(taken, errors, cfg):
+            return "lost"
+        retrying = all(e.retryable for e in errors.values()) and taken.attempts < cfg.max_attempts
+        return "retry" if retrying else "failed"
+    if taken.op == "decommission":
+        return "done" if store.finish_decommission(taken) else "lost"
+    if not store.complete(taken):
+        return "lost"
+    if taken.op in ("create", "sync"):
+        key_managers.after_delivery(taken.tenant_id)  # never raises: the delivery stands whatever the check finds
+    return "done"
+
+
+# --- The loop --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Stats:
+    done: int = 0
+    retry: int = 0
+    failed: int = 0
+    lost: int = 0
+    crashed: int = 0  # an unexpected error in the worker itself; the job's lease expires and it is retried
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, outcome: str) -> None:
+        with self._lock:
+            setattr(self, outcome, getattr(self, outcome) + 1)
+
+    @property
+    def total(self) -> int:
+        return self.done + self.retry + self.failed + self.lost + self.crashed
+
+
+def default_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """`concurrency` threads claiming and delivering jobs for one app."""
+
+    def __init__(self, app: Flask, *, concurrency: int = 1, name: str | None = None, poll_interval: float = 1.0,
+                 cfg: Settings | None = None) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.app = app
+        self.concurrency = concurrency
+        self.name = name or default_name()
+        self.poll_interval = poll_interval
+        with app.app_context():
+            self.cfg = cfg or settings()
+        self._busy = 0
+        self._lock = threading.Lock()
+
+    def run(self, *, once: bool = False, stop: threading.Event | None = None) -> Stats:
+        """Deliver until `stop` is set; with `once`, until no job is due and no thread is busy."""
+        stop = stop or threading.Event()
+        stats = Stats()
+        threads = [threading.Thread(target=self._loop, args=(f"{self.name}/{i}", once, stop, stats),
+                                    name=f"outbox-worker-{i}", daemon=True) for i in range(self.concurrency)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)  # short joins keep the main thread responsive to signals
+        return stats
+
+    def drain(self, *, timeout: float = 60.0) -> Stats:
+        """Run until no job is pending or running (failed ones stay), waiting for backoffs; for tests, scripts
+        and the benchmark. Raises TimeoutError with what is left."""
+        deadline = time.monotonic() + timeout
+        total = Stats()
+        while True:
+            stats = self.run(once=True)
+            for name in ("done", "retry", "failed", "lost", "crashed"):
+                setattr(total, name, getattr(total, name) + getattr(stats, name))
+            with self.app.app_context():
+                left, next_at = _open_jobs()
+            if not left:
+                return total
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{left} outbox job(s) still open after {timeout:g} s")
+            wait = 0.05 if next_at is None else max(0.0, (next_at - utcnow()).total_seconds())
+            time.sleep(min(wait, max(0.0, deadline - time.monotonic()), 1.0) or 0.01)
+
+    def _loop(self, worker: str, once: bool, stop: threading.Event, stats: Stats) -> None:
+        products = Products()
+        idle = 0.02
+        next_lease_check = 0.0
+        outcome: str | None = None
+        with self.app.app_context():
+            try:
+                while not stop.is_set():
+                    with self._lock:
+                        self._busy += 1
+                    check_expired = time.monotonic() >= next_lease_check
+                    if check_expired:
+                        next_lease_check = time.monotonic() + LEASE_CHECK_SECONDS
+                    try:
+                        outcome = process_one(worker, products, self.cfg, check_expired=check_expired,
+                                              probe=outcome is None)  # after a job, more are likely
+                    except Exception:  # the loop must survive: the lease brings the job back
+                        log.exception("outbox worker %s: unexpected error", worker)
+                        db.session.rollback()
+                        outcome = "crashed"
+                    finally:
+                        with self._lock:
+                            self._busy -= 1
+                    if outcome is not None:
+                        stats.add(outcome)
+                        idle = 0.02
+                        continue
+                    if once:
+                        with self._lock:
+                            if self._busy == 0:
+                                return
+                        stop.wait(idle)  # another thread's job may free this tenant's next one
+                        idle = min(idle * 2, 0.25)
+                    else:
+                        stop.wait(self.poll_interval)
+            finally:
+                products.close()
+                db.session.remove()
+
+
+def _open_jobs() -> tuple[int, datetime | None]:
+    """How many jobs are pending or running, and when the earliest pending one is due."""
+    count, next_at = db.session.execute(
+        sa.select(sa.func.count(), sa.func.min(OutboxJob.next_attempt_at))
+        .where(OutboxJob.status.in_(("pending", "running")))).one()
+    db.session.rollback()
+    return count, next_at
