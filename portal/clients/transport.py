@@ -47,7 +47,7 @@ from portal.clients.errors import (
 )
 
 __all__ = ["DEFAULT_TIMEOUT", "MAX_BODY_BYTES", "Answer", "RetryPolicy", "TlsAdapter", "Transport", "TransportClient",
-           "build_ssl_context", "expand", "normalise_base_url", "read_capped", "segment", "timeouts"]
+           "build_ssl_context", "expand", "https_base_url", "normalise_base_url", "read_capped", "segment", "timeouts"]
 
 DEFAULT_TIMEOUT = (3.05, 15.0)  # (connect, read) seconds
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a page of 100 tenants is a few tens of KiB
@@ -64,19 +64,28 @@ TRANSIENT_CAUSES = frozenset({Cause.TIMEOUT, Cause.REFUSED, Cause.CONNECTION_RES
 def normalise_base_url(base_url: str, *, product: str = PRODUCT_IS) -> str:
     """`https://host[:port][/prefix]`, without a trailing slash. Raises ValueError with a reason."""
     short, example = ("IS", "is") if product == PRODUCT_IS else ("API Manager", "apim")
-    text = (base_url or "").strip()
-    if not text:
-        raise ValueError(f"Enter {short}'s base URL, e.g. https://{example}.example.com:9443.")
-    if any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in text):
-        raise ValueError("The base URL contains spaces or control characters.")
+    reason = "mutual TLS needs TLS" if product == PRODUCT_IS else "passwords travel in every call"
+    return https_base_url(base_url, empty=f"Enter {short}'s base URL, e.g. https://{example}.example.com:9443.",
+                          unsafe="The base URL contains spaces or control characters.",
+                          not_https=f"{short}'s base URL must start with https:// ({reason}).")
+
+
+def https_base_url(text: object, *, empty: str, unsafe: str, not_https: str, max_length: int | None = None) -> str:
+    """The one base URL rule (clients and the connection forms word their own refusals): https, a host, no user
+    name or password, no query or fragment; returned without a trailing slash. Raises ValueError."""
+    value = text.strip() if isinstance(text, str) else ""
+    if not value:
+        raise ValueError(empty)
+    if (max_length is not None and len(value) > max_length) or any(ord(ch) <= 0x20 or ord(ch) == 0x7F
+                                                                    for ch in value):
+        raise ValueError(unsafe)
     try:
-        parts = urlsplit(text)
+        parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
         raise ValueError(f"The base URL is not valid ({exc}).") from None
     if parts.scheme.lower() != "https":
-        reason = "mutual TLS needs TLS" if product == PRODUCT_IS else "passwords travel in every call"
-        raise ValueError(f"{short}'s base URL must start with https:// ({reason}).")
+        raise ValueError(not_https)
     if not parts.hostname:
         raise ValueError("The base URL has no host name.")
     if parts.username or parts.password:
@@ -87,9 +96,12 @@ def normalise_base_url(base_url: str, *, product: str = PRODUCT_IS) -> str:
 
 
 def segment(value: str, what: str = "an id") -> str:
-    """One path segment, percent-encoded so a value cannot add segments or a query."""
+    """One path segment, percent-encoded so a value cannot add segments or a query. "." and ".." are refused: no
+    encoding survives urllib3's dot-segment removal, so they would climb the path."""
     if not isinstance(value, str) or not value:
         raise ValueError(f"{what} is required")
+    if value in (".", ".."):
+        raise ValueError(f"{what} cannot be {value}")
     return quote(value, safe="")
 
 

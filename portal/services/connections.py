@@ -13,10 +13,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
+from portal.clients import transport
 from portal.clients.api_manager import ApiManagerClient
 from portal.clients.checks import CheckResult
 from portal.clients.errors import Cause, UpstreamError
@@ -104,26 +104,13 @@ def view(product: str) -> dict[str, Any]:
 
 
 def normalise_url(text: Any, what: str) -> str:
-    """`https://host[:port][/prefix]` without a trailing slash; raises ValueError with a sentence naming `what`."""
-    value = text.strip() if isinstance(text, str) else ""
-    if not value:
-        raise ValueError(f"Enter {what}'s base URL, e.g. https://{what.lower().replace(' ', '-')}.example.com:9443.")
-    if len(value) > 2048 or any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in value):
-        raise ValueError("The base URL contains spaces or control characters, or is too long.")
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        raise ValueError(f"The base URL is not valid ({exc}).") from None
-    if parts.scheme.lower() != "https":
-        raise ValueError(f"{what}'s base URL must start with https://: credentials never travel in clear.")
-    if not parts.hostname:
-        raise ValueError("The base URL has no host name.")
-    if parts.username or parts.password:
-        raise ValueError("The base URL must not contain a user name or password.")
-    if parts.query or parts.fragment:
-        raise ValueError("The base URL must not contain a query or fragment.")
-    return f"https://{parts.netloc}{parts.path.rstrip('/')}"
+    """`https://host[:port][/prefix]` without a trailing slash (the clients' rule, transport.https_base_url);
+    raises ValueError with a sentence naming `what`."""
+    return transport.https_base_url(
+        text, max_length=2048,
+        empty=f"Enter {what}'s base URL, e.g. https://{what.lower().replace(' ', '-')}.example.com:9443.",
+        unsafe="The base URL contains spaces or control characters, or is too long.",
+        not_https=f"{what}'s base URL must start with https://: credentials never travel in clear.")
 
 
 def check_text(value: Any, field_label: str) -> str:
