@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from portal.services import check_budget, idp_checks
+from portal.idp import checks as idp_checks
+from portal.services import check_budget
 from portal.services.context import Actor
 from tests.api_helpers import ldap_body, make_api
 from tests.test_address_policy import Listener

@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from portal.clients import jdbc, ldap
-from portal.models.tenant import ALGORITHMS, IDP_TYPES
+from portal.idp import registry
+from portal.models.tenant import ALGORITHMS
 from portal.services import (
     bulk,
     cert_auth,
@@ -36,6 +37,7 @@ from portal.services import (
     connections,
     mappings,
     signing_keys,
+    tenant_fields,
     tenant_spec,
     wso2_config,
 )
@@ -230,7 +232,8 @@ def test_domain_problem_never_raises(value):
 
 # --- the registration body ------------------------------------------------------------------------------------
 
-FIELD_NAMES = sorted(tenant_spec.TOP_LEVEL) + ["surprise", ""]
+FIELD_NAMES = sorted(tenant_fields.top_level()) + ["surprise", ""]
+IDP_TYPES = registry.names()
 SCALAR = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), JSON_TEXT,
                    st.sampled_from(["string", "2048", "\u00b2", "9" * 5000, "HS256", "RS256", "POSTGRES", "LDAP",
                                     "EXTERNAL", "ORACLE", " ", "inline-password", "invite-via-email"]))
@@ -254,10 +257,10 @@ BODY = st.one_of(
                   "supportAlgorithm": st.sampled_from([*ALGORITHMS, "hs256", "none", "\u0130"]),
                   "signingKey": st.one_of(JSON_TEXT, st.text(min_size=64, max_size=80)),
                   "rsaKeySize": st.one_of(SCALAR, st.sampled_from([2048, "3072", 4096.0, 1024])),
-                  "owner": st.one_of(_section(tenant_spec.SCHEMA_FIELDS["owner"]), JSON_VALUE),
-                  "relationalSchema": _section(tenant_spec.SCHEMA_FIELDS["relationalSchema"]),
-                  "ldapSchema": _section(tenant_spec.SCHEMA_FIELDS["ldapSchema"]),
-                  "oidcSchema": _section(tenant_spec.SCHEMA_FIELDS["oidcSchema"]),
+                  "owner": st.one_of(_section(tenant_fields.section_fields("owner")), JSON_VALUE),
+                  "relationalSchema": _section(tenant_fields.section_fields("relationalSchema")),
+                  "ldapSchema": _section(tenant_fields.section_fields("ldapSchema")),
+                  "oidcSchema": _section(tenant_fields.section_fields("oidcSchema")),
                   "jwkSetUrl": st.one_of(JSON_TEXT, st.just("https://idp.example.com/jwks")),
                   "issuer": st.one_of(JSON_TEXT, st.just("https://idp.example.com")),
                   "skipConnectionCheck": SCALAR}),
@@ -724,7 +727,7 @@ def test_bulk_csv_and_jsonl_round_trip(rows):
     def nested(row: dict) -> dict:
         body: dict = {}
         for name, value in row.items():
-            if name in bulk.BOOLEAN_COLUMNS and value.strip().lower() in ("true", "false"):
+            if name in bulk.boolean_columns() and value.strip().lower() in ("true", "false"):
                 value = value.strip().lower() == "true"
             bulk._put(body, name.split("."), value)
         return body

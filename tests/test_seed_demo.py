@@ -69,7 +69,8 @@ def test_demo_tenants_validate_like_registered_ones(app):
             if body["owner"]:
                 request["owner"] = {k: body["owner"][k] for k in ("username", "email", "firstName", "lastName",
                                                                   "provisioningMethod")}
-            schema = tenant_spec.SCHEMA_OF[tenant.idp_type]
+            schema = {"ORACLE": "relationalSchema", "POSTGRES": "relationalSchema", "LDAP": "ldapSchema"}.get(
+                tenant.idp_type)
             if tenant.idp_type == "EXTERNAL":
                 request.update(jwkSetUrl=body["jwkSetUrl"], issuer=body["issuer"], oidcSchema=body["oidcSchema"])
             else:

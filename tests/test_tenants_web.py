@@ -26,7 +26,7 @@ from portal.extensions import db as _db
 from portal.models import AuditEvent, Tenant
 from portal.services import tenants
 from portal.services.context import Actor
-from portal.web.tenants.forms import FIELD_OF_PATH, TenantForm
+from portal.web.tenants.forms import TenantForm, field_of_path
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SEED_KEY = "100f4c1f-f333-4c25-bd8c-e4809722b6a7"  # the seed's 36-character sample signing key
@@ -457,7 +457,7 @@ def test_unknown_choices_are_refused_by_the_form(admin_client, db, closed_port):
 def test_every_api_path_maps_to_a_form_field(app):
     with app.test_request_context():
         form = TenantForm()
-        assert all(name in form for name in FIELD_OF_PATH.values())
+        assert all(name in form for name in field_of_path().values())
 
 
 # --- the type switch without JavaScript --------------------------------------------------------------------

@@ -8,7 +8,6 @@ the descriptions, and a body that breaks them gets a 400 problem naming the fiel
 from __future__ import annotations
 
 import re
-from copy import deepcopy
 from typing import Any
 
 from flask import current_app, jsonify
@@ -17,41 +16,17 @@ from portal.access import public
 from portal.api import bp
 from portal.api.auth import APP_ID_HEADER, KEY_HEADER, scope_of
 from portal.api.tenants import CURSOR_RE, DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_LENGTH, SKIP_CHECK_FIELD, STATUSES
+from portal.idp import registry
+from portal.idp.base import IdpFamily
+from portal.idp.schema import Schema, nullable as _nullable, ref as _ref, text as _text
 from portal.models.outbox import DECOMMISSION_OUTCOMES
-from portal.models.tenant import ALGORITHMS, IDP_TYPES, PROVISIONING_METHODS
+from portal.models.tenant import ALGORITHMS, PROVISIONING_METHODS
 from portal.services import api_clients, tokens
 from portal.services.signing_keys import RSA_KEY_SIZES
 from portal.services.tenant_spec import EMAIL_RE, OWNER_USERNAME_RE, TENANT_ID_RE
 
-Schema = dict[str, Any]
-
-REF = "#/components/schemas/"
 PROBLEM_MEDIA = "application/problem+json"
 PLACEHOLDER_NOTE = ' The sample requests\' placeholder "string" is refused.'
-RSA_ALGORITHMS = [name for name in ALGORITHMS if name.startswith("RS")]
-# Patterns that help generators and readers; the server's own rules stay the reference (see the descriptions).
-JDBC_PATTERN = r"^jdbc:(postgresql://[^/?#]+/[A-Za-z_][A-Za-z0-9_$]*(\?.*)?|oracle:thin:@.+)$"
-LDAP_URL_PATTERN = r"^ldaps?://[^/?#@]+/?$"
-DN_PATTERN = r"^[A-Za-z][A-Za-z0-9-]*=[^,]+(,[A-Za-z][A-Za-z0-9-]*=[^,]+)*$"
-HTTPS_PATTERN = r"^https?://[^\s/?#@]+(/[^\s#]*)?$"
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": REF + name}
-
-
-def _nullable(schema: Schema) -> Schema:
-    """The same schema, also accepting null (the server reads null as "not given")."""
-    schema = deepcopy(schema)
-    schema["type"] = [schema["type"], "null"]
-    return schema
-
-
-def _text(description: str, max_length: int | None = None, **extra: Any) -> Schema:
-    schema: Schema = {"type": "string", "description": description, **extra}
-    if max_length:
-        schema["maxLength"] = max_length
-    return schema
 
 
 # --- request bodies --------------------------------------------------------------------------------------
@@ -115,80 +90,9 @@ def _registration_variant(title: str, types: tuple[str, ...], sections: dict[str
 
 
 def _request_variants(update: bool) -> list[Schema]:
-    suffix = "Update" if update else "Request"
-    return [
-        _registration_variant("Relational (ORACLE, POSTGRES)", ("ORACLE", "POSTGRES"),
-                              {"relationalSchema": _ref("RelationalSchema" + suffix)}, update),
-        _registration_variant("LDAP", ("LDAP",), {"ldapSchema": _ref("LdapSchema" + suffix)}, update),
-        _registration_variant("EXTERNAL (OpenID Connect)", ("EXTERNAL",), {
-            "supportAlgorithm": {
-                "type": "string", "enum": RSA_ALGORITHMS,
-                "description": "Required for EXTERNAL: the provider signs with its own RSA keys (case-insensitive)."},
-            "jwkSetUrl": _text("The provider's JWKS URL (https; http only where the portal allows it for labs). "
-                               "The check fetches it and requires keys that fit supportAlgorithm (RSA of at least "
-                               "2048 bits).", 2048, format="uri", pattern=HTTPS_PATTERN),
-            "issuer": _text("The provider's issuer. The check fetches <issuer>/.well-known/openid-configuration "
-                            "and requires its `issuer` to equal this value exactly.", 2048, format="uri",
-                            pattern=HTTPS_PATTERN),
-            "oidcSchema": _ref("OidcSchemaRequest"),
-        }, update),
-    ]
-
-
-def _relational_schema(update: bool) -> Schema:
-    keep = " On update, leave it out to keep the stored password." if update else ""
-    password = _text("The database password. Stored encrypted, never returned." + keep, 512, writeOnly=True)
-    return {
-        "type": "object", "additionalProperties": False,
-        "required": ["dataSourceURL", "dataSourceUserName"] + ([] if update else ["dataSourcePassword"]),
-        "properties": {
-            "dataSourceURL": _text(
-                "JDBC URL: jdbc:postgresql://host[:port]/database[?currentSchema=schema] for POSTGRES; "
-                "jdbc:oracle:thin:@//host[:port]/service, jdbc:oracle:thin:@host:port/service or "
-                "jdbc:oracle:thin:@host:port:SID for ORACLE. The check connects for real and creates the user "
-                "store (um_user, um_role, um_user_role) in the schema when absent.", 2048, pattern=JDBC_PATTERN),
-            "dataSourceUserName": _text("The database user.", 128),
-            "dataSourcePassword": _nullable(password) if update else password,
-        },
-    }
-
-
-def _ldap_schema(update: bool) -> Schema:
-    keep = " On update, leave it out to keep the stored password." if update else ""
-    return {
-        "type": "object", "additionalProperties": False,
-        "required": ["ldapURLForDirectoryService", "directoryServiceDomainName",
-                     "directoryServiceRootDistinguishedName"],
-        "properties": {
-            "ldapURLForDirectoryService": _text("ldap://host[:port] or ldaps://host[:port], nothing else.", 2048,
-                                                pattern=LDAP_URL_PATTERN),
-            "directoryServiceDomainName": _text("The directory's DNS domain name, e.g. example.com.", 253,
-                                                pattern=r"^([A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*$"),
-            "directoryServiceRootDistinguishedName": _text("The root DN the check reads, e.g. dc=example,dc=com.",
-                                                           1024, pattern=DN_PATTERN),
-            "bindDN": _nullable(_text("DN to bind as (with bindPassword); left out, the check binds anonymously.",
-                                      1024)),
-            "bindPassword": _nullable(_text("Password of bindDN. Stored encrypted, never returned." + keep, 512,
-                                            writeOnly=True)),
-            "startTLS": {"type": "boolean", "default": False,
-                         "description": "Upgrade an ldap:// connection with StartTLS."},
-        },
-    }
-
-
-def _oidc_schema() -> Schema:
-    return {
-        "type": "object", "additionalProperties": False,
-        "required": ["authUrl", "accessTokenUrl", "scope"],
-        "properties": {
-            "authUrl": _text("The provider's authorization endpoint (https).", 2048, format="uri",
-                             pattern=HTTPS_PATTERN),
-            "accessTokenUrl": _text("The provider's token endpoint (https).", 2048, format="uri",
-                                    pattern=HTTPS_PATTERN),
-            "scope": _text('Space-separated scopes (RFC 6749 3.3), e.g. "openid profile".', 1024,
-                           pattern=r"^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$"),
-        },
-    }
+    """One variant per identity-provider family (and title), each with that family's settings."""
+    return [_registration_variant(title, types, sections, update)
+            for family in registry.families() for title, types, sections in family.openapi_variants(update)]
 
 
 def _owner_request() -> Schema:
@@ -222,6 +126,7 @@ def _timestamp(description: str, nullable: bool = False) -> Schema:
 
 def _tenant_schema() -> Schema:
     nullable_text = {"type": ["string", "null"]}
+    properties, required = _idp_responses()
     return {
         "type": "object", "additionalProperties": False,
         "description": "A tenant in the registration API's field names. Secrets are never returned: *Set flags "
@@ -238,7 +143,7 @@ def _tenant_schema() -> Schema:
             "clientSecretSet": {"type": "boolean"},
             "clientSecretWeak": {"type": "boolean", "description": "The client secret is short or guessable: "
                                                                   "replace it with a long random value."},
-            "identityProviderType": {"type": "string", "enum": list(IDP_TYPES)},
+            "identityProviderType": {"type": "string", "enum": list(registry.names())},
             "supportAlgorithm": {"type": "string", "enum": list(ALGORITHMS)},
             "status": {"type": "string", "enum": ["active", "inactive"]},
             "verified": {"type": "boolean", "description": "The last connection check passed."},
@@ -256,42 +161,38 @@ def _tenant_schema() -> Schema:
                 "description": "Present while the tenant is being decommissioned.",
                 "properties": {"requestedAt": _timestamp("When it was asked for."),
                                "requestedBy": {"type": "string"}}},
-            "relationalSchema": {
-                "type": "object", "additionalProperties": False,
-                "required": ["dataSourceURL", "dataSourceUserName", "dataSourcePasswordSet"],
-                "properties": {"dataSourceURL": {"type": "string"}, "dataSourceUserName": {"type": "string"},
-                               "dataSourcePasswordSet": {"type": "boolean"}}},
-            "ldapSchema": {
-                "type": "object", "additionalProperties": False,
-                "required": ["ldapURLForDirectoryService", "directoryServiceDomainName",
-                             "directoryServiceRootDistinguishedName", "bindPasswordSet"],
-                "properties": {"ldapURLForDirectoryService": {"type": "string"},
-                               "directoryServiceDomainName": {"type": "string"},
-                               "directoryServiceRootDistinguishedName": {"type": "string"},
-                               "bindDN": nullable_text, "startTLS": {"type": "boolean"},
-                               "bindPasswordSet": {"type": "boolean"}}},
-            "jwkSetUrl": {"type": "string"},
-            "issuer": {"type": "string"},
-            "oidcSchema": {
-                "type": "object", "additionalProperties": False, "required": ["authUrl", "accessTokenUrl", "scope"],
-                "properties": {"authUrl": {"type": "string"}, "accessTokenUrl": {"type": "string"},
-                               "scope": {"type": "string"}}},
+            **properties,
         },
         # The settings section of the tenant's own type, and no other.
-        "allOf": [
-            {"if": {"properties": {"identityProviderType": {"enum": ["ORACLE", "POSTGRES"]}}},
-             "then": {"required": ["relationalSchema"],
-                      "not": {"anyOf": [{"required": [n]} for n in ("ldapSchema", "oidcSchema", "jwkSetUrl",
-                                                                     "issuer")]}}},
-            {"if": {"properties": {"identityProviderType": {"const": "LDAP"}}},
-             "then": {"required": ["ldapSchema"],
-                      "not": {"anyOf": [{"required": [n]} for n in ("relationalSchema", "oidcSchema", "jwkSetUrl",
-                                                                     "issuer")]}}},
-            {"if": {"properties": {"identityProviderType": {"const": "EXTERNAL"}}},
-             "then": {"required": ["jwkSetUrl", "issuer", "oidcSchema"],
-                      "not": {"anyOf": [{"required": [n]} for n in ("relationalSchema", "ldapSchema")]}}},
-        ],
+        "allOf": [_type_rule(family, required[family], properties) for family in registry.families()],
     }
+
+
+def _sections_text() -> str:
+    """e.g. "relationalSchema, ldapSchema, or jwkSetUrl + issuer + oidcSchema"."""
+    parts = [" + ".join(family.keys) for family in registry.families()]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + ", or " + parts[-1]
+
+
+def _idp_responses() -> tuple[dict[str, Schema], dict[IdpFamily, list[str]]]:
+    """The tenant view's properties of every family, and what each family's tenants always have."""
+    properties: dict[str, Schema] = {}
+    required: dict[IdpFamily, list[str]] = {}
+    for family in registry.families():
+        props, needed = family.openapi_response()
+        properties.update(props)
+        required[family] = needed
+    return properties, required
+
+
+def _type_rule(family: IdpFamily, required: list[str], properties: dict[str, Schema]) -> Schema:
+    types = list(family.types)
+    others = [name for name in properties if name not in family.keys]
+    then: Schema = {"required": required}
+    if others:
+        then["not"] = {"anyOf": [{"required": [name]} for name in others]}
+    return {"if": {"properties": {"identityProviderType": {"enum": types} if len(types) > 1 else {"const": types[0]}}},
+            "then": then}
 
 
 def _signing_key_schema() -> Schema:
@@ -471,7 +372,7 @@ def _paths() -> dict[str, Schema]:
         {"name": "q", "in": "query", "description": "Prefix of the tenant id, domain or display name "
                                                     "(case-insensitive).",
          "schema": {"type": "string", "maxLength": MAX_QUERY_LENGTH}},
-        {"name": "identityProviderType", "in": "query", "schema": {"type": "string", "enum": list(IDP_TYPES)}},
+        {"name": "identityProviderType", "in": "query", "schema": {"type": "string", "enum": list(registry.names())}},
         {"name": "status", "in": "query", "description": "unverified: the last connection check did not pass.",
          "schema": {"type": "string", "enum": list(STATUSES)}},
         {"name": "limit", "in": "query", "description": "Page size.",
@@ -687,15 +588,11 @@ def document() -> dict[str, Any]:
             "schemas": {
                 "TenantRegistration": {"oneOf": _request_variants(update=False),
                                        "description": "One tenant. The identityProviderType decides the section: "
-                                                      "relationalSchema, ldapSchema, or jwkSetUrl + issuer + "
-                                                      "oidcSchema."},
+                                                      + _sections_text() + "."},
                 "TenantUpdate": {"oneOf": _request_variants(update=True)},
                 "OwnerRequest": _owner_request(),
-                "RelationalSchemaRequest": _relational_schema(update=False),
-                "RelationalSchemaUpdate": _relational_schema(update=True),
-                "LdapSchemaRequest": _ldap_schema(update=False),
-                "LdapSchemaUpdate": _ldap_schema(update=True),
-                "OidcSchemaRequest": _oidc_schema(),
+                **{name: schema for family in registry.families()
+                   for name, schema in family.openapi_components().items()},
                 "Tenant": _tenant_schema(),
                 "TenantList": {
                     "type": "object", "additionalProperties": False, "required": ["items", "next"],

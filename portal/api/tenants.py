@@ -5,114 +5,30 @@ tenant lives in the service, so the form and the API refuse the same things with
 """
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, current_app, jsonify, request, url_for
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask import Response, jsonify, request, url_for
 
 from portal.access import machine
 from portal.api import bp
 from portal.api.auth import api_actor, current_client, requires_scope
+from portal.api.bodies import read_json_body
 from portal.api.problems import ApiProblem
-from portal.models.tenant import IDP_TYPES
-from portal.services import api_clients, tenants
+from portal.idp import registry
+from portal.services import api_clients, tenant_fields, tenants
 from portal.services.errors import ValidationError
 from portal.services.outbox import decommission
 
-SKIP_CHECK_FIELD = "skipConnectionCheck"
+SKIP_CHECK_FIELD = tenant_fields.SKIP_CHECK
 STATUSES = ("active", "inactive", "unverified")
 DEFAULT_LIMIT, MAX_LIMIT = 50, 500
 MAX_QUERY_LENGTH = 255
 CURSOR_RE = re.compile(r"[a-z0-9_-]{1,64}")  # a tenant key: the `after` cursor is the last key of the page
 LIST_PARAMETERS = ("q", "identityProviderType", "status", "limit", "after")
-_ESCAPED_NUL_OR_SURROGATE = re.compile(r"\\u(0000|[dD][89a-fA-F])")
 
 
 # --- request bodies --------------------------------------------------------------------------------------
-
-
-def _is_json(mimetype: str) -> bool:
-    return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _check_string(path: str, value: str) -> None:
-    if "\x00" in value:
-        raise ApiProblem(400, "A string in the body contains a NUL character (\\u0000).",
-                         {path: "NUL characters (\\u0000) are not allowed."} if path else None)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ApiProblem(400, "A string in the body contains an unpaired UTF-16 surrogate escape.",
-                         {path: "Unpaired surrogate escapes (\\ud800-\\udfff) are not valid text."} if path else None) \
-            from None
-
-
-def _children(path: str, value: dict | list) -> Iterator[tuple[str, Any]]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield path, key  # a member name is text too
-            yield (f"{path}.{key}" if path else key), item
-    else:
-        for index, item in enumerate(value):
-            yield f"{path}[{index}]", item
-
-
-def _check_text(body: Any) -> None:
-    """Strings the database and the drivers can hold: no NUL character and no lone UTF-16 surrogate.
-    Depth-first with a stack of iterators: memory grows with the nesting, not the size, and a body nested as deep
-    as the JSON parser allows cannot exhaust recursion."""
-    stack: list[Iterator[tuple[str, Any]]] = [iter([("", body)])]
-    while stack:
-        for path, value in stack[-1]:
-            if isinstance(value, (dict, list)):
-                stack.append(_children(path, value))
-                break
-            if isinstance(value, str):
-                _check_string(path, value)
-        else:
-            stack.pop()
-
-
-def read_json_body() -> Any:
-    """The request body as parsed JSON, or a 413 / 415 / 400 problem that says what is wrong with it."""
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    if limit and request.content_length is not None and request.content_length > limit:
-        raise ApiProblem(413, f"The body is {request.content_length} bytes; this API accepts at most {limit}.")
-    if not _is_json(request.mimetype):
-        got = request.mimetype or "no Content-Type"
-        raise ApiProblem(415, f"Send the body as application/json (got {got}).")
-    try:
-        raw = request.get_data(cache=True)
-    except RequestEntityTooLarge:
-        raw = None
-    # A chunked body (no Content-Length) is cut at the limit by werkzeug without complaint: reaching it means more.
-    if raw is None or (limit and request.content_length is None and len(raw) >= limit):
-        raise ApiProblem(413, f"The body is larger than the {limit} bytes this API accepts.")
-    try:
-        text = raw.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        raise ApiProblem(400, f"The body is not UTF-8 text (bad byte at offset {exc.start}).") from None
-    if not text.strip():
-        raise ApiProblem(400, "The body is empty; send the tenant as a JSON object.")
-    try:
-        body = json.loads(text, parse_constant=_refuse_constant)
-    except json.JSONDecodeError as exc:
-        raise ApiProblem(400, f"The body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") \
-            from None
-    except RecursionError:
-        raise ApiProblem(400, "The body is not acceptable JSON: it is nested too deeply.") from None
-    except ValueError as exc:  # NaN / Infinity, or an integer with thousands of digits
-        raise ApiProblem(400, f"The body is not acceptable JSON: {exc}.") from None
-    if _ESCAPED_NUL_OR_SURROGATE.search(text):  # the only ways such strings get past a strict JSON parser
-        _check_text(body)
-    return body
 
 
 def tenant_body() -> tuple[Any, bool]:
@@ -148,8 +64,8 @@ def _list_query() -> tuple[tenants.TenantQuery, dict[str, str]]:
     if len(q) > MAX_QUERY_LENGTH:
         errors.setdefault("q", f"At most {MAX_QUERY_LENGTH} characters.")
     idp_type = args.get("identityProviderType")
-    if idp_type is not None and idp_type not in IDP_TYPES:
-        errors.setdefault("identityProviderType", f"Choose one of {', '.join(IDP_TYPES)}.")
+    if idp_type is not None and idp_type not in registry.names():
+        errors.setdefault("identityProviderType", f"Choose one of {', '.join(registry.names())}.")
     status = args.get("status")
     if status is not None and status not in STATUSES:
         errors.setdefault("status", f"Choose one of {', '.join(STATUSES)}.")

@@ -13,7 +13,7 @@ from portal.models.outbox import (
 )
 from portal.models.setting import Setting
 from portal.models.sharing import ProductConnection as ProductConnection, SharingSettings as SharingSettings
-from portal.models.tenant import ALGORITHMS, IDP_TYPES, PROVISIONING_METHODS, JwksCache, SigningKey, Tenant
+from portal.models.tenant import ALGORITHMS, PROVISIONING_METHODS, JwksCache, SigningKey, Tenant
 
-__all__ = ["ALGORITHMS", "IDP_TYPES", "PROVISIONING_METHODS", "ROLES", "AdminSession", "AdminUser", "ApiClient",
+__all__ = ["ALGORITHMS", "PROVISIONING_METHODS", "ROLES", "AdminSession", "AdminUser", "ApiClient",
            "AuditEvent", "Base", "BulkJob", "JwksCache", "Setting", "SigningKey", "Tenant"]

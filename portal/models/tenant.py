@@ -9,7 +9,6 @@ from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 from portal.encryption import EncryptedText
 from portal.models.base import Base, JSONType, UTCDateTime, utcnow
 
-IDP_TYPES = ("ORACLE", "POSTGRES", "LDAP", "EXTERNAL")
 ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512")
 PROVISIONING_METHODS = ("inline-password", "invite-via-email")
 CHECK_STATES = ("unchecked", "passed", "failed")
@@ -26,7 +25,6 @@ class Tenant(Base):
 
     __tablename__ = "tenant"
     __table_args__ = (
-        sa.CheckConstraint(_in("idp_type", IDP_TYPES), name="idp_type"),
         sa.CheckConstraint(_in("support_algorithm", ALGORITHMS), name="support_algorithm"),
         sa.CheckConstraint(_in("check_status", CHECK_STATES), name="check_status"),
         # Keyset pagination walks tenant_key; the pattern-ops indexes serve prefix search on PostgreSQL.

@@ -22,10 +22,11 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from sqlalchemy.orm import selectinload, undefer
 
+from portal.idp import registry
 from portal.extensions import db
 from portal.models import BulkJob, Tenant
 from portal.models.base import utcnow
-from portal.services import audit, signing_keys, tenant_spec, tenants
+from portal.services import audit, signing_keys, tenant_fields, tenant_spec, tenants
 from portal.services.context import Actor
 from portal.services.errors import Conflict, NotFound, ValidationError
 from portal.services.tenant_spec import TenantSpec
@@ -33,7 +34,6 @@ from portal.services.tenant_spec import TenantSpec
 log = logging.getLogger(__name__)
 
 FORMATS = {"csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl"}  # file extension -> format
-BOOLEAN_COLUMNS = frozenset({"ldapSchema.startTLS", "skipConnectionCheck"})  # CSV cells "true"/"false"
 MAX_FILE_PROBLEMS = 20  # structural problems listed before "... and N more"
 CHUNK = 200  # rows classified per round of duplicate look-ups
 PROGRESS_EVERY = 25  # rows between progress writes while a job runs...
@@ -120,6 +120,7 @@ def _csv_rows(text: str, max_rows: int) -> list[Row]:
         raise FileProblem([f"Row 1 (the header) cannot be read as CSV: {exc}."]) from None
     _check_header(header, problems)
     problems.raise_if_any()
+    booleans = boolean_columns()
     rows: list[Row] = []
     number = 1
     while True:
@@ -143,12 +144,17 @@ def _csv_rows(text: str, max_rows: int) -> list[Row]:
             if cell == "":
                 continue  # empty cell: the field is absent
             value: Any = cell
-            if name in BOOLEAN_COLUMNS and cell.strip().lower() in ("true", "false"):
+            if name in booleans and cell.strip().lower() in ("true", "false"):
                 value = cell.strip().lower() == "true"
             _put(body, name.split("."), value)
         rows.append(Row(number, body))
     problems.raise_if_any()
     return rows
+
+def boolean_columns() -> frozenset[str]:
+    """Columns whose CSV cells "true"/"false" are booleans: the flag fields of every identity-provider type."""
+    return tenant_fields.boolean_paths() | {tenant_fields.SKIP_CHECK}
+
 
 
 def _check_header(header: list[str], problems: _Problems) -> None:
@@ -233,27 +239,15 @@ def differences(spec: TenantSpec, tenant: Tenant) -> list[str]:
         if spec.owner.password is not None:
             check("owner.password", spec.owner.password, tenant.owner_password)
     if spec.idp_type == tenant.idp_type:
-        prefix = "" if spec.idp_type == "EXTERNAL" else tenant_spec.SCHEMA_OF[spec.idp_type] + "."
-        mine, stored = _flatten(spec.idp_settings, prefix), _flatten(tenant.idp_settings or {}, prefix)
+        family = registry.get(spec.idp_type)
+        mine, stored = family.flat_settings(spec.idp_settings), family.flat_settings(tenant.idp_settings or {})
         for path in sorted(set(mine) | set(stored)):
             check(path, mine.get(path), stored.get(path))
-        if spec.idp_type in tenant_spec.RELATIONAL:
-            check("relationalSchema.dataSourcePassword", spec.idp_secret, tenant.idp_secret)
-        elif spec.idp_type == "LDAP":
-            check("ldapSchema.bindPassword", spec.idp_secret, tenant.idp_secret)
+        if family.secret_path:
+            check(family.secret_path, spec.idp_secret, tenant.idp_secret)
     if spec.signing_key and not _same_key(spec, tenant):
         found.append("signingKey")
     return found
-
-
-def _flatten(settings: dict[str, Any], prefix: str) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for name, value in settings.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{name}."))
-        else:
-            flat[prefix + name] = value
-    return flat
 
 
 def _same_key(spec: TenantSpec, tenant: Tenant) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from portal.extensions import db
+from portal.idp import registry
 from portal.models import SigningKey, Tenant
 from portal.models.base import utcnow
 from portal.services import audit, signing_keys, tenant_spec, tenants
@@ -24,10 +25,6 @@ BATCH = 5000
 PREFIX = "demo-"
 RSA_POOL = 4  # RS* demo tenants share a few generated key pairs: generating 2048-bit keys takes ~0.1 s each
 
-# (type, weight) and the algorithms each type draws from: EXTERNAL providers sign with RSA keys only.
-TYPES = (("POSTGRES", 40), ("LDAP", 25), ("ORACLE", 20), ("EXTERNAL", 15))
-ALGORITHMS = {"internal": (("HS256", 70), ("HS384", 10), ("HS512", 10), ("RS256", 10)),
-              "EXTERNAL": (("RS256", 80), ("RS384", 10), ("RS512", 10))}
 WORDS = ("Acme", "Blue", "Cedar", "Delta", "Evergreen", "Falcon", "Granite", "Harbor", "Iris", "Juniper", "Kestrel",
          "Lumen", "Maple", "Nimbus", "Orchid", "Pioneer", "Quartz", "Redwood", "Summit", "Tidal", "Umber", "Vertex",
          "Willow", "Zephyr")
@@ -86,10 +83,11 @@ def _pick(rng: random.Random, weighted: tuple[tuple[str, int], ...]) -> str:
 def _tenant_row(tenant_id: str, domain: str, rng: random.Random, now) -> dict[str, Any]:
     """One tenant in the shapes tenant_spec.parse produces, so demo tenants edit and validate like real ones."""
     n = int(tenant_id[len(PREFIX):])
-    idp_type = _pick(rng, TYPES)
-    algorithm = _pick(rng, ALGORITHMS["EXTERNAL" if idp_type == "EXTERNAL" else "internal"])
+    idp_type = _pick(rng, _type_weights())
+    family = registry.get(idp_type)  # each family draws its own settings and algorithms (EXTERNAL: RSA only)
+    algorithm = _pick(rng, family.demo_algorithms)
     name = f"{WORDS[n % len(WORDS)]} {TRADES[(n // len(WORDS)) % len(TRADES)]} {n}"
-    settings, idp_secret = _idp(idp_type, tenant_id, n, rng)
+    settings, idp_secret = family.demo(idp_type, tenant_id, n, rng)
     owner = rng.random() < 0.6
     first, last_name = rng.choice(FIRST), rng.choice(LAST)
     return {
@@ -106,25 +104,10 @@ def _tenant_row(tenant_id: str, domain: str, rng: random.Random, now) -> dict[st
     }
 
 
-def _idp(idp_type: str, tenant_id: str, n: int, rng: random.Random) -> tuple[dict[str, Any], str | None]:
-    slug = tenant_id.replace("-", "_")
-    if idp_type == "POSTGRES":
-        return {"dataSourceURL": f"jdbc:postgresql://pg-{n % 8 + 1:02d}.demo.internal:5432/{slug}?currentSchema=users",
-                "dataSourceUserName": slug}, secrets.token_urlsafe(18)
-    if idp_type == "ORACLE":
-        return {"dataSourceURL": f"jdbc:oracle:thin:@//ora-{n % 4 + 1:02d}.demo.internal:1521/TENANTS",
-                "dataSourceUserName": slug.upper()}, secrets.token_urlsafe(18)
-    if idp_type == "LDAP":
-        root = f"dc={tenant_id},dc=demo,dc=internal"
-        bind = rng.random() < 0.7
-        return {"ldapURLForDirectoryService": f"ldaps://ldap-{n % 4 + 1}.demo.internal:636",
-                "directoryServiceDomainName": f"{tenant_id}.demo.internal",
-                "directoryServiceRootDistinguishedName": root, "bindDN": f"cn=portal,{root}" if bind else None,
-                "startTLS": False}, secrets.token_urlsafe(18) if bind else None
-    issuer = f"https://login.demo.example/{tenant_id}/v2.0"
-    return {"jwkSetUrl": f"{issuer}/keys", "issuer": issuer,
-            "oidcSchema": {"authUrl": f"{issuer}/authorize", "accessTokenUrl": f"{issuer}/token",
-                           "scope": "openid profile email"}}, None
+def _type_weights() -> tuple[tuple[str, int], ...]:
+    """(type, weight) of every registered type that seeds demo tenants."""
+    return tuple((idp_type, weight) for family in registry.families()
+                 for idp_type, weight in family.demo_weight.items() if weight > 0)
 
 
 def _rsa_pool() -> dict[str, list[signing_keys.KeyMaterial]]:

@@ -20,9 +20,9 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.clients import oidc
 from portal.extensions import db
+from portal.idp import outbound
 from portal.models import JwksCache, Tenant
 from portal.models.base import utcnow
-from portal.services import idp_checks
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def _refresh(tenant: Tenant, url: str, now: datetime) -> JwksCache | None:
         return db.session.get(JwksCache, tenant.id)
     row = db.session.get(JwksCache, tenant.id)
     try:
-        document = idp_checks.fetcher().get_json(url)
+        document = outbound.fetcher().get_json(url)
         kept = _fit_keys(document, tenant.support_algorithm)
         if not kept:
             raise oidc.FetchFailed(f"no key in the JWKS can verify {tenant.support_algorithm} tokens")

@@ -9,15 +9,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from portal.clients import jdbc, ldap
-from portal.models.tenant import ALGORITHMS, IDP_TYPES, PROVISIONING_METHODS
+from portal.idp import registry
+from portal.idp.base import ParseContext
+from portal.idp.parsing import Errors as _Errors, text as _text
+from portal.models.tenant import ALGORITHMS, PROVISIONING_METHODS
+from portal.services import secret_binding, signing_keys, tenant_fields
 from portal.services.errors import ValidationError
-from portal.services import secret_binding, signing_keys
 from portal.services.signing_keys import RSA_KEY_SIZES
 
-PLACEHOLDER = "string"  # what the seed's sample requests put in every field
 TENANT_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DOMAIN_RE = re.compile(r"[a-z0-9._-]+")  # IS 7 TM-60007
 EMAIL_RE = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
@@ -25,25 +25,6 @@ OWNER_USERNAME_RE = re.compile(r"[A-Za-z0-9._@-]{1,255}")
 RESERVED_DOMAINS = frozenset({"carbon.super"})
 RESERVED_TENANT_IDS = frozenset({"new", "bulk", "decommissions"})  # page addresses under /tenants/
 RESERVED_FIRST_LABELS = frozenset({"atom", "registry", "resource"})  # IS answers 500 for these
-
-RELATIONAL = ("ORACLE", "POSTGRES")
-SCHEMA_OF = {"ORACLE": "relationalSchema", "POSTGRES": "relationalSchema", "LDAP": "ldapSchema",
-             "EXTERNAL": "oidcSchema"}
-TOP_LEVEL = frozenset({
-    "tenantId", "displayName", "tenantDomain", "owner", "clientId", "clientSecret", "identityProviderType",
-    "supportAlgorithm", "signingKey", "rsaKeySize", "relationalSchema", "ldapSchema", "jwkSetUrl", "issuer",
-    "oidcSchema", "skipConnectionCheck",
-})
-SCHEMA_FIELDS = {
-    "relationalSchema": frozenset({"dataSourceURL", "dataSourceUserName", "dataSourcePassword"}),
-    "ldapSchema": frozenset({"ldapURLForDirectoryService", "directoryServiceDomainName",
-                             "directoryServiceRootDistinguishedName", "bindDN", "bindPassword", "startTLS"}),
-    "oidcSchema": frozenset({"authUrl", "accessTokenUrl", "scope"}),
-    "owner": frozenset({"username", "email", "firstName", "lastName", "provisioningMethod", "password"}),
-}
-# Secrets: never echoed in messages, never stored in clear, never returned.
-SECRET_PATHS = frozenset({"clientSecret", "signingKey", "relationalSchema.dataSourcePassword",
-                          "ldapSchema.bindPassword", "owner.password"})
 
 
 @dataclass(frozen=True)
@@ -68,7 +49,7 @@ class TenantSpec:
     client_secret: str | None = field(repr=False)
     idp_type: str
     idp_settings: dict[str, Any]  # the non-secret settings of that type, in API field names
-    idp_secret: str | None = field(repr=False)  # dataSourcePassword or bindPassword
+    idp_secret: str | None = field(repr=False)  # the family's one secret (dataSourcePassword, bindPassword)
     algorithm: str
     signing_key: str | None = field(repr=False)  # None: generate (or keep on update)
     rsa_key_size: int
@@ -85,11 +66,6 @@ class Rules:
     invite_refused: str | None = None  # why invite-via-email cannot work now, or None
 
 
-class _Errors(dict):
-    def add(self, path: str, message: str) -> None:
-        self.setdefault(path, message)
-
-
 def parse(body: Any, rules: Rules, *, existing: dict[str, Any] | None = None) -> TenantSpec:
     """Validate a registration (existing=None) or a full update of an existing tenant.
 
@@ -101,7 +77,7 @@ def parse(body: Any, rules: Rules, *, existing: dict[str, Any] | None = None) ->
     if not isinstance(body, dict):
         raise ValidationError({"": "The body must be a JSON object with the tenant's fields."})
     errors = _Errors()
-    for name in sorted(set(body) - TOP_LEVEL):
+    for name in sorted(set(body) - tenant_fields.top_level()):
         errors.add(name, f"Unknown field {name!r}.")
 
     tenant_id = _text(body, "tenantId", errors, required=existing is None, limit=64)
@@ -129,8 +105,8 @@ def parse(body: Any, rules: Rules, *, existing: dict[str, Any] | None = None) ->
     idp_type = _text(body, "identityProviderType", errors, required=True, limit=16)
     if idp_type:
         idp_type = idp_type.upper()
-        if idp_type not in IDP_TYPES:
-            errors.add("identityProviderType", f"Choose one of {', '.join(IDP_TYPES)}.")
+        if registry.find(idp_type) is None:
+            errors.add("identityProviderType", f"Choose one of {', '.join(registry.names())}.")
             idp_type = None
 
     algorithm = _text(body, "supportAlgorithm", errors, limit=8) or "HS256"
@@ -152,21 +128,7 @@ def parse(body: Any, rules: Rules, *, existing: dict[str, Any] | None = None) ->
     settings: dict[str, Any] = {}
     idp_secret = None
     if idp_type:
-        for other in {"relationalSchema", "ldapSchema", "oidcSchema"} - {SCHEMA_OF[idp_type]}:
-            if body.get(other) is not None:
-                errors.add(other, f"{other} does not apply to identityProviderType {idp_type}; remove it.")
-        if idp_type != "EXTERNAL":
-            for name in ("jwkSetUrl", "issuer"):
-                if body.get(name) not in (None, ""):
-                    errors.add(name, f"{name} applies only to identityProviderType EXTERNAL; remove it.")
-        secret_set = bool(existing and existing.get("idpSecretSet") and existing.get("identityProviderType") == idp_type)
-        stored = (existing or {}).get("idpSettings") or {} if secret_set else None
-        if idp_type in RELATIONAL:
-            settings, idp_secret = _relational(body, idp_type, errors, stored)
-        elif idp_type == "LDAP":
-            settings, idp_secret = _ldap(body, errors, stored)
-        else:
-            settings = _external(body, algorithm, rules, errors)
+        settings, idp_secret = _idp_settings(body, idp_type, algorithm, rules, errors, existing)
 
     if errors:
         raise ValidationError(dict(errors))
@@ -195,56 +157,6 @@ def client_secret_weakness(secret: str, client_id: str, tenant_id: str) -> str |
     if len(set(secret)) < 6:
         return "The client secret repeats a few characters; use a random value."
     return None
-
-
-def _text(obj: dict, name: str, errors: _Errors, *, path: str | None = None, required: bool = False,
-          limit: int = 255, strip: bool = True, secret: bool = False) -> str | None:
-    """A string field: None when absent or blank; a type, length or placeholder problem is recorded."""
-    path = path or name
-    value = obj.get(name)
-    if value is None:
-        if required:
-            errors.add(path, "This field is required.")
-        return None
-    if not isinstance(value, str):
-        errors.add(path, "Must be a string.")
-        return None
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate: valid JSON ("\ud800"), but nothing downstream can store it
-            errors.add(path, "Must be valid Unicode text.")
-            return None
-    if strip:
-        value = value.strip()
-    if value == "":
-        if required:
-            errors.add(path, "This field is required.")
-        return None
-    if value == PLACEHOLDER:
-        errors.add(path, f'"{PLACEHOLDER}" is the sample request\'s placeholder; enter the real value.')
-        return None
-    if len(value) > limit:
-        errors.add(path, f"At most {limit} characters.")
-        return None
-    if not secret and any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        errors.add(path, "Control characters are not allowed.")
-        return None
-    return value
-
-
-def _object(body: dict, name: str, errors: _Errors, *, required: bool) -> dict | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            errors.add(name, "This section is required.")
-        return None
-    if not isinstance(value, dict):
-        errors.add(name, "Must be an object.")
-        return None
-    for extra in sorted(set(value) - SCHEMA_FIELDS[name]):
-        errors.add(f"{name}.{extra}", f"Unknown field {extra!r}.")
-    return value
 
 
 def _domain(body: dict, tenant_id: str | None, rules: Rules, errors: _Errors, existing: dict | None) -> str:
@@ -285,7 +197,7 @@ def _owner(value: Any, errors: _Errors, existing: dict | None, rules: Rules) -> 
     if not isinstance(value, dict):
         errors.add("owner", "Must be an object.")
         return None
-    for extra in sorted(set(value) - SCHEMA_FIELDS["owner"]):
+    for extra in sorted(set(value) - tenant_fields.section_fields("owner")):
         errors.add(f"owner.{extra}", f"Unknown field {extra!r}.")
     username = _text(value, "username", errors, path="owner.username", required=True)
     if username and not OWNER_USERNAME_RE.fullmatch(username):
@@ -313,103 +225,22 @@ def _owner(value: Any, errors: _Errors, existing: dict | None, rules: Rules) -> 
     return Owner(username or "", email or "", first, last, method, password)
 
 
-def _relational(body: dict, idp_type: str, errors: _Errors, stored: dict | None) -> tuple[dict, str | None]:
-    """stored: the stored settings when a password is stored for this type (a blank one may keep it), else None."""
-    schema = _object(body, "relationalSchema", errors, required=True)
-    if schema is None:
-        return {}, None
-    url = _text(schema, "dataSourceURL", errors, path=jdbc.URL_FIELD, required=True, limit=2048)
-    user = _text(schema, "dataSourceUserName", errors, path=jdbc.USER_FIELD, required=True, limit=128)
-    password = _text(schema, "dataSourcePassword", errors, path=jdbc.PASSWORD_FIELD, required=stored is None,
-                     limit=512, strip=False, secret=True)
-    if url and secret_binding.url_has_password(url):
-        errors.add(jdbc.URL_FIELD, secret_binding.URL_PASSWORD_MESSAGE)  # never parsed, echoed or stored
-        url = None
-    if stored is not None and (problem := secret_binding.refusal(
-            stored=True, entered=password is not None,
-            before=secret_binding.jdbc_target(stored.get("dataSourceURL"), stored.get("dataSourceUserName")),
-            after=secret_binding.jdbc_target(url or schema.get("dataSourceURL"), user))):
-        errors.add(jdbc.PASSWORD_FIELD, problem)
-    if url:
-        try:
-            target = jdbc.parse_jdbc_url(url)
-        except ValueError as exc:
-            errors.add(jdbc.URL_FIELD, str(exc))
-        else:
-            if target.kind != jdbc.expected_kind(idp_type):
-                errors.add(jdbc.URL_FIELD, f"identityProviderType is {idp_type} but this is not a "
-                                           f"{'PostgreSQL' if idp_type == 'POSTGRES' else 'Oracle'} JDBC URL.")
-    return {"dataSourceURL": url, "dataSourceUserName": user}, password
-
-
-def _ldap(body: dict, errors: _Errors, stored: dict | None) -> tuple[dict, str | None]:
-    """stored: the stored settings when a bind password is stored (a blank one may keep it), else None."""
-    schema = _object(body, "ldapSchema", errors, required=True)
-    if schema is None:
-        return {}, None
-    url = _text(schema, "ldapURLForDirectoryService", errors, path=ldap.URL_FIELD, required=True, limit=2048)
-    domain = _text(schema, "directoryServiceDomainName", errors, path=ldap.DOMAIN_FIELD, required=True, limit=253)
-    root = _text(schema, "directoryServiceRootDistinguishedName", errors, path=ldap.ROOT_DN_FIELD, required=True,
-                 limit=1024)
-    bind_dn = _text(schema, "bindDN", errors, path=ldap.BIND_DN_FIELD, limit=1024)
-    password = _text(schema, "bindPassword", errors, path=ldap.PASSWORD_FIELD, limit=512, strip=False, secret=True)
-    start_tls = schema.get("startTLS", False)
-    if not isinstance(start_tls, bool):
-        errors.add("ldapSchema.startTLS", "Must be true or false.")
-        start_tls = False
-    secret_set = stored is not None and bool(stored.get("bindDN"))
-    if secret_set and bind_dn and (problem := secret_binding.refusal(
-            stored=True, entered=password is not None,
-            before=secret_binding.ldap_target(stored.get("ldapURLForDirectoryService"), bool(stored.get("startTLS")),
-                                              stored.get("bindDN")),
-            after=secret_binding.ldap_target(url or schema.get("ldapURLForDirectoryService"), start_tls, bind_dn))):
-        errors.add(ldap.PASSWORD_FIELD, problem)
-    if url and domain and root:
-        # A stored password counts for the pairing rule: on update a blank password keeps it.
-        check_password = password or ("(stored)" if secret_set and bind_dn else None)
-        _, problems, _ = ldap.validate_settings(url, domain, root, bind_dn, check_password, start_tls)
-        for path, message in problems.items():
-            errors.add(path, message)
-    settings = {"ldapURLForDirectoryService": url, "directoryServiceDomainName": domain,
-                "directoryServiceRootDistinguishedName": root, "bindDN": bind_dn, "startTLS": start_tls}
-    return settings, password if bind_dn else None
-
-
-def _external(body: dict, algorithm: str, rules: Rules, errors: _Errors) -> dict:
-    jwks = _url(body, "jwkSetUrl", "jwkSetUrl", rules, errors)
-    issuer = _url(body, "issuer", "issuer", rules, errors)
-    schema = _object(body, "oidcSchema", errors, required=True)
-    auth = token = scope = None
-    if schema is not None:
-        auth = _url(schema, "authUrl", "oidcSchema.authUrl", rules, errors)
-        token = _url(schema, "accessTokenUrl", "oidcSchema.accessTokenUrl", rules, errors)
-        scope = _text(schema, "scope", errors, path="oidcSchema.scope", required=True, limit=1024)
-        if scope and not re.fullmatch(r"[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*", scope):
-            errors.add("oidcSchema.scope", "Scopes are space-separated tokens, e.g. \"openid profile\" (RFC 6749 3.3).")
-    if algorithm.startswith("HS"):
-        errors.add("supportAlgorithm", f"An EXTERNAL provider signs with its own RSA keys published in its JWKS; "
-                                       f"{algorithm} cannot be verified that way. Choose RS256, RS384 or RS512.")
-    return {"jwkSetUrl": jwks, "issuer": issuer, "oidcSchema": {"authUrl": auth, "accessTokenUrl": token,
-                                                                "scope": scope}}
-
-
-def _url(obj: dict, name: str, path: str, rules: Rules, errors: _Errors) -> str | None:
-    value = _text(obj, name, errors, path=path, required=True, limit=2048)
-    if value is None:
-        return None
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        errors.add(path, "Not a valid URL.")
-        return None
-    allowed = ("https", "http") if rules.allow_http_urls else ("https",)
-    if parts.scheme not in allowed:
-        errors.add(path, "Use an https:// URL." if not rules.allow_http_urls else "Use an http(s):// URL.")
-    elif not parts.hostname:
-        errors.add(path, "The URL needs a host name.")
-    elif "@" in parts.netloc:
-        errors.add(path, "Credentials are not allowed in the URL.")
-    elif parts.fragment:
-        errors.add(path, "The URL cannot have a #fragment.")
-    return value
+def _idp_settings(body: dict, idp_type: str, algorithm: str, rules: Rules, errors: _Errors,
+                  existing: dict | None) -> tuple[dict[str, Any], str | None]:
+    """The chosen type's settings, parsed by its family; another family's keys in the body are refused."""
+    family = registry.get(idp_type)
+    for other in registry.families():
+        if other is family:
+            continue
+        for name in other.keys:
+            if name in family.keys:
+                continue
+            if name in other.objects and body.get(name) is not None:
+                errors.add(name, f"{name} does not apply to identityProviderType {idp_type}; remove it.")
+            elif name not in other.objects and body.get(name) not in (None, ""):
+                errors.add(name, f"{name} applies only to identityProviderType {' or '.join(other.types)}; "
+                                 "remove it.")
+    secret_set = bool(existing and existing.get("idpSecretSet") and existing.get("identityProviderType") == idp_type)
+    stored = (existing or {}).get("idpSettings") or {} if secret_set else None
+    context = ParseContext(algorithm=algorithm, allow_http_urls=rules.allow_http_urls, stored=stored)
+    return family.parse(idp_type, body, context, errors)

@@ -15,22 +15,20 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.clients.checks import CheckResult
 from portal.extensions import db
+from portal.idp import checks as idp_checks, registry
 from portal.models import SigningKey, Tenant
 from portal.models.base import utcnow
 from portal.services import (
     audit,
-    idp_checks,
     key_ring,
-    secret_binding,
     signing_keys,
+    tenant_fields,
     tenant_spec,
 )
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
 from portal.services.outbox import decommission, policy, store
 from portal.services.tenant_spec import TenantSpec
-
-SECRET_FIELDS = frozenset({"clientSecret", "signingKey", "dataSourcePassword", "bindPassword", "ownerPassword"})
 
 
 @dataclass
@@ -106,7 +104,7 @@ def update_tenant(tenant_id: str, body: Any, actor: Actor, *, skip_check: bool =
         _record_check(tenant, check)
     elif settings_changed:
         _record_check(tenant, None)
-    changes = audit.diff(before, _audit_view(tenant), SECRET_FIELDS)
+    changes = audit.diff(before, _audit_view(tenant), tenant_fields.audit_secret_names())
     if changes:
         audit.record(actor, "tenant.update", "tenant", tenant.tenant_id, changes)
     store.enqueue_owner_change(tenant, owner_before, actor)  # the outbox job commits with the change
@@ -122,7 +120,7 @@ def set_tenant_active(tenant_id: str, active: bool, actor: Actor) -> Tenant:
     before = _audit_view(tenant)
     tenant.active = active
     audit.record(actor, "tenant.activate" if active else "tenant.deactivate", "tenant", tenant.tenant_id,
-                 audit.diff(before, _audit_view(tenant), SECRET_FIELDS))
+                 audit.diff(before, _audit_view(tenant), tenant_fields.audit_secret_names()))
     store.enqueue(tenant, "activate" if active else "deactivate", actor)
     db.session.commit()
     return tenant
@@ -146,7 +144,7 @@ def recheck_tenant(tenant_id: str, actor: Actor) -> CheckResult:
     before = _audit_view(tenant)
     _record_check(tenant, result)
     audit.record(actor, "tenant.check", "tenant", tenant.tenant_id,
-                 {**audit.diff(before, _audit_view(tenant), SECRET_FIELDS),
+                 {**audit.diff(before, _audit_view(tenant), tenant_fields.audit_secret_names()),
                   "result": {"before": None, "after": result.summary}})
     db.session.commit()
     return result
@@ -281,17 +279,7 @@ def to_api(tenant: Tenant) -> dict[str, Any]:
     if tenant.decommission_requested_at is not None:
         body["decommissioning"] = {"requestedAt": iso(tenant.decommission_requested_at),
                                    "requestedBy": tenant.decommission_requested_by}
-    settings = tenant.idp_settings or {}
-    if tenant.idp_type in tenant_spec.RELATIONAL:
-        body["relationalSchema"] = {**settings, "dataSourcePasswordSet": tenant.idp_secret_set}
-        if "dataSourceURL" in settings:  # a password pasted into the URL before that was refused stays hidden
-            body["relationalSchema"]["dataSourceURL"] = secret_binding.redact_url(settings["dataSourceURL"])
-    elif tenant.idp_type == "LDAP":
-        body["ldapSchema"] = {**settings, "bindPasswordSet": tenant.idp_secret_set}
-    else:
-        body["jwkSetUrl"] = settings.get("jwkSetUrl")
-        body["issuer"] = settings.get("issuer")
-        body["oidcSchema"] = settings.get("oidcSchema")
+    body.update(registry.get(tenant.idp_type).api_view(tenant.idp_settings or {}, tenant.idp_secret_set))
     return body
 
 
@@ -388,10 +376,8 @@ def _apply(tenant: Tenant, spec: TenantSpec) -> None:
     tenant.idp_settings = spec.idp_settings
     if spec.idp_secret is not None:
         tenant.idp_secret = spec.idp_secret
-    elif spec.idp_type == "LDAP" and not spec.idp_settings.get("bindDN"):
-        tenant.idp_secret = None  # anonymous bind: no password to keep
-    elif spec.idp_type == "EXTERNAL":
-        tenant.idp_secret = None
+    elif not registry.get(spec.idp_type).keeps_secret(spec.idp_settings):
+        tenant.idp_secret = None  # e.g. an anonymous LDAP bind: no password to keep
     tenant.support_algorithm = spec.algorithm
 
 
@@ -407,15 +393,14 @@ def _audit_view(tenant: Tenant) -> dict[str, Any]:
         "ownerFirstName": tenant.owner_first_name, "ownerLastName": tenant.owner_last_name,
         "ownerProvisioning": tenant.owner_provisioning, "ownerPassword": tenant.owner_password,
     }
-    for name, value in (tenant.idp_settings or {}).items():
-        view[name] = secret_binding.redact_url(value) if name == "dataSourceURL" else value
-    view["dataSourcePassword" if tenant.idp_type in tenant_spec.RELATIONAL else "bindPassword"] = tenant.idp_secret
+    view.update(registry.get(tenant.idp_type).audit_view(tenant.idp_settings or {}, tenant.idp_secret))
     return view
 
 
 def _commit_new(tenant: Tenant, actor: Actor, action: str, before: dict | None) -> None:
     db.session.flush()
-    audit.record(actor, action, "tenant", tenant.tenant_id, audit.diff(before, _audit_view(tenant), SECRET_FIELDS))
+    audit.record(actor, action, "tenant", tenant.tenant_id,
+                 audit.diff(before, _audit_view(tenant), tenant_fields.audit_secret_names()))
     store.enqueue(tenant, "create", actor)  # committed with the tenant: the products hear of it exactly when it exists
     try:
         db.session.commit()
@@ -426,8 +411,7 @@ def _commit_new(tenant: Tenant, actor: Actor, action: str, before: dict | None) 
 
 
 def _is_idp_field(path: str) -> bool:
-    return path.split(".")[0] in {"identityProviderType", "supportAlgorithm", "relationalSchema", "ldapSchema",
-                                  "oidcSchema", "jwkSetUrl", "issuer"}
+    return path.split(".")[0] in {"identityProviderType", "supportAlgorithm", *registry.all_keys()}
 
 
 def _lenient_spec(body: dict, existing: dict | None) -> TenantSpec:

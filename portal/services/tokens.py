@@ -20,8 +20,9 @@ from typing import Any
 import jwt
 from flask import current_app
 
-from portal.clients import jdbc, user_stores
+from portal.clients import user_stores
 from portal.extensions import db
+from portal.idp import registry
 from portal.models import Tenant
 from portal.models.base import utcnow
 from portal.services import audit, external_jwks, key_ring, signing_keys, tenants
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 GRANT_TYPES = ("client_credentials", "password")
 CLIENT_AUTHORITIES = ["ROLE_CLIENT"]
 MAX_TOKEN_BYTES = 16384
-PASSWORD_GRANT_TYPES = ("POSTGRES", "ORACLE", "LDAP")
 # PyJWT refuses keys shorter than RFC 7518 allows instead of only warning (security.md section 2).
 _JWT = jwt.PyJWT(options={"enforce_minimum_key_length": True})
 _JWS = jwt.PyJWS(options={"enforce_minimum_key_length": True})
@@ -190,16 +190,12 @@ def _authenticate_client(client_id: str, client_secret: str, tenant_hint: str | 
 
 
 def _check_user(tenant: Tenant, username: str, password: str) -> user_stores.UserCheck:
-    cfg = current_app.config
-    timeout = float(cfg["USER_STORE_TIMEOUT"])
-    settings = tenant.idp_settings or {}
-    if tenant.idp_type == "LDAP":
-        return user_stores.check_ldap(settings, tenant.idp_secret, username, password,
-                                      ca_file=cfg.get("LDAP_CA_FILE"), timeout=timeout)
-    target = jdbc.parse_jdbc_url(settings["dataSourceURL"])
-    check = user_stores.check_postgres if tenant.idp_type == "POSTGRES" else user_stores.check_oracle
-    return check(target, settings.get("dataSourceUserName") or "", tenant.idp_secret or "", username, password,
-                 timeout=timeout)
+    """The tenant's identity-provider family looks the user up in its store (database or directory)."""
+    family = registry.get(tenant.idp_type)
+    if not family.password_grant:
+        return user_stores.UserCheck(False, username, reason=f"{tenant.idp_type} has no password grant")
+    return family.user_lookup(tenant.idp_type, tenant.idp_settings or {}, tenant.idp_secret, username, password,
+                              current_app.config)
 
 
 def _sign(tenant: key_ring.TenantRow, subject: str, client_id: str, authorities: list[str],
@@ -347,7 +343,7 @@ def discovery_document(tenant_id: str, base_url: str) -> dict[str, Any]:
         "issuer": issuer,
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "token_endpoint": f"{root}/oauth/token",
-        "grant_types_supported": list(GRANT_TYPES) if tenant.idp_type in PASSWORD_GRANT_TYPES
+        "grant_types_supported": list(GRANT_TYPES) if registry.get(tenant.idp_type).password_grant
         else ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic"],
         "response_types_supported": ["token"],

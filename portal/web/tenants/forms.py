@@ -8,63 +8,33 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectChoice, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import Length, Optional
 
-from portal.models.tenant import ALGORITHMS, IDP_TYPES, PROVISIONING_METHODS
-from portal.services import secret_binding
+from portal.idp import registry
+from portal.idp.base import Field
+from portal.models.tenant import ALGORITHMS, PROVISIONING_METHODS
+from portal.services import secret_binding, tenant_fields
 from portal.services.errors import ValidationError
 from portal.services.signing_keys import RSA_KEY_SIZES
-from portal.services.tenant_spec import RELATIONAL
 
-TYPE_LABELS = {"ORACLE": "ORACLE: Oracle database", "POSTGRES": "POSTGRES: PostgreSQL database",
-               "LDAP": "LDAP: directory service", "EXTERNAL": "EXTERNAL: OpenID Connect provider"}
 STATUS_CHOICES = ("active", "inactive", "unverified")
 
-# API field path (as services report errors) -> form field name. Paths not listed show at the top of the form.
-FIELD_OF_PATH: dict[str, str] = {
-    "tenantId": "tenantId", "displayName": "displayName", "tenantDomain": "tenantDomain",
-    "owner.username": "ownerUsername", "owner.email": "ownerEmail", "owner.firstName": "ownerFirstName",
-    "owner.lastName": "ownerLastName", "owner.provisioningMethod": "ownerProvisioningMethod",
-    "owner.password": "ownerPassword",
-    "clientId": "clientId", "clientSecret": "clientSecret",
-    "identityProviderType": "identityProviderType", "supportAlgorithm": "supportAlgorithm",
-    "signingKey": "signingKey", "rsaKeySize": "rsaKeySize",
-    "relationalSchema.dataSourceURL": "dataSourceURL", "relationalSchema.dataSourceUserName": "dataSourceUserName",
-    "relationalSchema.dataSourcePassword": "dataSourcePassword",
-    "ldapSchema.ldapURLForDirectoryService": "ldapURLForDirectoryService",
-    "ldapSchema.directoryServiceDomainName": "directoryServiceDomainName",
-    "ldapSchema.directoryServiceRootDistinguishedName": "directoryServiceRootDistinguishedName",
-    "ldapSchema.bindDN": "bindDN", "ldapSchema.bindPassword": "bindPassword", "ldapSchema.startTLS": "startTLS",
-    "jwkSetUrl": "jwkSetUrl", "issuer": "issuer",
-    "oidcSchema.authUrl": "authUrl", "oidcSchema.accessTokenUrl": "accessTokenUrl", "oidcSchema.scope": "scope",
-}
-OWNER_FIELDS = {"username": "ownerUsername", "email": "ownerEmail", "firstName": "ownerFirstName",
-                "lastName": "ownerLastName"}
-SECTION_FIELDS = {
-    "relationalSchema": ("dataSourceURL", "dataSourceUserName", "dataSourcePassword"),
-    "ldapSchema": ("ldapURLForDirectoryService", "directoryServiceDomainName",
-                   "directoryServiceRootDistinguishedName", "bindDN", "bindPassword"),
-    "oidcSchema": ("authUrl", "accessTokenUrl", "scope"),
-}
-# Which form fields are stored secrets, and the to_api() flag that says whether each is set.
-SECRET_SET_FLAGS = {
-    "clientSecret": ("clientSecretSet",), "dataSourcePassword": ("relationalSchema", "dataSourcePasswordSet"),
-    "bindPassword": ("ldapSchema", "bindPasswordSet"), "ownerPassword": ("owner", "passwordSet"),
-}
 
-# Stored secrets that go somewhere: kept only while that place is unchanged (services.secret_binding).
-BOUND_SECRETS = {
-    "dataSourcePassword": "enter it again when you change the host, port, database, URL parameters or user",
-    "bindPassword": "enter it again when you change the directory URL, StartTLS or bind DN",
-    "ownerPassword": "enter it again when you change the owner's user name",
-}
+def field_of_path() -> dict[str, str]:
+    """API field path (as services report errors) -> form field name. Paths not listed show at the top of the form."""
+    return {f.path: f.form_name for f in tenant_fields.all_fields()}
+
+
+def _label(path: str) -> str:
+    return tenant_fields.common(path).label
 
 
 def form_errors(errors: dict[str, str]) -> ValidationError:
     """The service's errors re-keyed from API paths to form field names, for apply_errors. A path with no field
     keeps its own key (no field has that name), so apply_errors shows it at the top, prefixed with the path."""
     mapped: dict[str, str] = {}
+    names = field_of_path()
     for path, message in errors.items():
-        if path in FIELD_OF_PATH:
-            mapped[FIELD_OF_PATH[path]] = message
+        if path in names:
+            mapped[names[path]] = message
         else:
             mapped[f"api:{path}" if path else ""] = f"{path}: {message}" if path else message
     return ValidationError(mapped)
@@ -93,52 +63,75 @@ def _text(value: str | None) -> str | None:
     return value if value is not None and value.strip() else None
 
 
-class TenantForm(FlaskForm):
-    tenantId = StringField("Tenant id", description="1 to 64 letters, digits, '_' or '-'. Cannot change later.")
-    displayName = StringField("Display name", description="Optional; the tenant id when blank.")
-    tenantDomain = StringField("Tenant domain", description=(
+def _type_choices() -> list[SelectChoice]:
+    return [SelectChoice(t, family.labels.get(t, t)) for family in registry.families() for t in family.types]
+
+
+_FIELD_CLASSES = {"text": StringField, "password": PasswordField, "boolean": BooleanField, "textarea": TextAreaField,
+                  "secret_textarea": SecretTextAreaField, "jdbc_url": JdbcUrlField}
+
+
+def _form_field(spec: Field):
+    return _FIELD_CLASSES[spec.kind](spec.label, description=spec.description)
+
+
+class _IdpFieldsMeta(type(FlaskForm)):
+    """Gives the form the fields of every registered identity-provider family when it is instantiated, so a family
+    registered later (a plug-in, a test) has its fields on the form, and an unregistered one loses them."""
+
+    def __call__(cls, *args, **kwargs):
+        wanted = {spec.form_name: spec for family in registry.families() for spec in family.fields}
+        present: dict[str, Field] = cls.__dict__.get("_idp_fields", {})
+        if wanted != present:
+            for name in set(present) - set(wanted):
+                delattr(cls, name)
+            after = cls.rsaKeySize.creation_counter  # in the form's order between the token fields and skip_check
+            for index, (name, spec) in enumerate(wanted.items(), 1):
+                if present.get(name) != spec:
+                    field = _form_field(spec)
+                    field.creation_counter = after + index / 10000
+                    setattr(cls, name, field)
+            cls._idp_fields = wanted
+        return super().__call__(*args, **kwargs)
+
+
+class IdpSection:
+    """One family's part of the form: its heading, the types that show it, and its fields with their attributes."""
+
+    def __init__(self, form: TenantForm, family) -> None:
+        self.title = family.title
+        self.types = family.types
+        self.fields = [(form[spec.form_name], dict(spec.render)) for spec in family.fields]
+
+
+class TenantForm(FlaskForm, metaclass=_IdpFieldsMeta):
+    tenantId = StringField(_label("tenantId"), description="1 to 64 letters, digits, '_' or '-'. Cannot change later.")
+    displayName = StringField(_label("displayName"), description="Optional; the tenant id when blank.")
+    tenantDomain = StringField(_label("tenantDomain"), description=(
         "Optional: derived as <tenant id>.<suffix> when blank. Lower-case letters, digits, '.', '_' and '-'. "
         "Cannot change later: Identity Server 7 cannot rename a tenant."))
 
-    ownerUsername = StringField("Owner username", description="Leave every owner field empty for no owner.")
-    ownerEmail = StringField("Owner email")
-    ownerFirstName = StringField("Owner first name")
-    ownerLastName = StringField("Owner last name")
-    ownerProvisioningMethod = SelectField("Owner provisioning", choices=_choices(PROVISIONING_METHODS, {
+    ownerUsername = StringField(_label("owner.username"), description="Leave every owner field empty for no owner.")
+    ownerEmail = StringField(_label("owner.email"))
+    ownerFirstName = StringField(_label("owner.firstName"))
+    ownerLastName = StringField(_label("owner.lastName"))
+    ownerProvisioningMethod = SelectField(_label("owner.provisioningMethod"), choices=_choices(PROVISIONING_METHODS, {
         "inline-password": "inline-password: set the password here",
         "invite-via-email": "invite-via-email: the owner sets it from an email link"}),
         default="invite-via-email")
-    ownerPassword = PasswordField("Owner password", description="Only for inline-password.")
+    ownerPassword = PasswordField(_label("owner.password"), description="Only for inline-password.")
 
-    clientId = StringField("Client id")
-    clientSecret = PasswordField("Client secret")
-    identityProviderType = SelectField("Identity provider type", choices=_choices(IDP_TYPES, TYPE_LABELS),
-                                       default="POSTGRES")
-    supportAlgorithm = SelectField("Token algorithm", choices=_choices(ALGORITHMS), default="HS256")
-    signingKey = SecretTextAreaField("Signing key", description=(
+    clientId = StringField(_label("clientId"))
+    clientSecret = PasswordField(_label("clientSecret"))
+    identityProviderType = SelectField(_label("identityProviderType"), default="POSTGRES")
+    supportAlgorithm = SelectField(_label("supportAlgorithm"), choices=_choices(ALGORITHMS), default="HS256")
+    signingKey = SecretTextAreaField(_label("signingKey"), description=(
         "Leave blank to generate. HS256/384/512: a shared secret of at least 32/48/64 bytes. "
         "RS256/384/512: a PEM RSA private key of at least 2048 bits."))
-    rsaKeySize = SelectField("RSA key size (bits)", choices=_choices(RSA_KEY_SIZES), default="2048",
+    rsaKeySize = SelectField(_label("rsaKeySize"), choices=_choices(RSA_KEY_SIZES), default="2048",
                              description="Used when the portal generates an RSA key pair (RS256/384/512).")
 
-    dataSourceURL = JdbcUrlField("JDBC URL", description=(
-        "jdbc:postgresql://host:port/db?currentSchema=schema, jdbc:oracle:thin:@//host:port/service "
-        "or jdbc:oracle:thin:@host:port:SID"))
-    dataSourceUserName = StringField("Database user")
-    dataSourcePassword = PasswordField("Database password")
-
-    ldapURLForDirectoryService = StringField("Directory URL", description="ldap://host[:port] or ldaps://host[:port]")
-    directoryServiceDomainName = StringField("Directory domain name", description="e.g. example.com")
-    directoryServiceRootDistinguishedName = StringField("Root DN", description="e.g. dc=example,dc=com")
-    bindDN = StringField("Bind DN", description="Optional: leave bind DN and password empty to bind anonymously.")
-    bindPassword = PasswordField("Bind password")
-    startTLS = BooleanField("Use StartTLS (ldap:// only)")
-
-    jwkSetUrl = StringField("JWK set URL", description="https://… the provider's JWKS")
-    issuer = StringField("Issuer", description="Must equal the issuer in <issuer>/.well-known/openid-configuration.")
-    authUrl = StringField("Authorization URL")
-    accessTokenUrl = StringField("Token URL")
-    scope = StringField("Scope", description='Space-separated, e.g. "openid profile".')
+    # Each identity-provider family's fields are added by _IdpFieldsMeta.
 
     skip_check = BooleanField("Register without a passing connection check",
                               description="The tenant is stored but shows as unverified until a check passes.")
@@ -146,9 +139,16 @@ class TenantForm(FlaskForm):
     test_connection = SubmitField("Test connection")
     save = SubmitField("Register tenant")
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.identityProviderType.choices = _type_choices()
+
     def chosen_type(self) -> str:
         value = self.identityProviderType.data
-        return value if value in IDP_TYPES else ""
+        return value if value in registry.names() else ""
+
+    def idp_sections(self) -> list[IdpSection]:
+        return [IdpSection(self, family) for family in registry.families()]
 
     def body(self, *, editing: bool = False) -> dict[str, Any]:
         """The registration API's body: nested, exact field names, only the chosen type's section.
@@ -164,27 +164,16 @@ class TenantForm(FlaskForm):
         body["supportAlgorithm"] = self.supportAlgorithm.data
         size = self.rsaKeySize.data
         body["rsaKeySize"] = int(size) if size and size.isdigit() else size
-        owner = {key: value for key, name in OWNER_FIELDS.items() if (value := _text(self[name].data)) is not None}
+        owner = {key: value for key, name in _owner_fields().items() if (value := _text(self[name].data)) is not None}
         password = _text(self.ownerPassword.data)
         if owner or password:
             owner["provisioningMethod"] = self.ownerProvisioningMethod.data
             if password is not None:
                 owner["password"] = password
             body["owner"] = owner
-        idp_type = self.chosen_type()
-        if idp_type in RELATIONAL:
-            body["relationalSchema"] = self._section("relationalSchema")
-        elif idp_type == "LDAP":
-            body["ldapSchema"] = {**self._section("ldapSchema"), "startTLS": bool(self.startTLS.data)}
-        elif idp_type == "EXTERNAL":
-            for name in ("jwkSetUrl", "issuer"):
-                if (value := _text(self[name].data)) is not None:
-                    body[name] = value
-            body["oidcSchema"] = self._section("oidcSchema")
+        if family := registry.find(self.chosen_type()):
+            body.update(family.form_body({spec.form_name: self[spec.form_name].data for spec in family.fields}))
         return body
-
-    def _section(self, section: str) -> dict[str, str]:
-        return {name: value for name in SECTION_FIELDS[section] if (value := _text(self[name].data)) is not None}
 
     def for_edit(self, api: dict[str, Any]) -> None:
         """Edit mode: fixed identifiers read-only, secrets described as set / not set, never filled in."""
@@ -193,35 +182,55 @@ class TenantForm(FlaskForm):
         self.skip_check.label.text = "Save without a passing connection check"
         self.signingKey.description = ("Leave blank to keep the current key; a new one is generated when you change "
                                        "the algorithm. Or paste a new key to rotate.")
-        for name, flag in SECRET_SET_FLAGS.items():
+        for spec, flag, hint in _stored_secrets():
             holder: Any = api
             for step in flag:
                 holder = holder.get(step) if isinstance(holder, dict) else None
-            self[name].description = ("set — leave blank to keep" if holder else "not set")
-            if holder and name in BOUND_SECRETS:
-                self[name].description += f" ({BOUND_SECRETS[name]})"
+            self[spec.form_name].description = ("set — leave blank to keep" if holder else "not set")
+            if holder and hint:
+                self[spec.form_name].description += f" ({hint})"
 
     @staticmethod
     def data_from_api(api: dict[str, Any]) -> dict[str, Any]:
         """Form values for editing, from the service's secret-free view of the tenant."""
         data: dict[str, Any] = {name: api.get(name) for name in (
-            "tenantId", "displayName", "tenantDomain", "clientId", "identityProviderType", "supportAlgorithm",
-            "jwkSetUrl", "issuer")}
+            "tenantId", "displayName", "tenantDomain", "clientId", "identityProviderType", "supportAlgorithm")}
         owner = api.get("owner") or {}
-        for key, name in OWNER_FIELDS.items():
+        for key, name in _owner_fields().items():
             data[name] = owner.get(key)
         if owner.get("provisioningMethod"):
             data["ownerProvisioningMethod"] = owner["provisioningMethod"]
-        for section, names in SECTION_FIELDS.items():
-            values = api.get(section) or {}
-            for name in names:
-                if name not in ("dataSourcePassword", "bindPassword"):
-                    data[name] = values.get(name)
-        data["startTLS"] = bool((api.get("ldapSchema") or {}).get("startTLS"))
+        for family in registry.families():
+            for spec in family.fields:
+                if spec.secret:
+                    continue
+                holder = (api.get(spec.section) or {}) if spec.section else api
+                data[spec.form_name] = bool(holder.get(spec.name)) if spec.kind == "boolean" else holder.get(spec.name)
         key = api.get("signingKey") or {}
         if key.get("bits") in RSA_KEY_SIZES and str(key.get("algorithm", "")).startswith("RS"):
             data["rsaKeySize"] = str(key["bits"])
         return data
+
+
+def _owner_fields() -> dict[str, str]:
+    """Owner's API name -> form field, for the fields typed as text (not the provisioning method or password)."""
+    return {f.name: f.form_name for f in tenant_fields.COMMON
+            if f.section == "owner" and f.kind == "text"}
+
+
+def _stored_secrets() -> list[tuple[Field, tuple[str, ...], str | None]]:
+    """Each stored secret's field, where the API view says it is set, and when it must be entered again
+    (services.secret_binding: a stored secret is kept only while its target is unchanged)."""
+    found = []
+    for spec in tenant_fields.all_fields():
+        flag = tenant_fields.set_flag(spec)
+        if flag is None:
+            continue
+        family = next((fam for fam in registry.families() if spec in fam.fields), None)
+        hint = family.bound_secret_hint if family else (
+            tenant_fields.OWNER_PASSWORD_HINT if spec.path == "owner.password" else None)
+        found.append((spec, flag, hint))
+    return found
 
 
 class DecommissionForm(FlaskForm):
@@ -238,8 +247,12 @@ class TenantSearchForm(FlaskForm):
         csrf = False
 
     q = StringField("Search", validators=[Optional(), Length(max=255)])
-    type = SelectField("Type", choices=[SelectChoice("", "any"), *_choices(IDP_TYPES)], default="")
+    type = SelectField("Type", default="")
     status = SelectField("Status", choices=[SelectChoice("", "any"), *_choices(STATUS_CHOICES)], default="")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.type.choices = [SelectChoice("", "any"), *_choices(registry.names())]
 
 
 class TokenLabForm(FlaskForm):

@@ -1,0 +1,111 @@
+"""EXTERNAL OpenID Connect providers: jwkSetUrl and issuer at the top level, oidcSchema with the endpoints.
+They sign their tenants' tokens themselves, with RSA keys from their JWKS; nothing secret is stored."""
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from portal.clients import oidc
+from portal.clients.checks import CheckResult
+from portal.idp import parsing, schema as js
+from portal.idp.base import CheckEnv, Field, IdpFamily, ParseContext
+from portal.idp.outbound import fetcher
+
+SECTION = "oidcSchema"
+SCOPE_RE = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*")
+RSA_ALGORITHMS = ["RS256", "RS384", "RS512"]
+_URL_ATTRS = {"autocomplete": "off", "spellcheck": "false"}
+
+
+class External(IdpFamily):
+    types = ("EXTERNAL",)
+    labels = {"EXTERNAL": "EXTERNAL: OpenID Connect provider"}
+    title = "OpenID Connect provider"
+    keys = ("jwkSetUrl", "issuer", SECTION)
+    objects = frozenset({SECTION})
+    stored_under = None
+    fields = (
+        Field("jwkSetUrl", "jwkSetUrl", "JWK set URL", description="https://… the provider's JWKS", render=_URL_ATTRS),
+        Field("issuer", "issuer", "Issuer",
+              description="Must equal the issuer in <issuer>/.well-known/openid-configuration.", render=_URL_ATTRS),
+        Field("oidcSchema.authUrl", "authUrl", "Authorization URL", render=_URL_ATTRS),
+        Field("oidcSchema.accessTokenUrl", "accessTokenUrl", "Token URL", render=_URL_ATTRS),
+        Field("oidcSchema.scope", "scope", "Scope", description='Space-separated, e.g. "openid profile".',
+              render={"autocomplete": "off"}),
+    )
+    issues_tokens = False
+    demo_weight = {"EXTERNAL": 15}
+    demo_algorithms = (("RS256", 80), ("RS384", 10), ("RS512", 10))
+
+    def parse(self, idp_type: str, body: dict, ctx: ParseContext, errors: parsing.Errors) -> tuple[dict, str | None]:
+        allow_http = ctx.allow_http_urls
+        jwks = parsing.url(body, "jwkSetUrl", "jwkSetUrl", allow_http, errors)
+        issuer = parsing.url(body, "issuer", "issuer", allow_http, errors)
+        schema = parsing.section(body, SECTION, self.allowed(SECTION), errors, required=True)
+        auth = token = scope = None
+        if schema is not None:
+            auth = parsing.url(schema, "authUrl", "oidcSchema.authUrl", allow_http, errors)
+            token = parsing.url(schema, "accessTokenUrl", "oidcSchema.accessTokenUrl", allow_http, errors)
+            scope = parsing.text(schema, "scope", errors, path="oidcSchema.scope", required=True, limit=1024)
+            if scope and not SCOPE_RE.fullmatch(scope):
+                errors.add("oidcSchema.scope",
+                           "Scopes are space-separated tokens, e.g. \"openid profile\" (RFC 6749 3.3).")
+        if ctx.algorithm.startswith("HS"):
+            errors.add("supportAlgorithm",
+                       f"An EXTERNAL provider signs with its own RSA keys published in its JWKS; {ctx.algorithm} "
+                       "cannot be verified that way. Choose RS256, RS384 or RS512.")
+        return {"jwkSetUrl": jwks, "issuer": issuer,
+                SECTION: {"authUrl": auth, "accessTokenUrl": token, "scope": scope}}, None
+
+    def check(self, idp_type: str, settings: Mapping[str, Any], secret: str | None, algorithm: str,
+              env: CheckEnv) -> CheckResult:
+        return oidc.check_oidc(settings["issuer"], settings["jwkSetUrl"], algorithm, fetcher())
+
+    def openapi_variants(self, update: bool):
+        return [("EXTERNAL (OpenID Connect)", self.types, {
+            "supportAlgorithm": {
+                "type": "string", "enum": RSA_ALGORITHMS,
+                "description": "Required for EXTERNAL: the provider signs with its own RSA keys (case-insensitive)."},
+            "jwkSetUrl": js.text("The provider's JWKS URL (https; http only where the portal allows it for labs). "
+                                 "The check fetches it and requires keys that fit supportAlgorithm (RSA of at least "
+                                 "2048 bits).", 2048, format="uri", pattern=js.HTTPS_PATTERN),
+            "issuer": js.text("The provider's issuer. The check fetches <issuer>/.well-known/openid-configuration "
+                              "and requires its `issuer` to equal this value exactly.", 2048, format="uri",
+                              pattern=js.HTTPS_PATTERN),
+            SECTION: js.ref("OidcSchemaRequest"),
+        })]
+
+    def openapi_components(self) -> dict[str, js.Schema]:
+        return {"OidcSchemaRequest": {
+            "type": "object", "additionalProperties": False,
+            "required": ["authUrl", "accessTokenUrl", "scope"],
+            "properties": {
+                "authUrl": js.text("The provider's authorization endpoint (https).", 2048, format="uri",
+                                   pattern=js.HTTPS_PATTERN),
+                "accessTokenUrl": js.text("The provider's token endpoint (https).", 2048, format="uri",
+                                          pattern=js.HTTPS_PATTERN),
+                "scope": js.text('Space-separated scopes (RFC 6749 3.3), e.g. "openid profile".', 1024,
+                                 pattern=f"^{SCOPE_RE.pattern}$"),
+            },
+        }}
+
+    def openapi_response(self):
+        return {
+            "jwkSetUrl": {"type": "string"},
+            "issuer": {"type": "string"},
+            SECTION: {
+                "type": "object", "additionalProperties": False, "required": ["authUrl", "accessTokenUrl", "scope"],
+                "properties": {"authUrl": {"type": "string"}, "accessTokenUrl": {"type": "string"},
+                               "scope": {"type": "string"}}},
+        }, ["jwkSetUrl", "issuer", SECTION]
+
+    def demo(self, idp_type: str, tenant_id: str, n: int, rng: random.Random) -> tuple[dict[str, Any], str | None]:
+        issuer = f"https://login.demo.example/{tenant_id}/v2.0"
+        return {"jwkSetUrl": f"{issuer}/keys", "issuer": issuer,
+                SECTION: {"authUrl": f"{issuer}/authorize", "accessTokenUrl": f"{issuer}/token",
+                          "scope": "openid profile email"}}, None
+
+
+FAMILY = External()
