@@ -192,8 +192,8 @@ def answers(*items):
     return send, sent
 
 
-def failed(cause: Cause, *, connected: bool) -> transport._Failed:
-    return transport._Failed(UpstreamError(cause, "x", product=PRODUCT_IS), connected=connected)
+def failed(cause: Cause, *, connected: bool) -> transport.AttemptFailed:
+    return transport.AttemptFailed(UpstreamError(cause, "x", product=PRODUCT_IS), connected=connected)
 
 
 OK = transport.Answer(200, {}, b"")

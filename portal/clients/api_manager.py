@@ -2,10 +2,10 @@
 internal notify API `/internal/data/v1/notify` (§4) and the admin REST API for a tenant's key managers (§7,
 portal.clients.apim_admin). API Manager has no REST API for tenants.
 
-One `ApiManagerClient` owns one `requests.Session`: API Manager's server certificate is verified against the CA
-bundle given and nothing else (`trust_env` off), every call has a timeout, and calls authenticate with HTTP Basic
-as a super-tenant user (the admin service needs the monitor-tenants permission to read and add, modify-tenants to
-update, activate and deactivate; notify needs modify-tenants).
+One `ApiManagerClient` sends its calls through one `portal.clients.transport.Transport` (API Manager's server
+certificate verified against the CA bundle given and nothing else, the address policy, timeouts, capped reads), and
+calls authenticate with HTTP Basic as a super-tenant user (the admin service needs the monitor-tenants
+permission to read and add, modify-tenants to update, activate and deactivate; notify needs modify-tenants).
 
 SOAP: SOAP 1.1 envelopes built with xml.etree, `SOAPAction: "urn:<operation>"`, the operation elements in
 `http://services.mgt.tenant.carbon.wso2.org` and the TenantInfoBean fields in
@@ -15,9 +15,10 @@ becomes an `UpstreamError` carrying the fault string as its message and, as its 
 names (`TenantMgtAdminServiceException` for the service's own refusals) or else the fault code (an authentication
 or authorization refusal by Carbon's handlers).
 
-Retries: every SOAP call is a POST, so the session never retries by itself; this client repeats the idempotent
-operations (get, list, update, activate, deactivate) after a connection failure, a timeout or a 429/502/503/504,
-honouring a short Retry-After. `addTenant` and notify are never repeated: a lost answer may mean the tenant exists.
+Retries: every SOAP call is a POST, so each call says whether it is idempotent and the transport's `RetryPolicy`
+repeats only those (get, list, update, activate, deactivate, delete) after a connection failure, a timeout or a
+429/502/503/504, honouring a short Retry-After. `addTenant` and notify are never repeated: a lost answer may
+mean the tenant exists.
 
 API Manager's quirks handled here: `retrievePaginatedTenants` counts pages from 0 and answers a page past the end
 with the LAST page again, so `iter_all_tenants` stops at `numberOfPages`; an empty list is numberOfPages 0 with a

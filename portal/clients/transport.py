@@ -46,8 +46,9 @@ from portal.clients.errors import (
     policy_error,
 )
 
-__all__ = ["DEFAULT_TIMEOUT", "MAX_BODY_BYTES", "Answer", "RetryPolicy", "TlsAdapter", "Transport", "TransportClient",
-           "build_ssl_context", "expand", "https_base_url", "normalise_base_url", "read_capped", "segment", "timeouts"]
+__all__ = ["DEFAULT_TIMEOUT", "MAX_BODY_BYTES", "Answer", "AttemptFailed", "RetryPolicy", "TlsAdapter", "Transport",
+           "TransportClient", "build_session", "build_ssl_context", "expand", "https_base_url", "normalise_base_url",
+           "read_capped", "segment", "timeouts"]
 
 DEFAULT_TIMEOUT = (3.05, 15.0)  # (connect, read) seconds
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a page of 100 tenants is a few tens of KiB
@@ -250,7 +251,7 @@ def read_capped(response: requests.Response, limit: int = MAX_BODY_BYTES) -> byt
     return b"".join(chunks)
 
 
-class _Failed(Exception):
+class AttemptFailed(Exception):
     """An attempt that got no answer: the error to raise, and whether the connection was ever made."""
 
     def __init__(self, error: UpstreamError, connected: bool) -> None:
@@ -284,7 +285,7 @@ class RetryPolicy:
             last = attempt == attempts - 1
             try:
                 answer = send()
-            except _Failed as failed:
+            except AttemptFailed as failed:
                 if last or failed.error.cause not in self.transient or (failed.connected and reads <= 0):
                     raise failed.error from None
                 reads -= failed.connected
@@ -364,7 +365,7 @@ class Transport:
                                       product=self.product)
             error = UpstreamError(cause, message, product=self.product, detail=detail_of(exc), target=self.base_url,
                                   correlation_id=correlation_id)
-            raise _Failed(error, connected=not connect_failure(exc)) from None
+            raise AttemptFailed(error, connected=not connect_failure(exc)) from None
         except AddressRefused as exc:  # nothing was connected
             raise policy_error(exc, self.product, self.base_url, correlation_id) from None
         except TooLarge:
