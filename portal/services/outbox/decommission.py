@@ -59,8 +59,8 @@ def request(tenant_id: str, actor: Actor, *, confirm: str | None = None, check_c
     now = utcnow()
     tenant.decommission_requested_at, tenant.decommission_requested_by = now, actor.name[:64]
     record = Decommission(tenant_id=tenant.tenant_id, domain=tenant.domain, display_name=tenant.display_name,
-                          requested_by=actor.name[:64], requested_at=now, is_outcome="pending",
-                          apim_outcome="pending")
+                          requested_by=actor.name[:64], requested_at=now,
+                          **{f"{key}_outcome": "pending" for key in PRODUCTS})
     db.session.add(record)
     superseded = list(db.session.execute(sa.select(OutboxJob).where(
         OutboxJob.tenant_id == tenant.id, OutboxJob.status.in_(("pending", "failed")))).scalars())

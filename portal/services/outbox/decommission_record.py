@@ -57,10 +57,11 @@ def finish(tenant_pk: int, steps: Mapping[str, Any], now: datetime) -> None:
 
 def remove(tenant: Tenant, record: Decommission, outcomes: Mapping[str, str], note: str | None, actor: Actor,
             now: datetime) -> None:
-    record.is_outcome, record.apim_outcome = outcomes.get("is", "absent"), outcomes.get("apim", "absent")
+    for key in PRODUCTS:
+        setattr(record, f"{key}_outcome", outcomes.get(key, "absent"))
     record.note, record.completed_at = note, now
     audit.record(actor, "decommission.done", "tenant", tenant.tenant_id,
-                 {"isOutcome": record.is_outcome, "apimOutcome": record.apim_outcome,
+                 {**{f"{key}Outcome": getattr(record, f"{key}_outcome") for key in PRODUCTS},
                   "registry": {"before": "present", "after": "removed"}})
     tenant_pk = tenant.id
     db.session.flush()

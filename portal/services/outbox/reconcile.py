@@ -33,7 +33,7 @@ from portal.services.connections import NotConfigured
 from portal.services.context import Actor
 from portal.services.errors import NotFound, ServiceError, ValidationError
 from portal.services.outbox import decommission, store
-from portal.services.outbox.products import LABELS as PRODUCT_NAMES, PRODUCTS, Remote, open_side
+from portal.services.outbox.products import LABELS, PRODUCTS, Remote, label, open_side
 from portal.services.outbox.reads import OPEN_JOB_STATES
 
 FIX_ACTIONS = ("push", *(f"adopt_{key}" for key in PRODUCTS))
@@ -170,7 +170,7 @@ def _judge(row: Row) -> None:
     reg = row.registry
     if reg is None and row.decommissioned is not None:
         when = f"{row.decommissioned.completed_at:%Y-%m-%d}"
-        active_in = [PRODUCT_NAMES[p] for p, seen in row.products.items() if seen is not None and seen.active]
+        active_in = [label(p) for p, seen in row.products.items() if seen is not None and seen.active]
         if active_in:
             row.issues.append(Issue("decommissioned", None, f"Decommissioned on {when}, but still active in "
                                     f"{' and '.join(active_in)}: deactivate it there."))
@@ -178,13 +178,13 @@ def _judge(row: Row) -> None:
             row.note = "decommissioned (kept deactivated: deletion disabled)"
         return
     if reg is None:
-        holders = [PRODUCT_NAMES[p] for p, seen in row.products.items() if seen is not None]
+        holders = [label(p) for p, seen in row.products.items() if seen is not None]
         row.issues.append(Issue("unregistered", None, f"In {' and '.join(holders)} but not in the registry."))
         row.fixes.append(Fix("import", "Import into the registry"))
         return
     push = False
     for product, seen in row.products.items():
-        name = PRODUCT_NAMES[product]
+        name = label(product)
         if seen is None:
             row.issues.append(Issue("missing", product, f"Missing in {name}."))
             push = True
@@ -228,14 +228,14 @@ def fix(domain: str, action: str, actor: Actor) -> str:
     try:
         seen = _product_view(product, domain)
     except (NotConfigured, UpstreamError) as exc:
-        raise ProductUnavailable(f"{PRODUCT_NAMES[product]} could not be read: {exc}") from None
+        raise ProductUnavailable(f"{label(product)} could not be read: {exc}") from None
     if seen is None:
-        raise NotFound(f"{PRODUCT_NAMES[product]} has no tenant {domain}: push it instead.")
+        raise NotFound(f"{label(product)} has no tenant {domain}: push it instead.")
     audit.record(actor, f"reconcile.adopt_{product}", "tenant", tenant.tenant_id,
                  {"status": {"before": _state(tenant.active), "after": _state(seen.active)}})
     tenants.set_tenant_active(tenant.tenant_id, bool(seen.active), actor)  # queues the change for the products
     db.session.commit()
-    return (f"{tenant.tenant_id} is now {_state(seen.active)} in the registry, as in {PRODUCT_NAMES[product]}; "
+    return (f"{tenant.tenant_id} is now {_state(seen.active)} in the registry, as in {label(product)}; "
             "the change is queued for the products.")
 
 
@@ -265,12 +265,13 @@ def import_prefill(domain: str) -> dict[str, Any]:
             seen[product] = None
     if not any(seen.values()):
         raise NotFound(f"Neither IS 7 nor API Manager has a tenant {domain}.")
-    apim, is_ = seen.get("apim"), seen.get("is")
-    owner_source = apim or is_
+    present = [(PRODUCTS[key], found) for key, found in seen.items() if found is not None]
+    owner_source = next((found for product, found in present if product.side.observes_owner), present[0][1])
+    name = next((found.name for _, found in present if found.name and found.name != domain), None)
     tenant_id = _ID_UNSAFE.sub("-", domain).strip("-")[:64] or "imported"
     owner = {"username": owner_source.owner, "email": owner_source.email, "firstName": owner_source.firstname,
              "lastName": owner_source.lastname, "provisioningMethod": "invite-via-email"}
-    return {"tenantId": tenant_id, "displayName": (is_.name if is_ and is_.name != domain else None) or domain,
+    return {"tenantId": tenant_id, "displayName": name or domain,
             "tenantDomain": domain, "owner": {k: v for k, v in owner.items() if v}}
 
 
@@ -298,11 +299,11 @@ def import_tenant(domain: str, body: dict[str, Any], actor: Actor, *, skip_check
 
 def lines(report: Report) -> Iterator[str]:
     """The report as text, for the CLI."""
-    counts = ", ".join(f"{PRODUCT_NAMES.get(k, k)}: {v}" for k, v in report.counts.items())
+    counts = ", ".join(f"{LABELS.get(k, k)}: {v}" for k, v in report.counts.items())
     yield (f"Tenants read: {counts}. In sync: {report.in_sync}. With differences: {report.drift}."
            + (f" Decommissioned, kept deactivated: {report.decommissioned}." if report.decommissioned else ""))
     for product, why in report.unreadable.items():
-        yield f"! {PRODUCT_NAMES[product]} could not be read: {why}"
+        yield f"! {label(product)} could not be read: {why}"
     for row in report.rows:
         who = row.tenant_id or "(not registered)"
         flight = " [sync in progress]" if row.sync_open else ""
