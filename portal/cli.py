@@ -194,7 +194,7 @@ def seed_demo_command(count: int) -> None:
 @click.option("--poll-interval", type=click.FloatRange(0.05, 60), default=1.0, show_default=True,
               help="Seconds an idle thread waits before looking for jobs again.")
 def worker_command(concurrency: int, once: bool, poll_interval: float) -> None:
-    """Deliver tenant changes from the outbox to IS 7 and API Manager."""
+    """Deliver tenant changes from the outbox to IS 7 and API Manager, and run bulk onboarding jobs."""
     import signal
     import threading
 
@@ -210,7 +210,8 @@ def worker_command(concurrency: int, once: bool, poll_interval: float) -> None:
         click.echo(f"Outbox worker {runner.name}: {concurrency} thread(s); stop with Ctrl-C.")
     stats = runner.run(once=once, stop=stop)
     click.echo(f"Delivered {stats.done}, retrying {stats.retry}, failed {stats.failed}, lost lease {stats.lost}"
-               + (f", worker errors {stats.crashed}" if stats.crashed else "") + ".")
+               + (f", worker errors {stats.crashed}" if stats.crashed else "")
+               + (f", bulk jobs run {stats.bulk}" if stats.bulk else "") + ".")
 
 
 @click.command("reconcile")

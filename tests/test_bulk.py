@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 import time
 from datetime import timedelta
 
@@ -17,6 +18,8 @@ from portal.models import AuditEvent, BulkJob, Tenant
 from portal.models.base import utcnow
 from portal.services import bulk, tenant_spec, tenants
 from portal.services.context import Actor
+from portal.services.outbox import bulk_jobs
+from portal.services.outbox.worker import Worker
 from tests.conftest import create_admin, csrf_token, login
 
 ACTOR = Actor(name="tester")
@@ -453,18 +456,67 @@ def test_upload_checks_the_csrf_token_after_raising_the_cap(make_app):
     assert job_id_of(upload(client, to_csv([row(1)]), csrf_token=token))
 
 
-# --- the background thread ---------------------------------------------------------------------------------------
+# --- the worker ------------------------------------------------------------------------------------------------
 
 
-def test_jobs_run_in_a_background_thread(make_app, db):
+def test_jobs_wait_for_the_worker_and_run_there_with_progress(make_app, db):
+    """The web process only stores the job; the outbox worker's bulk thread claims and runs it, on behalf of the
+    administrator who uploaded it (the audit events name them, with the upload's request id)."""
     app = make_app(BULK_RUN_INLINE=False)
     create_admin(app, "root-admin")
     client = app.test_client()
     login(client, "root-admin")
     job_id = job_id_of(upload(client, to_jsonl([row(n) for n in range(1, 31)]), "t.jsonl"))
-    deadline = time.monotonic() + 60
-    while not (state := progress(client, job_id))["done"]:
-        assert time.monotonic() < deadline, state
-        time.sleep(0.1)
-    assert (state["status"], state["created"], state["processed"]) == ("done", 30, 30)
+    time.sleep(0.2)
+    state = progress(client, job_id)
+    assert (state["status"], state["processed"], state["done"]) == ("pending", 0, False)
+    assert tenant_ids(db) == []
+    assert Worker(app, concurrency=1, poll_interval=0.05).run(once=True).bulk == 1  # no product: no delivery
+    state = progress(client, job_id)
+    assert (state["status"], state["created"], state["processed"], state["done"]) == ("done", 30, 30, True)
     assert len(tenant_ids(db)) == 30
+    with app.app_context():
+        start, finish = (_db.session.execute(sa.select(AuditEvent).where(AuditEvent.action == action)).scalar_one()
+                         for action in ("bulk.start", "bulk.finish"))
+        registered = _db.session.execute(sa.select(AuditEvent).where(AuditEvent.action == "tenant.register")
+                                         ).scalars().all()
+    assert start.actor == finish.actor == "root-admin" and finish.actor_id == start.actor_id is not None
+    assert finish.request_id == start.request_id and finish.ip == start.ip
+    assert len(registered) == 30 and {e.actor for e in registered} == {"root-admin"}
+
+
+def test_a_worker_running_beside_the_web_process_picks_jobs_up(make_app, db):
+    app = make_app(BULK_RUN_INLINE=False)
+    create_admin(app, "root-admin")
+    client = app.test_client()
+    login(client, "root-admin")
+    stop = threading.Event()
+    runner = threading.Thread(target=Worker(app, concurrency=1, poll_interval=0.05).run, kwargs={"stop": stop})
+    runner.start()
+    try:
+        job_id = job_id_of(upload(client, to_csv([row(n) for n in range(1, 6)]), dry_run=True))
+        deadline = time.monotonic() + 30
+        while not (state := progress(client, job_id))["done"]:
+            assert time.monotonic() < deadline, state
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        runner.join(10)
+    assert (state["status"], state["created"], state["processed"]) == ("done", 5, 5)
+    assert tenant_ids(db) == []
+
+
+def test_claims_take_each_pending_job_once_and_leave_stale_ones(app, db):
+    with app.app_context():
+        now = utcnow()
+        jobs = [BulkJob(filename=f"{n}.csv", file_format="csv", dry_run=True, status="pending", created_by="x",
+                        rows="[]", total=0, report=[], updated_at=now - timedelta(minutes=age))
+                for n, age in enumerate((0, 0, 10))]
+        _db.session.add_all(jobs)
+        _db.session.commit()
+        fresh, other, stale = (job.id for job in jobs)
+        assert bulk_jobs.claim_waiting() == 2
+        assert [bulk_jobs.claim(), bulk_jobs.claim(), bulk_jobs.claim()] == [fresh, other, None]
+        assert _db.session.get(BulkJob, fresh).status == "running"
+        assert _db.session.get(BulkJob, stale).status == "pending"
+        assert bulk_jobs.starter(fresh) == Actor(name="x")  # no bulk.start event: the job's creator

@@ -12,14 +12,13 @@ import csv
 import io
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, current_app
+from flask import current_app
 from sqlalchemy.orm import selectinload, undefer
 
 from portal.idp import registry
@@ -376,7 +375,7 @@ def get_job(job_id: int) -> BulkJob:
 
 
 def create_job(filename: str, data: bytes, actor: Actor, *, dry_run: bool, check_connections: bool) -> BulkJob:
-    """Read the file (FileProblem when it cannot be), store it encrypted as a job, and start the job."""
+    """Read the file (FileProblem when it cannot be), store it encrypted as a job for the worker to run."""
     config = current_app.config
     if len(data) > config["BULK_MAX_BYTES"]:
         raise FileProblem([f"The file is larger than {_size(config['BULK_MAX_BYTES'])}."])
@@ -405,22 +404,10 @@ def _start(actor: Actor, *, rows: list[dict], **fields: Any) -> BulkJob:
         "filename": job.filename, "dryRun": job.dry_run, "rows": job.total,
         "checkConnections": job.check_connections, "fromJob": job.source_job_id})
     db.session.commit()
-    if current_app.config["BULK_RUN_INLINE"]:
+    if current_app.config["BULK_RUN_INLINE"]:  # tests: in the request; otherwise the worker claims it
         run_job(job.id, actor)
         db.session.refresh(job)
-    else:
-        app = current_app._get_current_object()
-        threading.Thread(target=_run_in_thread, args=(app, job.id, actor), name=f"bulk-job-{job.id}",
-                         daemon=True).start()
     return job
-
-
-def _run_in_thread(app: Flask, job_id: int, actor: Actor) -> None:
-    with app.app_context():
-        try:
-            run_job(job_id, actor)
-        finally:
-            db.session.remove()
 
 
 @dataclass
@@ -492,7 +479,7 @@ def _update(job_id: int, **values: Any) -> None:
 
 
 def stale(job: BulkJob) -> bool:
-    """Running or pending but silent for minutes: the process that ran it has gone (restart, crash)."""
+    """Running or pending but silent for minutes: the worker that ran it has gone (restart, crash), or none runs."""
     return job.status in ("pending", "running") and (utcnow() - job.updated_at).total_seconds() > STALE_AFTER_SECONDS
 
 

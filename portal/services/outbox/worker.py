@@ -29,7 +29,7 @@ from portal.extensions import db
 from portal.models import OutboxJob, ProductConnection
 from portal.models.base import utcnow
 from portal.services import key_managers
-from portal.services.outbox import store
+from portal.services.outbox import bulk_jobs, store
 from portal.services.outbox.delivery import LazySides, Products, deliver, deliver_decommission, desired_now
 from portal.services.outbox.policy import Settings, settings
 from portal.services.outbox.products import DeliveryError, DeliveryFailed, LeaseLost
@@ -93,6 +93,7 @@ class Stats:
     failed: int = 0
     lost: int = 0
     crashed: int = 0  # an unexpected error in the worker itself; the job's lease expires and it is retried
+    bulk: int = 0  # bulk onboarding jobs run (services.outbox.bulk_jobs); not outbox jobs, so not in `total`
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, outcome: str) -> None:
@@ -109,7 +110,8 @@ def default_name() -> str:
 
 
 class Worker:
-    """`concurrency` threads claiming and delivering jobs for one app."""
+    """`concurrency` threads claiming and delivering outbox jobs for one app, and one thread running its bulk
+    onboarding jobs (a long file never holds up delivery)."""
 
     def __init__(self, app: Flask, *, concurrency: int = 1, name: str | None = None, poll_interval: float = 1.0,
                  cfg: Settings | None = None) -> None:
@@ -130,6 +132,8 @@ class Worker:
         stats = Stats()
         threads = [threading.Thread(target=self._loop, args=(f"{self.name}/{i}", once, stop, stats),
                                     name=f"outbox-worker-{i}", daemon=True) for i in range(self.concurrency)]
+        threads.append(threading.Thread(target=self._bulk_loop, args=(once, stop, stats), name="bulk-worker",
+                                        daemon=True))
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -144,14 +148,14 @@ class Worker:
         total = Stats()
         while True:
             stats = self.run(once=True)
-            for name in ("done", "retry", "failed", "lost", "crashed"):
+            for name in ("done", "retry", "failed", "lost", "crashed", "bulk"):
                 setattr(total, name, getattr(total, name) + getattr(stats, name))
             with self.app.app_context():
                 left, next_at = _open_jobs()
             if not left:
                 return total
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"{left} outbox job(s) still open after {timeout:g} s")
+                raise TimeoutError(f"{left} outbox or bulk job(s) still open after {timeout:g} s")
             wait = 0.05 if next_at is None else max(0.0, (next_at - utcnow()).total_seconds())
             time.sleep(min(wait, max(0.0, deadline - time.monotonic()), 1.0) or 0.01)
 
@@ -194,11 +198,33 @@ class Worker:
                 products.close()
                 db.session.remove()
 
+    def _bulk_loop(self, once: bool, stop: threading.Event, stats: Stats) -> None:
+        """Run pending bulk jobs one at a time; with `once`, until none is pending."""
+        with self.app.app_context():
+            try:
+                while not stop.is_set():
+                    try:
+                        ran = bulk_jobs.run_next()
+                    except Exception:  # the loop must survive; the job page shows the job as stopped
+                        log.exception("bulk worker: unexpected error")
+                        db.session.rollback()
+                        ran = False
+                    if ran:
+                        stats.add("bulk")
+                    elif once:
+                        return
+                    else:
+                        stop.wait(self.poll_interval)
+            finally:
+                db.session.remove()
+
 
 def _open_jobs() -> tuple[int, datetime | None]:
-    """How many jobs are pending or running, and when the earliest pending one is due."""
+    """How many outbox jobs are pending or running, and bulk jobs waiting for a worker; and when the earliest
+    pending outbox job is due."""
     count, next_at = db.session.execute(
         sa.select(sa.func.count(), sa.func.min(OutboxJob.next_attempt_at))
         .where(OutboxJob.status.in_(("pending", "running")))).one()
+    bulk_waiting = bulk_jobs.claim_waiting()
     db.session.rollback()
-    return count, next_at
+    return count + bulk_waiting, next_at
