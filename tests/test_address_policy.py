@@ -22,6 +22,7 @@ from portal.clients.errors import Cause, UpstreamError
 from portal.clients.identity_server import IdentityServerClient
 from portal.clients.oidc import FetchPolicy, FetchRefused, GuardedFetcher
 from simulators.pki import is7_pki
+from portal.idp import jdbc_url, ldap_settings
 
 
 class Listener:
@@ -111,14 +112,14 @@ def via_postgres(host: str, port: int, policy: AddressPolicy) -> str:
     result = jdbc.check_relational("POSTGRES", f"jdbc:postgresql://{bracket(host)}:{port}/db", "u", "stored-secret",
                                    timeout=1, policy=policy)
     assert not result.ok
-    return result.field_errors[jdbc.URL_FIELD]
+    return result.field_errors[jdbc_url.URL_FIELD]
 
 
 def via_oracle(host: str, port: int, policy: AddressPolicy) -> str:
     result = jdbc.check_relational("ORACLE", f"jdbc:oracle:thin:@//{bracket(host)}:{port}/svc", "u", "stored-secret",
                                    timeout=1, policy=policy)
     assert not result.ok
-    return result.field_errors[jdbc.URL_FIELD]
+    return result.field_errors[jdbc_url.URL_FIELD]
 
 
 def via_ldap(host: str, port: int, policy: AddressPolicy) -> str:
@@ -126,7 +127,7 @@ def via_ldap(host: str, port: int, policy: AddressPolicy) -> str:
                              bind_dn="cn=admin,dc=example,dc=com", bind_password="stored-secret", timeout=1,
                              policy=policy)
     assert not result.ok
-    return result.field_errors[ldap.URL_FIELD]
+    return result.field_errors[ldap_settings.URL_FIELD]
 
 
 def via_oidc(host: str, port: int, policy: AddressPolicy) -> str:

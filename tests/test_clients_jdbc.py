@@ -17,13 +17,13 @@ import pytest
 from psycopg import sql
 
 from portal.clients.checks import CheckResult
-from portal.clients.jdbc import (
+from portal.clients.jdbc import check_relational
+from portal.idp.jdbc_url import (
     PASSWORD_FIELD,
     TYPE_FIELD,
     URL_FIELD,
     USER_FIELD,
     JdbcTarget,
-    check_relational,
     expected_kind,
     parse_jdbc_url,
 )

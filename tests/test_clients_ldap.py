@@ -6,18 +6,19 @@ they never skip. One private slapd serves the whole module, on free ports of 127
 from __future__ import annotations
 
 import socket
+
 import pytest
 
 from portal.clients import ldap as ldap_client
 from portal.clients.checks import CheckResult
-from portal.clients.ldap import (
+from portal.clients.ldap import check_ldap
+from portal.idp.ldap_settings import (
     BIND_DN_FIELD,
     DOMAIN_FIELD,
     PASSWORD_FIELD,
     ROOT_DN_FIELD,
     URL_FIELD,
     LdapTarget,
-    check_ldap,
     parse_ldap_url,
 )
 from tests import ldap_server

@@ -27,8 +27,7 @@ from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from portal.clients import jdbc, ldap
-from portal.idp import registry
+from portal.idp import jdbc_url, ldap_settings, registry
 from portal.models.tenant import ALGORITHMS
 from portal.services import (
     bulk,
@@ -114,17 +113,17 @@ def jdbc_urls(draw) -> str:
 @example("jdbc:oracle:thin:@h:1:")
 def test_parse_jdbc_url_raises_only_value_error(url):
     try:
-        target = jdbc.parse_jdbc_url(url)
+        target = jdbc_url.parse_jdbc_url(url)
     except ValueError as exc:
         assert str(exc)
         return
     assert target.kind in ("postgres", "oracle")
     assert target.host and 1 <= target.port <= 65535
     if target.kind == "postgres":
-        assert target.database and jdbc._IDENTIFIER.fullmatch(target.database)
+        assert target.database and jdbc_url._IDENTIFIER.fullmatch(target.database)
     else:
         assert bool(target.service_name) != bool(target.sid)
-    assert target.schema is None or jdbc._IDENTIFIER.fullmatch(target.schema)
+    assert target.schema is None or jdbc_url._IDENTIFIER.fullmatch(target.schema)
     assert target.address
 
 
@@ -134,7 +133,7 @@ def test_postgres_url_round_trips(host, port, database, schema, quoted):
     url = f"jdbc:postgresql://{host}{'' if port is None else f':{port}'}/{database}"
     if schema is not None:
         url += f"?currentSchema={f'%22{schema}%22' if quoted else schema}&ssl=true"
-    target = jdbc.parse_jdbc_url(url)
+    target = jdbc_url.parse_jdbc_url(url)
     assert (target.kind, target.host, target.port, target.database) == ("postgres", host, port or 5432, database)
     expected_schema = None if schema is None else (schema if quoted else schema.lower())
     assert target.schema == expected_schema
@@ -147,10 +146,10 @@ def test_postgres_url_round_trips(host, port, database, schema, quoted):
 def test_oracle_url_round_trips(host, port, service, sid, use_service):
     shown = f"[{host}]" if ":" in host else host
     if use_service:
-        target = jdbc.parse_jdbc_url(f"jdbc:oracle:thin:@//{shown}:{port}/{service}")
+        target = jdbc_url.parse_jdbc_url(f"jdbc:oracle:thin:@//{shown}:{port}/{service}")
         assert (target.service_name, target.sid) == (service, None)
     else:
-        target = jdbc.parse_jdbc_url(f"jdbc:oracle:thin:@{shown}:{port}:{sid}")
+        target = jdbc_url.parse_jdbc_url(f"jdbc:oracle:thin:@{shown}:{port}:{sid}")
         assert (target.service_name, target.sid) == (None, sid)
     assert (target.kind, target.host, target.port) == ("oracle", host, port)
 
@@ -159,7 +158,7 @@ def test_oracle_url_round_trips(host, port, service, sid, use_service):
 @given(JSON_TEXT)
 def test_expected_kind_raises_only_value_error(value):
     try:
-        assert jdbc.expected_kind(value) in ("postgres", "oracle")
+        assert jdbc_url.expected_kind(value) in ("postgres", "oracle")
     except ValueError:
         assert value.strip().upper() not in ("POSTGRES", "ORACLE")
 
@@ -184,12 +183,12 @@ DN = st.lists(DN_PART, max_size=4).map(",".join)
 @example("ldap://host:" + "9" * 400)
 def test_parse_ldap_url_raises_only_value_error(url):
     try:
-        target = ldap.parse_ldap_url(url)
+        target = ldap_settings.parse_ldap_url(url)
     except ValueError as exc:
         assert str(exc)
         return
     assert target.scheme in ("ldap", "ldaps") and target.host and 1 <= target.port <= 65535
-    assert ldap.parse_ldap_url(target.url) == target  # what the portal shows parses back to the same target
+    assert ldap_settings.parse_ldap_url(target.url) == target  # what the portal shows parses back to the same target
 
 
 @HOSTILE
@@ -197,34 +196,34 @@ def test_parse_ldap_url_raises_only_value_error(url):
        st.one_of(st.none(), PORT))
 def test_ldap_url_round_trips(scheme, host, port):
     shown = f"[{host}]" if ":" in host else host
-    target = ldap.parse_ldap_url(f"{scheme}://{shown}" + ("" if port is None else f":{port}"))
-    assert (target.scheme, target.host, target.port) == (scheme, host, port or ldap.DEFAULT_PORTS[scheme])
+    target = ldap_settings.parse_ldap_url(f"{scheme}://{shown}" + ("" if port is None else f":{port}"))
+    assert (target.scheme, target.host, target.port) == (scheme, host, port or ldap_settings.DEFAULT_PORTS[scheme])
 
 
 @HOSTILE
 @given(st.one_of(LDAP_URL, TEXT), st.one_of(HOSTNAME, TEXT), st.one_of(DN, TEXT), st.one_of(st.none(), DN, TEXT),
        st.one_of(st.none(), JSON_TEXT), st.booleans())
 def test_validate_ldap_settings_never_raises(url, domain, root_dn, bind_dn, password, start_tls):
-    target, errors, notes = ldap.validate_settings(url, domain, root_dn, bind_dn, password, start_tls)
-    assert set(errors) <= {ldap.URL_FIELD, ldap.DOMAIN_FIELD, ldap.ROOT_DN_FIELD, ldap.BIND_DN_FIELD,
-                           ldap.PASSWORD_FIELD}
+    target, errors, notes = ldap_settings.validate_settings(url, domain, root_dn, bind_dn, password, start_tls)
+    assert set(errors) <= {ldap_settings.URL_FIELD, ldap_settings.DOMAIN_FIELD, ldap_settings.ROOT_DN_FIELD, ldap_settings.BIND_DN_FIELD,
+                           ldap_settings.PASSWORD_FIELD}
     assert all(isinstance(m, str) and m for m in [*errors.values(), *notes])
-    assert target is not None or ldap.URL_FIELD in errors
+    assert target is not None or ldap_settings.URL_FIELD in errors
 
 
 @HOSTILE
 @given(st.one_of(DN, JSON_TEXT))
 def test_dn_helpers_never_raise(value):
-    problem = ldap._dn_problem(value, "root DN", "dc=example,dc=com")
+    problem = ldap_settings._dn_problem(value, "root DN", "dc=example,dc=com")
     assert problem is None or problem.startswith("The root DN")
-    domain = ldap._domain_of(value)
+    domain = ldap_settings._domain_of(value)
     assert domain is None or isinstance(domain, str)
 
 
 @HOSTILE
 @given(st.one_of(HOSTNAME, JSON_TEXT))
 def test_domain_problem_never_raises(value):
-    problem = ldap._domain_problem(value)
+    problem = ldap_settings._domain_problem(value)
     if problem is None:
         name = value.removesuffix(".")
         assert "." in name and len(name) <= 253 and name.isascii()

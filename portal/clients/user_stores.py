@@ -21,7 +21,9 @@ from psycopg import sql
 
 from portal.clients import ldap as ldap_client
 from portal.clients.address_policy import PolicyError, configured
-from portal.clients.jdbc import APPLICATION_NAME, JdbcTarget, pg_host_kwargs
+from portal.clients.jdbc import APPLICATION_NAME, pg_host_kwargs
+from portal.idp.jdbc_url import JdbcTarget
+from portal.idp.ldap_settings import parse_ldap_url
 
 MAX_ROLES = 100
 # Verification only: the hash's own parameters are used, these defaults are never applied.
@@ -124,7 +126,7 @@ def check_ldap(settings: dict, bind_password: str | None, username: str, passwor
 
     if not password:
         return UserCheck(False, username, reason="empty password")
-    target = ldap_client.parse_ldap_url(settings["ldapURLForDirectoryService"])
+    target = parse_ldap_url(settings["ldapURLForDirectoryService"])
     root_dn = settings["directoryServiceRootDistinguishedName"]
     bind_dn = settings.get("bindDN") or None
     start_tls = bool(settings.get("startTLS"))

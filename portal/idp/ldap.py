@@ -8,7 +8,7 @@ from typing import Any
 
 from portal.clients import ldap, user_stores
 from portal.clients.checks import CheckResult
-from portal.idp import parsing, schema as js
+from portal.idp import ldap_settings, parsing, schema as js
 from portal.idp.base import CheckEnv, Field, IdpFamily, ParseContext
 from portal.idp.outbound import policy
 from portal.services import secret_binding
@@ -27,15 +27,15 @@ class Ldap(IdpFamily):
     objects = frozenset({SECTION})
     stored_under = SECTION
     fields = (
-        Field(ldap.URL_FIELD, "ldapURLForDirectoryService", "Directory URL",
+        Field(ldap_settings.URL_FIELD, "ldapURLForDirectoryService", "Directory URL",
               description="ldap://host[:port] or ldaps://host[:port]", render=_NO_SPELLCHECK),
-        Field(ldap.DOMAIN_FIELD, "directoryServiceDomainName", "Directory domain name", description="e.g. example.com",
-              render={"autocomplete": "off"}),
-        Field(ldap.ROOT_DN_FIELD, "directoryServiceRootDistinguishedName", "Root DN",
+        Field(ldap_settings.DOMAIN_FIELD, "directoryServiceDomainName", "Directory domain name",
+              description="e.g. example.com", render={"autocomplete": "off"}),
+        Field(ldap_settings.ROOT_DN_FIELD, "directoryServiceRootDistinguishedName", "Root DN",
               description="e.g. dc=example,dc=com", render=_NO_SPELLCHECK),
-        Field(ldap.BIND_DN_FIELD, "bindDN", "Bind DN",
+        Field(ldap_settings.BIND_DN_FIELD, "bindDN", "Bind DN",
               description="Optional: leave bind DN and password empty to bind anonymously.", render=_NO_SPELLCHECK),
-        Field(ldap.PASSWORD_FIELD, "bindPassword", "Bind password", "password", secret=True,
+        Field(ldap_settings.PASSWORD_FIELD, "bindPassword", "Bind password", "password", secret=True,
               render={"autocomplete": "new-password"}),
         Field("ldapSchema.startTLS", "startTLS", "Use StartTLS (ldap:// only)", "boolean"),
     )
@@ -49,26 +49,26 @@ class Ldap(IdpFamily):
         schema = parsing.section(body, SECTION, self.allowed(SECTION), errors, required=True)
         if schema is None:
             return {}, None
-        url = parsing.text(schema, "ldapURLForDirectoryService", errors, path=ldap.URL_FIELD, required=True,
+        url = parsing.text(schema, "ldapURLForDirectoryService", errors, path=ldap_settings.URL_FIELD, required=True,
                            limit=2048)
-        domain = parsing.text(schema, "directoryServiceDomainName", errors, path=ldap.DOMAIN_FIELD, required=True,
-                              limit=253)
-        root = parsing.text(schema, "directoryServiceRootDistinguishedName", errors, path=ldap.ROOT_DN_FIELD,
+        domain = parsing.text(schema, "directoryServiceDomainName", errors, path=ldap_settings.DOMAIN_FIELD,
+                              required=True, limit=253)
+        root = parsing.text(schema, "directoryServiceRootDistinguishedName", errors, path=ldap_settings.ROOT_DN_FIELD,
                             required=True, limit=1024)
-        bind_dn = parsing.text(schema, "bindDN", errors, path=ldap.BIND_DN_FIELD, limit=1024)
-        password = parsing.text(schema, "bindPassword", errors, path=ldap.PASSWORD_FIELD, limit=512, strip=False,
-                                secret=True)
+        bind_dn = parsing.text(schema, "bindDN", errors, path=ldap_settings.BIND_DN_FIELD, limit=1024)
+        password = parsing.text(schema, "bindPassword", errors, path=ldap_settings.PASSWORD_FIELD, limit=512,
+                                strip=False, secret=True)
         start_tls = parsing.boolean(schema, "startTLS", errors, path="ldapSchema.startTLS")
         secret_set = stored is not None and bool(stored.get("bindDN"))
         if secret_set and bind_dn and (problem := secret_binding.refusal(
                 stored=True, entered=password is not None, before=self.secret_target(stored),
                 after=self.secret_target({"ldapURLForDirectoryService": url or schema.get("ldapURLForDirectoryService"),
                                           "startTLS": start_tls, "bindDN": bind_dn}))):
-            errors.add(ldap.PASSWORD_FIELD, problem)
+            errors.add(ldap_settings.PASSWORD_FIELD, problem)
         if url and domain and root:
             # A stored password counts for the pairing rule: on update a blank password keeps it.
             check_password = password or ("(stored)" if secret_set and bind_dn else None)
-            _, problems, _ = ldap.validate_settings(url, domain, root, bind_dn, check_password, start_tls)
+            _, problems, _ = ldap_settings.validate_settings(url, domain, root, bind_dn, check_password, start_tls)
             for path, message in problems.items():
                 errors.add(path, message)
         settings = {"ldapURLForDirectoryService": url, "directoryServiceDomainName": domain,

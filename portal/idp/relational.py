@@ -8,7 +8,7 @@ from typing import Any
 
 from portal.clients import jdbc, user_stores
 from portal.clients.checks import CheckResult
-from portal.idp import parsing, schema as js
+from portal.idp import jdbc_url, parsing, schema as js
 from portal.idp.base import CheckEnv, Field, IdpFamily, ParseContext
 from portal.idp.outbound import policy
 from portal.services import secret_binding
@@ -26,11 +26,11 @@ class Relational(IdpFamily):
     objects = frozenset({SECTION})
     stored_under = SECTION
     fields = (
-        Field(jdbc.URL_FIELD, "dataSourceURL", "JDBC URL", "jdbc_url", description=(
+        Field(jdbc_url.URL_FIELD, "dataSourceURL", "JDBC URL", "jdbc_url", description=(
             "jdbc:postgresql://host:port/db?currentSchema=schema, jdbc:oracle:thin:@//host:port/service "
             "or jdbc:oracle:thin:@host:port:SID"), render={"autocomplete": "off", "spellcheck": "false"}),
-        Field(jdbc.USER_FIELD, "dataSourceUserName", "Database user", render={"autocomplete": "off"}),
-        Field(jdbc.PASSWORD_FIELD, "dataSourcePassword", "Database password", "password", secret=True,
+        Field(jdbc_url.USER_FIELD, "dataSourceUserName", "Database user", render={"autocomplete": "off"}),
+        Field(jdbc_url.PASSWORD_FIELD, "dataSourcePassword", "Database password", "password", secret=True,
               render={"autocomplete": "new-password"}),
     )
     bound_secret_hint = "enter it again when you change the host, port, database, URL parameters or user"
@@ -43,26 +43,26 @@ class Relational(IdpFamily):
         schema = parsing.section(body, SECTION, self.allowed(SECTION), errors, required=True)
         if schema is None:
             return {}, None
-        url = parsing.text(schema, "dataSourceURL", errors, path=jdbc.URL_FIELD, required=True, limit=2048)
-        user = parsing.text(schema, "dataSourceUserName", errors, path=jdbc.USER_FIELD, required=True, limit=128)
-        password = parsing.text(schema, "dataSourcePassword", errors, path=jdbc.PASSWORD_FIELD,
+        url = parsing.text(schema, "dataSourceURL", errors, path=jdbc_url.URL_FIELD, required=True, limit=2048)
+        user = parsing.text(schema, "dataSourceUserName", errors, path=jdbc_url.USER_FIELD, required=True, limit=128)
+        password = parsing.text(schema, "dataSourcePassword", errors, path=jdbc_url.PASSWORD_FIELD,
                                 required=stored is None, limit=512, strip=False, secret=True)
         if url and secret_binding.url_has_password(url):
-            errors.add(jdbc.URL_FIELD, secret_binding.URL_PASSWORD_MESSAGE)  # never parsed, echoed or stored
+            errors.add(jdbc_url.URL_FIELD, secret_binding.URL_PASSWORD_MESSAGE)  # never parsed, echoed or stored
             url = None
         if stored is not None and (problem := secret_binding.refusal(
                 stored=True, entered=password is not None, before=self.secret_target(stored),
                 after=self.secret_target({"dataSourceURL": url or schema.get("dataSourceURL"),
                                           "dataSourceUserName": user}))):
-            errors.add(jdbc.PASSWORD_FIELD, problem)
+            errors.add(jdbc_url.PASSWORD_FIELD, problem)
         if url:
             try:
-                target = jdbc.parse_jdbc_url(url)
+                target = jdbc_url.parse_jdbc_url(url)
             except ValueError as exc:
-                errors.add(jdbc.URL_FIELD, str(exc))
+                errors.add(jdbc_url.URL_FIELD, str(exc))
             else:
-                if target.kind != jdbc.expected_kind(idp_type):
-                    errors.add(jdbc.URL_FIELD, f"identityProviderType is {idp_type} but this is not a "
+                if target.kind != jdbc_url.expected_kind(idp_type):
+                    errors.add(jdbc_url.URL_FIELD, f"identityProviderType is {idp_type} but this is not a "
                                                f"{_PRODUCT[idp_type]} JDBC URL.")
         return {"dataSourceURL": url, "dataSourceUserName": user}, password
 
@@ -78,7 +78,7 @@ class Relational(IdpFamily):
 
     def user_lookup(self, idp_type: str, settings: Mapping[str, Any], secret: str | None, username: str,
                     password: str, config: Mapping[str, Any]) -> user_stores.UserCheck:
-        target = jdbc.parse_jdbc_url(settings["dataSourceURL"])
+        target = jdbc_url.parse_jdbc_url(settings["dataSourceURL"])
         check = user_stores.check_postgres if idp_type == "POSTGRES" else user_stores.check_oracle
         return check(target, settings.get("dataSourceUserName") or "", secret or "", username, password,
                      timeout=float(config["USER_STORE_TIMEOUT"]))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
-from portal.clients import jdbc, ldap
+from portal.idp import jdbc_url, ldap_settings
 
 HTTP_DEFAULT_PORTS = {"https": 443, "http": 80}
 URL_PASSWORD_MESSAGE = ("This URL contains a password. Remove it from the URL and enter it in the password field: "
@@ -86,7 +86,7 @@ def jdbc_target(url: str | None, username: str | None) -> Target:
     parameter counts (sslmode, socket factories, ... can change where or how the password travels)."""
     url, user = _str(url), ("user name", _str(username))
     try:
-        target = jdbc.parse_jdbc_url(url)
+        target = jdbc_url.parse_jdbc_url(url)
     except ValueError:
         return Target((("URL", url), user))
     params = tuple(sorted((k, v) for k, v in target.params.items() if k != "currentSchema"))
@@ -100,7 +100,7 @@ def ldap_target(url: str | None, start_tls: bool, bind_dn: str | None) -> Target
     """A bind password goes to the directory's scheme, host and port, with or without StartTLS, as the bind DN."""
     url, dn, tls = _str(url), ("bind DN", _str(bind_dn)), ("StartTLS", start_tls is True)
     try:
-        target = ldap.parse_ldap_url(url)
+        target = ldap_settings.parse_ldap_url(url)
     except ValueError:
         return Target((("URL", url), tls, dn))
     return Target((("scheme", target.scheme), ("host", _host(target.host)), ("port", target.port), tls, dn))
