@@ -53,8 +53,13 @@ class JobView:
     @property
     def fix_product(self) -> str:
         """The product the last error came from (its text starts with the product's name)."""
-        text = self.job.last_error or ""
-        return next((key for key, product in PRODUCTS.items() if text.startswith(product.label)), "is")
+        return error_product(self.job.last_error)
+
+
+def error_product(last_error: str | None) -> str:
+    """The product a job's last error came from: its text starts with the product's label (IS 7 when unsure)."""
+    text = last_error or ""
+    return next((key for key, product in PRODUCTS.items() if text.startswith(product.label)), next(iter(PRODUCTS)))
 
 
 def get_job(job_id: int) -> JobView:

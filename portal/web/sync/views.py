@@ -21,8 +21,7 @@ MAX_RECONCILE_ROWS = 500  # more is for the command: flask --app portal reconcil
 @bp.get("/")
 @roles(*READERS)
 def index():
-    return render_template("sync/index.html", overview=reads.overview(), confirm=ConfirmForm(),
-                           labels=LABELS)
+    return render_template("sync/index.html", overview=reads.overview(), confirm=ConfirmForm())
 
 
 @bp.post("/retry")
