@@ -112,7 +112,7 @@ class DefaultConfig:
     # Bulk onboarding: rows per file and the upload cap for that one form.
     BULK_MAX_ROWS = 10000
     BULK_MAX_BYTES = 16 * 1024 * 1024
-    BULK_RUN_INLINE = False  # tests: run jobs in the request instead of a background thread
+    BULK_RUN_INLINE = False  # tests: run jobs in the request instead of on the worker
 
     # Tokens (POST /oauth/token, POST /v1/token/validate). The issuer of a tenant's tokens is
     # "<PUBLIC_BASE_URL>/t/<tenantId>"; without PUBLIC_BASE_URL it is built from the request (behind nginx, set
