@@ -1,7 +1,7 @@
 """Tenant pages: list, register, detail, edit, activate/deactivate, connection checks, decommissioning.
 
 Every change goes through services.tenants, the same calls the /v1 API makes, so the form shows the API's own
-validation messages, mapped from API field paths to form fields (forms.FIELD_OF_PATH)."""
+validation messages, mapped from API field paths to form fields (forms.field_of_path)."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -155,7 +155,7 @@ def _set_active(tenant_id: str, active: bool):
 @bp.post("/<tenant_id>/decommission")
 @roles("admin")
 def decommission_tenant(tenant_id: str):
-    """Confirmed by typing the tenant id; the worker does the rest (services.decommission)."""
+    """Confirmed by typing the tenant id; the worker does the rest (services.outbox.decommission)."""
     tenant = _get_or_404(tenant_id)
     form = DecommissionForm()
     if form.validate_on_submit():
