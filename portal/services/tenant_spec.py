@@ -57,7 +57,7 @@ class TenantSpec:
 
 @dataclass(frozen=True)
 class Rules:
-    """Deployment-dependent rules, from config and (for owners) from services.sync.owner_rules."""
+    """Deployment-dependent rules, from config and (for owners) from services.outbox.policy.owner_rules."""
 
     domain_suffix: str = "tenants.local"
     dotless_domains: bool = False

@@ -12,9 +12,9 @@ Fixes, each audited:
 - import: a tenant the products have and the registry lacks is registered through the ordinary registration (the
   form is prefilled from the products; the identity provider settings are the registry's own and must be given).
 
-A domain the registry lacks because it was decommissioned (services.decommission) is no stray: a product that does
-not delete (deletion disabled) keeps it deactivated, which is what decommissioning asked. Such rows are shown as
-decommissioned, with no import; only one still active in a product is a difference.
+A domain the registry lacks because it was decommissioned (services.outbox.decommission) is no stray: a product
+that does not delete (deletion disabled) keeps it deactivated, which is what decommissioning asked. Such rows are
+shown as decommissioned, with no import; only one still active in a product is a difference.
 """
 from __future__ import annotations
 
