@@ -31,6 +31,8 @@ class Field:
     description: str = ""
     secret: bool = False
     render: Mapping[str, Any] = field(default_factory=dict)  # template attributes, e.g. autocomplete="off"
+    attribute: str | None = None  # the Tenant column holding a common field (families store theirs in idp_settings)
+    audit_name: str | None = None  # its name in the audit diff, when not the form name
 
     @property
     def name(self) -> str:

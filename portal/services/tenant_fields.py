@@ -8,21 +8,22 @@ from portal.idp import registry
 from portal.idp.base import Field
 
 COMMON: tuple[Field, ...] = (
-    Field("tenantId", "tenantId", "Tenant id"),
-    Field("displayName", "displayName", "Display name"),
-    Field("tenantDomain", "tenantDomain", "Tenant domain"),
-    Field("owner.username", "ownerUsername", "Owner username"),
-    Field("owner.email", "ownerEmail", "Owner email"),
-    Field("owner.firstName", "ownerFirstName", "Owner first name"),
-    Field("owner.lastName", "ownerLastName", "Owner last name"),
-    Field("owner.provisioningMethod", "ownerProvisioningMethod", "Owner provisioning", "select"),
-    Field("owner.password", "ownerPassword", "Owner password", "password", secret=True),
-    Field("clientId", "clientId", "Client id"),
-    Field("clientSecret", "clientSecret", "Client secret", "password", secret=True),
-    Field("identityProviderType", "identityProviderType", "Identity provider type", "select"),
-    Field("supportAlgorithm", "supportAlgorithm", "Token algorithm", "select"),
-    Field("signingKey", "signingKey", "Signing key", "secret_textarea", secret=True),
-    Field("rsaKeySize", "rsaKeySize", "RSA key size (bits)", "select"),
+    Field("tenantId", "tenantId", "Tenant id", attribute="tenant_id"),
+    Field("displayName", "displayName", "Display name", attribute="display_name"),
+    Field("tenantDomain", "tenantDomain", "Tenant domain", attribute="domain"),
+    Field("owner.username", "ownerUsername", "Owner username", attribute="owner_username"),
+    Field("owner.email", "ownerEmail", "Owner email", attribute="owner_email"),
+    Field("owner.firstName", "ownerFirstName", "Owner first name", attribute="owner_first_name"),
+    Field("owner.lastName", "ownerLastName", "Owner last name", attribute="owner_last_name"),
+    Field("owner.provisioningMethod", "ownerProvisioningMethod", "Owner provisioning", "select",
+          attribute="owner_provisioning", audit_name="ownerProvisioning"),
+    Field("owner.password", "ownerPassword", "Owner password", "password", secret=True, attribute="owner_password"),
+    Field("clientId", "clientId", "Client id", attribute="client_id"),
+    Field("clientSecret", "clientSecret", "Client secret", "password", secret=True, attribute="client_secret"),
+    Field("identityProviderType", "identityProviderType", "Identity provider type", "select", attribute="idp_type"),
+    Field("supportAlgorithm", "supportAlgorithm", "Token algorithm", "select", attribute="support_algorithm"),
+    Field("signingKey", "signingKey", "Signing key", "secret_textarea", secret=True),  # audited as signingKeyId
+    Field("rsaKeySize", "rsaKeySize", "RSA key size (bits)", "select"),  # only used to generate a key
 )
 SKIP_CHECK = "skipConnectionCheck"  # a request flag, not a stored field
 # Where the API view says whether each stored secret is set (owner.password: owner.passwordSet, ...).
@@ -40,6 +41,15 @@ def all_fields() -> tuple[Field, ...]:
     return COMMON + tuple(f for family in registry.families() for f in family.fields)
 
 
+def stored_common() -> tuple[Field, ...]:
+    """The common fields stored in a Tenant column, for the audit view."""
+    return tuple(f for f in COMMON if f.attribute)
+
+
+def audit_name(field: Field) -> str:
+    return field.audit_name or field.form_name
+
+
 def secret_paths() -> frozenset[str]:
     """Secrets: never echoed in messages, never stored in clear, never returned."""
     return frozenset(f.path for f in all_fields() if f.secret)
@@ -47,7 +57,7 @@ def secret_paths() -> frozenset[str]:
 
 def audit_secret_names() -> frozenset[str]:
     """The audit view's names of secrets (flat, e.g. ownerPassword, dataSourcePassword)."""
-    return frozenset({f.form_name for f in COMMON if f.secret}
+    return frozenset({audit_name(f) for f in COMMON if f.secret}
                      | {f.name for family in registry.families() for f in family.fields if f.secret})
 
 

@@ -383,16 +383,9 @@ def _apply(tenant: Tenant, spec: TenantSpec) -> None:
 
 def _audit_view(tenant: Tenant) -> dict[str, Any]:
     key = tenant.active_key
-    view = {
-        "tenantId": tenant.tenant_id, "displayName": tenant.display_name, "tenantDomain": tenant.domain,
-        "clientId": tenant.client_id, "clientSecret": tenant.client_secret,
-        "identityProviderType": tenant.idp_type, "supportAlgorithm": tenant.support_algorithm,
-        "signingKeyId": key.kid if key else None,
-        "status": "active" if tenant.active else "inactive", "connectionCheck": tenant.check_status,
-        "ownerUsername": tenant.owner_username, "ownerEmail": tenant.owner_email,
-        "ownerFirstName": tenant.owner_first_name, "ownerLastName": tenant.owner_last_name,
-        "ownerProvisioning": tenant.owner_provisioning, "ownerPassword": tenant.owner_password,
-    }
+    view = {tenant_fields.audit_name(f): getattr(tenant, f.attribute) for f in tenant_fields.stored_common()}
+    view.update({"signingKeyId": key.kid if key else None, "status": "active" if tenant.active else "inactive",
+                 "connectionCheck": tenant.check_status})
     view.update(registry.get(tenant.idp_type).audit_view(tenant.idp_settings or {}, tenant.idp_secret))
     return view
 
