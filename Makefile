@@ -7,7 +7,11 @@ FLASK := $(BIN)/flask --app portal
 PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?= -q
 
-.PHONY: run demo test test-sqlite test-postgres install install-dev migrate bench bench-onboarding clean
+# The tests that need no service or tool beyond Python: no PostgreSQL, slapd, chromium, nginx or JDK, nothing slow.
+FAST := not (postgres or ldap or browser or nginx or jdk or slow)
+
+.PHONY: run demo test test-sqlite test-postgres test-fast lint system-packages install install-dev migrate bench \
+	bench-onboarding clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,14 +46,28 @@ DEMO_ARGS ?=
 demo: install-dev
 	$(BIN)/python -m simulators.demo $(DEMO_ARGS)
 
-## make test: the whole suite on SQLite, then again on PostgreSQL
+## make test: the whole suite on SQLite, then again on PostgreSQL. First the Debian packages it drives (slapd,
+## ldap-utils, a JDK, openssl, chromium, nginx) are checked, and installed when run as root or with sudo; otherwise
+## scripts/ensure-system-packages prints what to install and stops. PostgreSQL must answer at 127.0.0.1:5432.
 test: test-sqlite test-postgres
 
-test-sqlite: install-dev
+system-packages:
+	scripts/ensure-system-packages
+
+test-sqlite: system-packages install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-postgres: install-dev
+test-postgres: system-packages install-dev
 	PORTAL_TEST_PG_ADMIN_URL=$(PG_ADMIN_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make test-fast: the tests that need no external service (markers: tests/markers.py), under a minute
+test-fast: install-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -m "$(FAST)"
+
+## make lint: ruff and the import contract (the layers, pyproject.toml [tool.importlinter]); CI runs it first
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 ## make bench: every benchmark in bench/ (tenant list, onboarding, tokens, mixed load) in its quick form, about 5
 ## minutes, then one table of ratios with the command behind each (bench/README.md). Full length:
@@ -63,4 +81,4 @@ bench-onboarding: install-dev
 	$(BIN)/python bench/onboarding.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -24,9 +24,29 @@ import sys
 import time
 import urllib.parse
 
-from _common import (CSRF_RE, FORM, Client, Figure, Measurement, Stage, Tickets, add_common_options, api_json,
-                     basic_auth, drive, issue_token, load_average, machine_line, main_with_limits, oracle_tenant,
-                     rss_bytes, step, timed_get, token_form, write_json)
+from _common import (
+    CSRF_RE,
+    FORM,
+    Client,
+    Figure,
+    Measurement,
+    Stage,
+    Tickets,
+    add_common_options,
+    api_json,
+    basic_auth,
+    drive,
+    issue_token,
+    load_average,
+    machine_line,
+    main_with_limits,
+    oracle_tenant,
+    rss_bytes,
+    step,
+    timed_get,
+    token_form,
+    write_json,
+)
 
 GOAL_GROWTH = 0.05
 MIB = 1024 * 1024

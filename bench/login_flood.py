@@ -25,8 +25,20 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from _common import (CSRF_RE, Client, Figure, Measurement, Stage, add_common_options, load_average,
-                     machine_line, main_with_limits, rss_bytes, step, write_json)
+from _common import (
+    CSRF_RE,
+    Client,
+    Figure,
+    Measurement,
+    Stage,
+    add_common_options,
+    load_average,
+    machine_line,
+    main_with_limits,
+    rss_bytes,
+    step,
+    write_json,
+)
 
 MIB = 1024 * 1024
 ADDRESSES = 100

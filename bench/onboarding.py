@@ -92,7 +92,7 @@ class Simulators:
                     break
                 except OSError:
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"a simulator did not start on port {port}; see simulators.log")
+                        raise RuntimeError(f"a simulator did not start on port {port}; see simulators.log") from None
                     time.sleep(0.1)
 
     def stop(self) -> None:

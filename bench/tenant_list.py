@@ -17,8 +17,18 @@ import shlex
 import sys
 import time
 
-from _common import (Client, Figure, Measurement, Stage, add_common_options, flask, hammer, main_with_limits, step,
-                     write_json)
+from _common import (
+    Client,
+    Figure,
+    Measurement,
+    Stage,
+    add_common_options,
+    flask,
+    hammer,
+    main_with_limits,
+    step,
+    write_json,
+)
 
 GOAL_RATIO = 0.35
 GOAL_DRIFT = 0.10
@@ -145,7 +155,8 @@ def report(args: argparse.Namespace, stage: Stage, results: list[tuple[int, Meas
     first, last = ratio(results[0][1], results[0][2]), ratio(results[-1][1], results[-1][2])
     for count, listing, bare in results:
         r = ratio(listing, bare)
-        print(f"list ÷ bare at {count:,} tenants: {r:.3f} (goal >= {GOAL_RATIO}): {'met' if r >= GOAL_RATIO else 'MISSED'}")
+        verdict = "met" if r >= GOAL_RATIO else "MISSED"
+        print(f"list ÷ bare at {count:,} tenants: {r:.3f} (goal >= {GOAL_RATIO}): {verdict}")
     if len(results) > 1 and first:
         drift = last / first
         print(f"ratio at {results[-1][0]:,} ÷ ratio at {results[0][0]:,}: {drift:.3f} (goal within "

@@ -37,9 +37,26 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _common import (FORM, HOST, ApiKey, Client, Figure, Measurement, Stage, add_common_options, api_json,
-                     basic_auth, issue_token, load_average, machine_line, main_with_limits, oracle_tenant, step,
-                     token_form, write_json)
+from _common import (
+    FORM,
+    HOST,
+    ApiKey,
+    Client,
+    Figure,
+    Measurement,
+    Stage,
+    add_common_options,
+    api_json,
+    basic_auth,
+    issue_token,
+    load_average,
+    machine_line,
+    main_with_limits,
+    oracle_tenant,
+    step,
+    token_form,
+    write_json,
+)
 
 GOAL = 0.6
 TARGETS = ("bare", "issue HS256", "issue RS256", "validate RS256")

@@ -1,14 +1,20 @@
 """Tenant Portal: onboarding tenants once for WSO2 API Manager and Identity Server 7.x."""
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 from flask import Flask, g
 from werkzeug.routing import IntegerConverter
 
-from portal.config import (DefaultConfig, apply_instance_secrets, apply_trusted_hosts, check_config,
-                           normalise_database_url)
+from portal.config import (
+    DefaultConfig,
+    apply_instance_secrets,
+    apply_trusted_hosts,
+    check_config,
+    normalise_database_url,
+)
 
 
 class DatabaseIdConverter(IntegerConverter):
@@ -53,11 +59,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     _init_extensions(app)
 
     from portal import access, errors, hardening, input_guard, templating
+    from portal.api import register_api
     from portal.cli import register_commands
-    from portal.web import register_blueprints
-
     from portal.services import passwords
-    from portal.web import filters
+    from portal.web import filters, register_blueprints
 
     hardening.init_app(app)
     access.init_app(app)
@@ -65,6 +70,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     filters.init_app(app)
     templating.init_app(app)
     register_blueprints(app)
+    register_api(app)
     errors.init_app(app)
     app.register_error_handler(passwords.HashingBusy, _hashing_busy)
     register_commands(app)
@@ -139,10 +145,8 @@ def _create_sqlite_file(url: str) -> None:
     path = parsed.database
     if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
         return
-    try:
+    with contextlib.suppress(FileExistsError, FileNotFoundError):  # there already, or no folder: SQLite says so itself
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except (FileExistsError, FileNotFoundError):  # there already, or no folder: SQLite says so itself
-        pass
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

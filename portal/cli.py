@@ -3,7 +3,7 @@ rotate-api-client-key, seed-demo, worker, reconcile, check-key-managers."""
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -106,7 +106,7 @@ def rotate_key_command() -> None:
 
 def _expiry_option(value: datetime | None) -> datetime | None:
     """A date means the start of that day in UTC; a time without a zone is read as UTC."""
-    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 EXPIRY_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
@@ -251,6 +251,6 @@ def check_key_managers_command(repair: bool) -> None:
 
 def register_commands(app: Flask) -> None:
     for command in (create_admin_command, bootstrap_admin_command, reset_password_command, rotate_key_command,
-                    create_api_client_command, rotate_api_client_key_command, seed_demo_command, worker_command, reconcile_command,
-                    check_key_managers_command):
+                    create_api_client_command, rotate_api_client_key_command, seed_demo_command, worker_command,
+                    reconcile_command, check_key_managers_command):
         app.cli.add_command(command)

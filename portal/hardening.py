@@ -137,7 +137,8 @@ def init_app(app: Flask) -> None:
         chose their own caching (published public keys)."""
         h = response.headers
         present = {name.lower() for name, _ in h.items()}
-        missing = [pair for pair, key in zip(SECURITY_HEADERS, _SECURITY_HEADER_KEYS) if key not in present]
+        missing = [pair for pair, key in zip(SECURITY_HEADERS, _SECURITY_HEADER_KEYS, strict=True)
+                   if key not in present]
         if request.is_secure and "strict-transport-security" not in present:
             missing.append(hsts)
         h.extend(missing)

@@ -65,7 +65,6 @@ from xml.sax.saxutils import escape
 from simulators.apim_keys import (
     ADMIN_PREFIX,
     IS7_TYPE,
-    RESIDENT_KEY_MANAGER,
     AdminApi,
     KeyGeneration,
     KeyManagerConfig,
@@ -972,7 +971,8 @@ class ApimSimulator(HttpsSimulator):
                    headers: dict[str, str] | None = None, operation: str | None = None) -> None:
         """As for every simulator; `operation` limits the fault to one SOAP operation (e.g. "addTenant")."""
         if operation is not None:
-            match = lambda entry, _op=operation: entry is not None and entry.operation == _op
+            def match(entry: Any, _op: str = operation) -> bool:
+                return entry is not None and entry.operation == _op
         super().push_fault(method, path_prefix, action, delay=delay, body=body, match=match, headers=headers)
 
     def add_user(self, username: str, password: str, permissions: Iterable[str] = (PERMISSION_ALL,)) -> None:

@@ -6,6 +6,7 @@ until the simulator comes back on the same port) and a request log. All state si
 """
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import shutil
@@ -169,10 +170,8 @@ class TlsServer(http.server.ThreadingHTTPServer):
         with self._open_lock:
             connections, self._open = list(self._open), set()
         for connection in connections:
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: object, client_address: object) -> None:
         # Refused handshakes, clients hanging up, injected resets: all expected here. Real bugs surface in tests
@@ -261,10 +260,8 @@ class TlsHandler(http.server.BaseHTTPRequestHandler):
     def reset(self) -> None:
         """Abort the TCP connection (RST), as a crashing server or a middlebox would."""
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
         self.wfile = Sink()
         self.connection.close()
 

@@ -62,7 +62,7 @@ from urllib.parse import parse_qs, quote_plus, unquote, urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from simulators import cert_oracle
+from simulators import cert_oracle, x509_names
 from simulators.cert_oracle import (
     HANDLER_LINES,
     MASTER,
@@ -74,7 +74,6 @@ from simulators.cert_oracle import (
     tenant_domain_of,
     user_mapping,
 )
-from simulators import x509_names
 from simulators.https import (
     BaseState,
     Fault,

@@ -1,5 +1,6 @@
-"""Helpers for the /v1 tests (import the *_fixture names to use the fixtures): an authenticated caller, the served OpenAPI document as validators of real responses,
-the seed's three sample bodies, and the seed's PostgreSQL user store (role userll, database userdbll) made for real."""
+"""Helpers for the /v1 tests (import the *_fixture names to use the fixtures): an authenticated caller, the served
+OpenAPI document as validators of real responses, the seed's three sample bodies, and the seed's PostgreSQL user store
+(role userll, database userdbll) made for real."""
 from __future__ import annotations
 
 import copy
@@ -163,7 +164,8 @@ class Contract:
         return self.validator({"$ref": f"{self.BASE}#/components/schemas/{name}"})
 
     def errors(self, instance: Any, name: str) -> list[str]:
-        return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in self.component(name).iter_errors(instance)]
+        return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+                for e in self.component(name).iter_errors(instance)]
 
     def validate(self, instance: Any, name: str) -> None:
         problems = self.errors(instance, name)

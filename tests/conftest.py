@@ -17,6 +17,7 @@ from portal.models import Base
 from portal.services import admins
 from portal.services.context import Actor
 from tests.ldap_server import slapd_fixture
+from tests.markers import pytest_collection_modifyitems  # noqa: F401 - marks each test by what it needs
 from tests.oidc_server import idp  # noqa: F401 - a session fixture: the fake OpenID provider
 
 slapd = slapd_fixture(scope="session")  # one real OpenLDAP server for the whole run

@@ -9,7 +9,8 @@ OPEN = {"auth.login", "main.healthz", "main.readyz", "api.openapi_document",
         "oauth.jwks", "oauth.openid_configuration"}  # published public keys and metadata
 # The /v1 API authenticates each call with its API-key headers (tests/test_api_tenants.py), never by session.
 MACHINE_API = {"api.create_tenant", "api.list_tenants", "api.get_tenant", "api.update_tenant", "api.activate_tenant",
-               "api.deactivate_tenant", "api.decommission_tenant", "api.validate_token", "api.list_keys", "api.generate_client_secret", "api.rotate_key", "api.retire_key",
+               "api.deactivate_tenant", "api.decommission_tenant", "api.validate_token", "api.list_keys",
+               "api.generate_client_secret", "api.rotate_key", "api.retire_key",
                # The token endpoint authenticates the OAuth client by its client secret (tests/test_tokens*.py).
                "oauth.token"}
 

@@ -5,7 +5,7 @@ regression test here: on the old code every one of these calls succeeded."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -253,9 +253,8 @@ def test_hostile_ids_reach_a_limited_client_as_400_or_404_never_500(app, limit, 
     ("some", None, "tenant_scope", "Choose one of"),
 ])
 def test_tenant_limits_are_validated(app, limit, pattern, field, message):
-    with app.app_context():
-        with pytest.raises(api_clients.ValidationError) as caught:
-            api_clients.create_client("x", api_clients.Actor.cli(), tenant_scope=limit, tenant_pattern=pattern)
+    with app.app_context(), pytest.raises(api_clients.ValidationError) as caught:
+        api_clients.create_client("x", api_clients.Actor.cli(), tenant_scope=limit, tenant_pattern=pattern)
     assert message in caught.value.errors[field]
 
 
@@ -268,19 +267,18 @@ def _set(db, app_id: str, **values) -> None:
 
 
 def test_an_expired_key_gets_401_with_a_clear_detail(app, db, client, contract):
-    soon = datetime.now(timezone.utc) + timedelta(days=1)
+    soon = datetime.now(UTC) + timedelta(days=1)
     caller = make_api(app, "expiring", expires_at=soon)
     assert caller.get("/v1/tenant").status_code == 200
-    _set(db, caller.app_id, expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+    _set(db, caller.app_id, expires_at=datetime.now(UTC) - timedelta(seconds=1))
     body = problem_of(caller.get("/v1/tenant"), 401, contract)
     assert "key expired at" in body["detail"] and "rotate" in body["detail"]
     # Only the key's holder learns that: a wrong key gets the usual answer.
     wrong = problem_of(client.get("/v1/tenant", headers={"X-API-AppId": caller.app_id, "X-API-Key": "nope"}),
                        401, contract)
     assert "expired" not in wrong["detail"]
-    with app.app_context():
-        with pytest.raises(api_clients.ValidationError) as caught:
-            api_clients.create_client("late", api_clients.Actor.cli(), expires_at=datetime.now(timezone.utc))
+    with app.app_context(), pytest.raises(api_clients.ValidationError) as caught:
+        api_clients.create_client("late", api_clients.Actor.cli(), expires_at=datetime.now(UTC))
     assert "future" in caught.value.errors["expires_at"]
 
 
@@ -303,11 +301,11 @@ def test_last_used_is_written_at_most_once_a_minute_with_one_query_per_call(app,
         assert len(reads) == 3  # one prepared query per call, nothing else about the client
     finally:
         sa.event.remove(engine, "before_cursor_execute", listener)
-    _set(db, caller.app_id, last_used_at=datetime.now(timezone.utc) - timedelta(minutes=2))
+    _set(db, caller.app_id, last_used_at=datetime.now(UTC) - timedelta(minutes=2))
     caller.get("/v1/tenant")
     db.session.expire_all()
     used = db.session.execute(sa.select(ApiClient.last_used_at).where(ApiClient.app_id == caller.app_id)).scalar_one()
-    assert datetime.now(timezone.utc) - used < timedelta(seconds=30)
+    assert datetime.now(UTC) - used < timedelta(seconds=30)
 
 
 def test_rotation_keeps_the_old_key_for_the_overlap_then_401(app, db, contract):
@@ -319,9 +317,9 @@ def test_rotation_keeps_the_old_key_for_the_overlap_then_401(app, db, contract):
     assert key != old.key
     assert old.get("/v1/tenant").status_code == 200 and new.get("/v1/tenant").status_code == 200
     stored = db.session.execute(sa.select(ApiClient).where(ApiClient.app_id == old.app_id)).scalar_one()
-    assert timedelta(hours=23) < stored.previous_key_expires_at - datetime.now(timezone.utc) <= timedelta(hours=24)
+    assert timedelta(hours=23) < stored.previous_key_expires_at - datetime.now(UTC) <= timedelta(hours=24)
     assert key not in (stored.key_hash, stored.previous_key_hash)
-    _set(db, old.app_id, previous_key_expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+    _set(db, old.app_id, previous_key_expires_at=datetime.now(UTC) - timedelta(seconds=1))
     body = problem_of(old.get("/v1/tenant"), 401, contract)
     assert "replaced by a rotation" in body["detail"]
     assert new.get("/v1/tenant").status_code == 200
@@ -341,7 +339,7 @@ def test_a_second_rotation_ends_the_first_overlap_and_zero_overlap_ends_it_at_on
 
 
 def test_rotation_never_extends_an_expiring_key_and_refuses_bad_input(app, db, contract):
-    soon = datetime.now(timezone.utc) + timedelta(hours=2)
+    soon = datetime.now(UTC) + timedelta(hours=2)
     caller = make_api(app, "short-lived", expires_at=soon)
     with app.app_context():
         client, key = api_clients.rotate_key(caller.app_id, api_clients.Actor.cli(), overlap_hours=48,
@@ -379,7 +377,7 @@ def test_create_api_client_command_takes_scopes_limits_and_expiry(app, runner, d
     problem_of(ci.post("/v1/tenant", json=postgres_body("prod-cli")), 403, contract)
     stored = db.session.execute(sa.select(ApiClient).where(ApiClient.app_id == ci.app_id)).scalar_one()
     assert stored.scopes == "read register" and stored.tenant_pattern == "ci-*"
-    assert stored.expires_at == datetime(2999, 1, 31, tzinfo=timezone.utc)
+    assert stored.expires_at == datetime(2999, 1, 31, tzinfo=UTC)
     for args, text in ((["--scope", "admin"], "Invalid value for '--scope'"),
                        (["--tenants", "pattern"], "tenant_pattern"),
                        (["--expires", "2001-01-01"], "future")):

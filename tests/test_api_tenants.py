@@ -113,7 +113,8 @@ def test_create_api_client_command_prints_working_credentials(app, migrated_url,
     env.pop("PORTAL_ENCRYPTION_KEY", None)
     flask = Path(sys.executable).with_name("flask")
     result = subprocess.run([str(flask), "--app", "portal", "create-api-client", "--name", "CI pipeline"],
-                            capture_output=True, text=True, env=env, timeout=120, check=False, cwd=Path(__file__).parent.parent)
+                            capture_output=True, text=True, env=env, timeout=120, check=False,
+                            cwd=Path(__file__).parent.parent)
     assert result.returncode == 0, result.stderr
     app_id = re.search(r"X-API-AppId: (\S+)", result.stdout).group(1)
     key = re.search(r"X-API-Key:\s+(\S+)", result.stdout).group(1)

@@ -4,7 +4,6 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from portal.models import AdminSession, AdminUser, AuditEvent
-from portal.models.base import utcnow
 from tests.conftest import PASSWORD, create_admin, login
 
 

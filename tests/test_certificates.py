@@ -89,7 +89,7 @@ def java_dns(tmp_path_factory):
         out = subprocess.run(["java", "-cp", str(folder), "PrintDn", *paths], check=True, capture_output=True,
                              text=True).stdout.splitlines()
         names = [bytes.fromhex(line).decode() for line in out]
-        return list(zip(names[0::2], names[1::2]))
+        return list(zip(names[0::2], names[1::2], strict=True))
 
     return run
 

@@ -10,7 +10,8 @@ from portal.services.context import Actor
 from tests.api_helpers import ldap_body, make_api
 from tests.test_address_policy import Listener
 
-LDAP_SETTINGS = {"directoryServiceDomainName": "example.com", "directoryServiceRootDistinguishedName": "dc=example,dc=com"}
+LDAP_SETTINGS = {"directoryServiceDomainName": "example.com",
+                 "directoryServiceRootDistinguishedName": "dc=example,dc=com"}
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def test_every_post_route_needs_a_token(csrf_app):
     posts = [(endpoint, url) for endpoint, url in routes(csrf_app, "POST")
              if access_of(csrf_app.view_functions[endpoint]) != MACHINE]
     assert len(posts) >= 7
-    for endpoint, url in posts:
+    for _endpoint, url in posts:
         url = url.replace("/1/", f"/{target_id}/")
         response = client.post(url, data={"role": "auditor", "username": "x", "password": "y"})
         assert response.status_code == 400, url

@@ -408,9 +408,9 @@ def test_other_host_names_never_reach_the_portal(stack):
         session.get(f"{stack.base}/{marker}", headers={"Host": "evil.example"}, timeout=10)
     context = ssl.create_default_context(cafile=str(stack.ca_file))
     context.check_hostname = False
-    with socket.create_connection(("127.0.0.1", stack.https_port), timeout=10) as raw:
-        with pytest.raises(ssl.SSLError, match="UNRECOGNIZED_NAME|unrecognized name"):
-            context.wrap_socket(raw, server_hostname="evil.example")
+    with (socket.create_connection(("127.0.0.1", stack.https_port), timeout=10) as raw,
+          pytest.raises(ssl.SSLError, match="UNRECOGNIZED_NAME|unrecognized name")):
+        context.wrap_socket(raw, server_hostname="evil.example")
     assert '" 444 ' in stack.line_with("nginx-access", f"GET /{marker} ")
     assert marker not in stack.read("gunicorn-access")
 
@@ -423,9 +423,9 @@ def test_tls_protocols_and_ciphers(stack):
                 context.set_ciphers(value)
             else:
                 setattr(context, name, value)
-        with socket.create_connection(("127.0.0.1", stack.https_port), timeout=10) as raw:
-            with context.wrap_socket(raw, server_hostname=HOST) as tls:
-                return f"{tls.version()} {tls.cipher()[0]}"
+        with (socket.create_connection(("127.0.0.1", stack.https_port), timeout=10) as raw,
+              context.wrap_socket(raw, server_hostname=HOST) as tls):
+            return f"{tls.version()} {tls.cipher()[0]}"
 
     assert handshake().startswith("TLSv1.3 ")
     tls12 = {"maximum_version": ssl.TLSVersion.TLSv1_2}

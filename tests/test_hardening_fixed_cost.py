@@ -9,8 +9,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Flask, flash, session
 
 from portal.access import public
-from portal.extensions import PortalLimiter
-from portal.extensions import db as _db
+from portal.extensions import PortalLimiter, db as _db
 from tests.conftest import create_admin, login
 
 SESSIONLESS = ["/healthz", "/readyz", "/static/css/portal.css", "/v1/tenant", "/oauth/token",

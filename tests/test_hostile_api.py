@@ -8,8 +8,7 @@ import itertools
 import json
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from tests.api_helpers import make_api
 from tests.test_hostile_parsers import HOSTILE, TEXT, VALID_BODIES, near_valid_bodies

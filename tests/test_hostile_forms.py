@@ -24,8 +24,7 @@ from urllib.parse import parse_qsl, quote, quote_from_bytes, urlencode, urlsplit
 import pytest
 from cryptography.fernet import Fernet
 from flask import Flask
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BuildError, RequestRedirect
 

@@ -6,6 +6,7 @@ Hypothesis runs derandomized with no example database, its caches kept out of th
 examples every run; `HOSTILE_EXAMPLES` scales every test at once (the forms' `HOSTILE_FORM_EXAMPLES` likewise)."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -23,8 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
-from hypothesis import HealthCheck, assume, event, example, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, assume, event, example, given, settings, strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from portal.idp import jdbc_url, ldap_settings, registry
@@ -205,8 +205,8 @@ def test_ldap_url_round_trips(scheme, host, port):
        st.one_of(st.none(), JSON_TEXT), st.booleans())
 def test_validate_ldap_settings_never_raises(url, domain, root_dn, bind_dn, password, start_tls):
     target, errors, notes = ldap_settings.validate_settings(url, domain, root_dn, bind_dn, password, start_tls)
-    assert set(errors) <= {ldap_settings.URL_FIELD, ldap_settings.DOMAIN_FIELD, ldap_settings.ROOT_DN_FIELD, ldap_settings.BIND_DN_FIELD,
-                           ldap_settings.PASSWORD_FIELD}
+    assert set(errors) <= {ldap_settings.URL_FIELD, ldap_settings.DOMAIN_FIELD, ldap_settings.ROOT_DN_FIELD,
+                           ldap_settings.BIND_DN_FIELD, ldap_settings.PASSWORD_FIELD}
     assert all(isinstance(m, str) and m for m in [*errors.values(), *notes])
     assert target is not None or ldap_settings.URL_FIELD in errors
 
@@ -701,10 +701,8 @@ def test_bulk_file_parsing_raises_only_file_problem(filename, data, max_rows):
     assert parsed.file_format in ("csv", "jsonl") and 1 <= len(parsed.rows) <= max_rows
     for row in parsed.rows:  # each row then goes through the registration validator
         assert isinstance(row.body, dict)
-        try:
+        with contextlib.suppress(ValidationError):
             _assert_spec(tenant_spec.parse(row.body, tenant_spec.Rules()))
-        except ValidationError:
-            pass
 
 
 FLAT_FIELDS = ["tenantId", "displayName", "clientId", "owner.username", "owner.email",
@@ -782,11 +780,9 @@ def test_mapping_toml_parses_back_to_the_stored_values(mapping_app, entries, log
     created = []
     try:
         for kind, issuer, thumb, users, system_user in entries:
-            try:
+            with contextlib.suppress(ValidationError):
                 created.append(mappings.create_mapping(
                     kind, mappings.MappingInput(issuer, thumb, tuple(users), system_user), actor))
-            except ValidationError:
-                pass
         parsed = tomllib.loads(mappings.deployment_toml(log_info, line="backport"))  # the line that reads it
         section = parsed[mappings.TOML_SECTION]
         assert section.get("log_client_cert_info", False) is log_info

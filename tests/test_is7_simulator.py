@@ -27,8 +27,10 @@ from simulators.is7 import (
     main,
 )
 from simulators.pki import Authority, is7_pki
-from simulators.x509_names import issuer_name
-from simulators.x509_names import java_name as java_dn  # the simulator's own rendering, as IS reads it
+from simulators.x509_names import (
+    issuer_name,
+    java_name as java_dn,  # the simulator's own rendering, as IS reads it
+)
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -393,7 +395,9 @@ def test_negative_limit_and_offset(call):
 
 
 def test_sort_order_is_case_sensitive(call, many):
-    first = lambda order: call("GET", "/tenants", params={"limit": 1, "sortOrder": order}).json()["tenants"][0]
+    def first(order):
+        return call("GET", "/tenants", params={"limit": 1, "sortOrder": order}).json()["tenants"][0]
+
     assert first("DESC")["domain"] == "t119.example.com"
     assert first("desc")["domain"] == "other.org"  # silently ascending
     assert first("ASC")["domain"] == "other.org"

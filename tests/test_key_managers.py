@@ -13,9 +13,9 @@ from portal.models import AuditEvent, KeyManagerCheck, OutboxJob, Tenant
 from portal.services import key_managers, sharing, tenants
 from portal.services.outbox import reads, reconcile
 from portal.services.outbox.worker import Worker
-from tests.conftest import create_admin, csrf_token, login
 from simulators.apim import KeyManagerConfig
 from simulators.apim_keys import ADMIN_PREFIX, is7_key_manager
+from tests.conftest import create_admin, csrf_token, login
 from tests.sync_env import ACTOR, LISTENER_PASSWORD, LISTENER_USER, Wso2, wso2
 
 FAST = {"SYNC_BACKOFF_BASE": 0.05, "SYNC_BACKOFF_CAP": 0.2, "SYNC_VERIFY_SECONDS": 2.0, "SYNC_POLL_INTERVAL": 0.05,

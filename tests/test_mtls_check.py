@@ -14,9 +14,9 @@ from portal.services.certificates import java_dn
 from portal.services.context import Actor
 from portal.services.errors import ValidationError
 from portal.services.mtls_check import Mappings, check_is_mtls
-from tests.conftest import create_admin, csrf_token, login
 from simulators.is7 import Is7Simulator
 from simulators.pki import Authority, is7_pki
+from tests.conftest import create_admin, csrf_token, login
 
 TIMEOUT = 2.0
 
@@ -271,7 +271,8 @@ def test_admin_runs_the_check_against_the_simulator(app, admin_client, is7, pki)
                                                        "timeout": "2"})
     text = page_text(response)
     assert response.status_code == 200
-    assert "IS 7 accepted the call" in text and "accepted the portal&#39;s client certificate as &#39;admin&#39;" in text
+    assert "IS 7 accepted the call" in text
+    assert "accepted the portal&#39;s client certificate as &#39;admin&#39;" in text
     assert pki.client.thumbprint in text
     assert is7.requests[-1].client_thumbprint == pki.client.thumbprint
 

@@ -13,10 +13,12 @@ import pytest
 import sqlalchemy as sa
 
 from portal.models import AuditEvent, Tenant
-from portal.services import bulk, certificates, connections, sharing
-from portal.services import secret_binding as sb
+from portal.services import bulk, certificates, connections, secret_binding as sb, sharing
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, ValidationError
+from simulators.apim import ApimSimulator
+from simulators.is7 import Is7Simulator
+from simulators.pki import is7_pki
 from tests.api_helpers import (  # noqa: F401 - the *_fixture names register fixtures
     SEED_POSTGRES,
     api_fixture,
@@ -24,9 +26,6 @@ from tests.api_helpers import (  # noqa: F401 - the *_fixture names register fix
     seed_user_store_fixture,
 )
 from tests.listeners import FakeHttps, FakeLdap, FakePostgres
-from simulators.apim import ApimSimulator
-from simulators.is7 import Is7Simulator
-from simulators.pki import is7_pki
 
 ACTOR = Actor(name="root-admin")
 DB_PASSWORD = "Stored-DB-Secret-8841"

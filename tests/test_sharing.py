@@ -200,7 +200,7 @@ def test_the_other_directions_settings_are_kept(app):
         assert stored.is_username == "sync-admin" and stored.is_password == PLAIN_PASSWORD
 
 
-# --- Pre-flight --------------------------------------------------------------------------------------------------------
+# --- Pre-flight -------------------------------------------------------------------------------------------------------
 
 
 def test_apim_to_is_preflight_signs_in_to_is(app, db, is7, pki):
@@ -279,7 +279,7 @@ def test_is_to_apim_preflight_when_api_manager_is_down(app, apim):
     assert "refused" in info.value.errors["direction"]
 
 
-# --- Switching ---------------------------------------------------------------------------------------------------------
+# --- Switching --------------------------------------------------------------------------------------------------------
 
 
 def test_leaving_a_direction_needs_confirmation_and_shows_what_to_remove(app, db):
@@ -314,7 +314,7 @@ def test_saving_the_same_direction_needs_no_confirmation(app):
         assert sharing.current().is_username == "other"
 
 
-# --- Generated configuration -------------------------------------------------------------------------------------------
+# --- Generated configuration ------------------------------------------------------------------------------------------
 
 
 def test_is_to_apim_generates_the_listener_with_the_notify_endpoint(app):
@@ -514,7 +514,7 @@ def test_no_text_tells_the_administrator_to_delete_a_shared_table(app, admin_cli
         assert phrase not in lowered
 
 
-# --- Trust legs --------------------------------------------------------------------------------------------------------
+# --- Trust legs -------------------------------------------------------------------------------------------------------
 
 
 def test_trust_legs_say_what_the_portal_holds(app, pki):
@@ -533,7 +533,7 @@ def test_trust_legs_say_what_the_portal_holds(app, pki):
     assert legs["is-apim"].active and legs["portal-apim"].state == "ready"
 
 
-# --- Pages -------------------------------------------------------------------------------------------------------------
+# --- Pages ------------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("role", ["admin", "operator", "auditor"])

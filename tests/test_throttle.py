@@ -41,7 +41,8 @@ def test_successes_do_not_count_as_failures(throttled_app):
 
 
 def test_all_attempts_per_ip_are_capped(make_app):
-    app = make_app(RATELIMIT_ENABLED=True, LOGIN_LIMIT_PER_IP="5 per minute", LOGIN_FAILURE_LIMIT_GLOBAL="100 per minute")
+    app = make_app(RATELIMIT_ENABLED=True, LOGIN_LIMIT_PER_IP="5 per minute",
+                   LOGIN_FAILURE_LIMIT_GLOBAL="100 per minute")
     client = _from(app, "203.0.113.10")
     codes = [login(client, f"user{i}", "some password here").status_code for i in range(6)]
     assert codes[-1] == 429 and 429 not in codes[:5]
@@ -151,7 +152,8 @@ def test_hashing_elsewhere_is_503_too(tmp_path, admin_client):
     held = _hold_slots(tmp_path, 1)
     try:
         response = admin_client.post("/account/password", data={
-            "current_password": "x" * 12, "new_password": "a brand new passphrase", "confirm": "a brand new passphrase"})
+            "current_password": "x" * 12, "new_password": "a brand new passphrase",
+            "confirm": "a brand new passphrase"})
     finally:
         os.close(held[0])
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"

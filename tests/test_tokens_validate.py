@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from jwcrypto import jwk
-from jwcrypto import jwt as jwcrypto_jwt
+from jwcrypto import jwk, jwt as jwcrypto_jwt
 from jwcrypto.common import JWException
 from jwt.algorithms import RSAAlgorithm
 

@@ -12,8 +12,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from jwcrypto import jwk
-from jwcrypto import jwt as jwcrypto_jwt
+from jwcrypto import jwk, jwt as jwcrypto_jwt
 
 from tests.api_helpers import Api, ldap_body
 

@@ -1,12 +1,12 @@
 """administrators, sessions, audit, settings
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 09:37:17.252529
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.

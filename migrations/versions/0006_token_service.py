@@ -5,8 +5,8 @@ Revises: 0005
 Create Date: 2026-11-24 10:49:07.696718
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.

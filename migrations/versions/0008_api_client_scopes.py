@@ -9,9 +9,8 @@ Revises: 0007
 Create Date: 2026-12-03 08:36:47.265857
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0008'

@@ -7,7 +7,6 @@ import time
 from urllib.parse import unquote_plus
 
 from flask import Blueprint, Response, current_app, jsonify, request
-
 from limits import parse_many
 
 from portal.access import machine, public

@@ -33,7 +33,8 @@ class BulkJob(Base):
     skipped: Mapped[int] = mapped_column(default=0)  # identical tenant already registered
     conflicts: Mapped[int] = mapped_column(default=0)  # registered with different settings: left alone
     failed: Mapped[int] = mapped_column(default=0)  # invalid rows, duplicates, refused registrations
-    report: Mapped[list] = mapped_column(JSONType, default=list, deferred=True)  # [{"row", "tenantId", "outcome", "errors"}]
+    # [{"row", "tenantId", "outcome", "errors"}]
+    report: Mapped[list] = mapped_column(JSONType, default=list, deferred=True)
     error: Mapped[str | None] = mapped_column(sa.Text)
     created_by: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -90,4 +90,5 @@ def search(flt: AuditFilter, before: int | None = None, limit: int = 50) -> Audi
 
 
 def object_types() -> list[str]:
-    return list(db.session.execute(sa.select(AuditEvent.object_type).distinct().order_by(AuditEvent.object_type)).scalars())
+    query = sa.select(AuditEvent.object_type).distinct().order_by(AuditEvent.object_type)
+    return list(db.session.execute(query).scalars())

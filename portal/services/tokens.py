@@ -318,9 +318,9 @@ def _reason_of(exc: jwt.PyJWTError) -> str:
     """PyJWT's exception classes, most specific first, to reason codes."""
     for kind, reason in ((jwt.ExpiredSignatureError, "expired"), (jwt.ImmatureSignatureError, "not_yet_valid"),
                          (jwt.InvalidIssuerError, "wrong_issuer"), (jwt.InvalidAudienceError, "wrong_audience"),
-                         (jwt.MissingRequiredClaimError, "missing_claim"),
-                         (jwt.InvalidSignatureError, "bad_signature"), (jwt.InvalidAlgorithmError, "algorithm_mismatch"),
-                         (jwt.InvalidKeyError, "algorithm_mismatch"), (jwt.DecodeError, "malformed")):
+                         (jwt.MissingRequiredClaimError, "missing_claim"), (jwt.InvalidSignatureError, "bad_signature"),
+                         (jwt.InvalidAlgorithmError, "algorithm_mismatch"), (jwt.InvalidKeyError, "algorithm_mismatch"),
+                         (jwt.DecodeError, "malformed")):
         if isinstance(exc, kind):
             return reason
     return "invalid_claims"

@@ -3,9 +3,6 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from portal.api import bp as api_bp
-    from portal.api.oauth import bp as oauth_bp
-    from portal.extensions import csrf
     from portal.web.admins.views import bp as admins_bp
     from portal.web.api_clients.views import bp as api_clients_bp
     from portal.web.audit.views import bp as audit_bp
@@ -16,15 +13,10 @@ def register_blueprints(app: Flask) -> None:
     from portal.web.mtls_check.views import bp as mtls_check_bp
     from portal.web.sharing import bp as sharing_bp
     from portal.web.sync import bp as sync_bp
-    from portal.web.tenants import token_lab  # noqa: F401  (its routes live on the tenants blueprint)
-    from portal.web.tenants import key_manager  # noqa: F401  (likewise)
+    from portal.web.tenants import key_manager, token_lab  # noqa: F401  (their routes live on the tenants blueprint)
     from portal.web.tenants.views import bp as tenants_bp
 
     # bulk before tenants so /tenants/bulk is never read as a tenant id
     for bp in (main_bp, auth_bp, admins_bp, audit_bp, bulk_bp, tenants_bp, api_clients_bp, certificates_bp,
                mtls_check_bp, sharing_bp, sync_bp):
         app.register_blueprint(bp)
-    csrf.exempt(api_bp)  # machines authenticate with API keys, not cookies
-    app.register_blueprint(api_bp)
-    csrf.exempt(oauth_bp)  # OAuth clients authenticate with their client secret; published keys are public
-    app.register_blueprint(oauth_bp)

@@ -111,7 +111,8 @@ def test_an_owner_less_tenant_names_its_fix_and_syncs_after_the_owner_is_added(p
     page.select_option("#ownerProvisioningMethod", "inline-password")
     page.fill("#ownerPassword", "Owner#Pass123")
     page.click("input#save")
-    expect(page).to_have_url(re.compile(re.escape(f"{live.url}/tenants/{tenant_id}") + r"(#owner)?$"))  # a redirect keeps the fragment
+    # a redirect keeps the fragment
+    expect(page).to_have_url(re.compile(re.escape(f"{live.url}/tenants/{tenant_id}") + r"(#owner)?$"))
     expect(page.locator("main [role=status]").first).to_contain_text(f"Tenant {tenant_id} saved")
     for badge in badges.values():  # still failed: fixing the tenant does not retry by itself
         expect(badge).to_have_attribute("data-sync-status", "failed")

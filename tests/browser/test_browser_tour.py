@@ -13,7 +13,8 @@ from portal.services.context import Actor
 from tests.browser.ui import unique
 
 WIDEST = """(() => {
-  const wide = [...document.querySelectorAll("main *")].filter(e => e.getBoundingClientRect().right > window.innerWidth);
+  const wide = [...document.querySelectorAll("main *")]
+    .filter(e => e.getBoundingClientRect().right > window.innerWidth);
   return wide.slice(-3).map(e => e.tagName + "." + e.className + " " + (e.textContent || "").slice(0, 60)).join(" | ");
 })()"""
 PAGES = [  # (screenshot name, path, heading)

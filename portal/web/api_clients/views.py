@@ -1,7 +1,7 @@
 """API clients of the /v1 API: list, create with scopes and limits (key shown once), rotate the key, revoke."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 
@@ -16,7 +16,7 @@ bp = Blueprint("api_clients", __name__, url_prefix="/api-clients")
 
 
 def _start_of(day: date | None) -> datetime | None:
-    return datetime.combine(day, time(0), tzinfo=timezone.utc) if day else None
+    return datetime.combine(day, time(0), tzinfo=UTC) if day else None
 
 
 @bp.get("/")

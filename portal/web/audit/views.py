@@ -1,7 +1,7 @@
 """Browse and filter the audit trail."""
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 from flask import Blueprint, render_template, request
 from flask_wtf import FlaskForm
@@ -29,7 +29,7 @@ class AuditFilterForm(FlaskForm):
 def _day(d, *, end: bool = False) -> datetime | None:
     if d is None:
         return None
-    start = datetime.combine(d, time.min, tzinfo=timezone.utc)
+    start = datetime.combine(d, time.min, tzinfo=UTC)
     return start + timedelta(days=1) if end else start
 
 

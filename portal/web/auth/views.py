@@ -8,8 +8,13 @@ from portal.access import EVERYONE, public, roles, self_service
 from portal.services import admins, passwords, sessions
 from portal.services.errors import ValidationError
 from portal.web.auth.forms import ChangePasswordForm, LoginForm
-from portal.web.auth.throttle import (global_budget_spent, global_login_budget, password_change_budgets,
-                                      set_device_cookie, throttled)
+from portal.web.auth.throttle import (
+    global_budget_spent,
+    global_login_budget,
+    password_change_budgets,
+    set_device_cookie,
+    throttled,
+)
 from portal.web.helpers import apply_errors, current_actor, safe_next
 
 bp = Blueprint("auth", __name__)
