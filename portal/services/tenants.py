@@ -249,37 +249,42 @@ def list_tenants(query: TenantQuery, *, for_display: bool = False) -> TenantPage
 
 def to_api(tenant: Tenant) -> dict[str, Any]:
     """The tenant in the registration API's field names, secrets replaced by whether they are set."""
-    body: dict[str, Any] = {
-        "tenantId": tenant.tenant_id,
-        "displayName": tenant.display_name,
-        "tenantDomain": tenant.domain,
-        "clientId": tenant.client_id,
-        "clientSecretSet": tenant.client_secret_set,
+    body = _stored_view(tenant)
+    body.update({
         "clientSecretWeak": tenant.client_secret_weak,
-        "identityProviderType": tenant.idp_type,
-        "supportAlgorithm": tenant.support_algorithm,
         "status": "active" if tenant.active else "inactive",
         "verified": tenant.verified,
         "connectionCheck": {"status": tenant.check_status, "summary": tenant.check_summary,
                             "checkedAt": iso(tenant.checked_at)},
         "createdAt": iso(tenant.created_at),
         "updatedAt": iso(tenant.updated_at),
-    }
+    })
     key = tenant.active_key
     body["signingKey"] = None if key is None else {
         "kid": key.kid, "algorithm": key.algorithm, "bits": key.key_bits, "generated": key.generated,
         "publicKeyPem": key.public_pem, "createdAt": iso(key.created_at)}
-    if tenant.owner_username:
-        body["owner"] = {"username": tenant.owner_username, "email": tenant.owner_email,
-                         "firstName": tenant.owner_first_name, "lastName": tenant.owner_last_name,
-                         "provisioningMethod": tenant.owner_provisioning,
-                         "passwordSet": tenant.owner_password_set}
-    else:
-        body["owner"] = None
     if tenant.decommission_requested_at is not None:
         body["decommissioning"] = {"requestedAt": iso(tenant.decommission_requested_at),
                                    "requestedBy": tenant.decommission_requested_by}
     body.update(registry.get(tenant.idp_type).api_view(tenant.idp_settings or {}, tenant.idp_secret_set))
+    return body
+
+
+def _stored_view(tenant: Tenant) -> dict[str, Any]:
+    """The common fields stored in Tenant columns (services/tenant_fields.py), in API names; a secret shows only as
+    its *Set flag (the column's `<name>_set`); the owner's fields nest under owner, or owner is null."""
+    body: dict[str, Any] = {}
+    owner: dict[str, Any] = {}
+    has_owner = bool(tenant.owner_username)
+    for spec in tenant_fields.stored_common():
+        if spec.section == "owner" and not has_owner:
+            continue  # nothing of an absent owner is read (list pages render thousands of tenants)
+        holder = owner if spec.section == "owner" else body
+        if spec.secret:
+            holder[tenant_fields.set_flag(spec)[-1]] = getattr(tenant, f"{spec.attribute}_set")
+        else:
+            holder[spec.name] = getattr(tenant, spec.attribute)
+    body["owner"] = owner if has_owner else None
     return body
 
 
