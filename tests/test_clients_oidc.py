@@ -20,7 +20,6 @@ from portal.clients.oidc import (
     GuardedFetcher,
     check_oidc,
 )
-
 from tests.oidc_server import SMALL_LIMIT, Idp, Route, Running, _Server, _server_context, _start  # noqa: F401
 
 

@@ -17,10 +17,10 @@ from portal.services.cert_auth import SystemMapping, UserMapping
 from portal.services.certificates import java_dn
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, NotFound, ValidationError
-from tests.conftest import create_admin, login
 from simulators.apim import ApimSimulator
 from simulators.is7 import Is7Simulator
 from simulators.pki import Authority, is7_pki
+from tests.conftest import create_admin, login
 
 ACTOR = Actor(name="root-admin")
 IS_PASSWORD = 'pa"ss,wo\\rd-is'

@@ -75,9 +75,8 @@ def test_the_api_decommissions_and_products_without_deletion_keep_it_deactivated
     refused = api.put("/v1/tenant/acme", json={**body("acme"), "skipConnectionCheck": True}, headers=caller.headers)
     assert refused.status_code == 409 and "being decommissioned" in refused.get_json()["detail"]
     assert api.post("/v1/tenant/acme/activate", headers=caller.headers).status_code == 409
-    with portal.app_context():
-        with pytest.raises(Conflict, match="being decommissioned"):
-            reconcile.fix(DOMAIN, "push", ACTOR)
+    with portal.app_context(), pytest.raises(Conflict, match="being decommissioned"):
+        reconcile.fix(DOMAIN, "push", ACTOR)
     page = admin_client.get("/tenants/acme").get_data(as_text=True)
     assert "Being decommissioned" in page and "/tenants/acme/edit" not in page
     edit = admin_client.get("/tenants/acme/edit")

@@ -243,10 +243,11 @@ def test_api_and_bulk_refuse_owner_less_tenants_while_propagation_is_on(bare, en
 
     from portal.services import bulk
 
-    rows = ('{"tenantId": "b1", "clientId": "c", "clientSecret": "s", "identityProviderType": "LDAP", '
-            '"ldapSchema": {"ldapURLForDirectoryService": "ldap://127.0.0.1:1", '
-            '"directoryServiceDomainName": "example.com", "directoryServiceRootDistinguishedName": "dc=example,dc=com"}}'
-            "\n").encode()
+    rows = (b'{"tenantId": "b1", "clientId": "c", "clientSecret": "s", "identityProviderType": "LDAP", '
+            b'"ldapSchema": {"ldapURLForDirectoryService": "ldap://127.0.0.1:1", '
+            b'"directoryServiceDomainName": "example.com", '
+            b'"directoryServiceRootDistinguishedName": "dc=example,dc=com"}}'
+            b"\n")
     with bare.app_context():
         parsed = bulk.parse_file("t.jsonl", rows, 10)
         outcome = next(bulk._classify(parsed.rows))

@@ -92,7 +92,8 @@ RULES = [
     ("rsaKeySize", 1024, "rsaKeySize", "2048"),
     ("ldapSchema", _DELETE, "ldapSchema", "required"),
     ("ldapSchema.ldapURLForDirectoryService", "http://x", "ldapSchema.ldapURLForDirectoryService", "ldap"),
-    ("ldapSchema.directoryServiceRootDistinguishedName", "not a dn", "ldapSchema.directoryServiceRootDistinguishedName", "distinguished name"),
+    ("ldapSchema.directoryServiceRootDistinguishedName", "not a dn", "ldapSchema.directoryServiceRootDistinguishedName",
+     "distinguished name"),
     ("ldapSchema.bindDN", "cn=admin,dc=example,dc=com", "ldapSchema.bindPassword", "bind password"),
     ("ldapSchema.startTLS", "yes", "ldapSchema.startTLS", "true or false"),
     ("ldapSchema.colour", "blue", "ldapSchema.colour", "Unknown field"),
@@ -460,7 +461,8 @@ def test_api_listing_costs_two_queries_and_decrypts_nothing(ctx, monkeypatch):
     listener = lambda *args: statements.append(args[2])  # noqa: E731 - before_cursor_execute(conn, cursor, stmt, ...)
     decrypted: list[str] = []
     real_decrypt = encryption.Cipher.decrypt
-    monkeypatch.setattr(encryption.Cipher, "decrypt", lambda self, token: decrypted.append(token) or real_decrypt(self, token))
+    monkeypatch.setattr(encryption.Cipher, "decrypt",
+                        lambda self, token: decrypted.append(token) or real_decrypt(self, token))
     sa.event.listen(_db.engine, "before_cursor_execute", listener)
     try:
         page = tenants.list_tenants(tenants.TenantQuery(limit=10))

@@ -4,9 +4,9 @@ Every route answers JSON; every error is an RFC 9457 problem body (application/p
 """
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from flask import Flask
 
-bp = Blueprint("api", __name__, url_prefix="/v1")
+from portal.api.blueprint import bp
 
 
 def register_api(app: Flask) -> None:
@@ -19,5 +19,5 @@ def register_api(app: Flask) -> None:
         csrf.exempt(blueprint)
         app.register_blueprint(blueprint)
 
-# The modules register their routes and hooks on `bp`; imported last so they can import `bp` from here.
+# The modules register their routes and hooks on `bp` (portal/api/blueprint.py) when imported.
 from portal.api import auth, openapi, problems, tenants, tokens  # noqa: E402,F401

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from flask import current_app, g, request
 
 from portal.access import PUBLIC, access_of
-from portal.api import bp
+from portal.api.blueprint import bp
 from portal.errors import problem
 from portal.hardening import request_id
 from portal.services import api_clients

@@ -13,8 +13,8 @@ from typing import Any
 from flask import current_app, jsonify
 
 from portal.access import public
-from portal.api import bp
 from portal.api.auth import APP_ID_HEADER, KEY_HEADER, scope_of
+from portal.api.blueprint import bp
 from portal.api.tenants import CURSOR_RE, DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_LENGTH, SKIP_CHECK_FIELD, STATUSES
 from portal.idp import registry
 from portal.idp.base import IdpFamily
@@ -481,7 +481,8 @@ def _paths() -> dict[str, Schema]:
                                                                        "key. Omit to generate."},
                         "rsaKeySize": {"type": "integer", "enum": list(RSA_KEY_SIZES)}}}}}},
                 "responses": {"201": _keys_ok("Rotated: the keys after the change."),
-                              **_errors("BadRequest", "NotFound", "Conflict", "PayloadTooLarge", "UnsupportedMediaType")},
+                              **_errors("BadRequest", "NotFound", "Conflict", "PayloadTooLarge",
+                                        "UnsupportedMediaType")},
             },
         },
         "/v1/tenant/{tenantId}/keys/{kid}/retire": {

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Response
 
-from portal.api import bp
+from portal.api.blueprint import bp
 from portal.errors import problem
 from portal.services.errors import CheckFailed, Conflict, NotFound, ServiceError, ValidationError
 

@@ -11,8 +11,8 @@ from typing import Any
 from flask import Response, jsonify, request, url_for
 
 from portal.access import machine
-from portal.api import bp
 from portal.api.auth import api_actor, current_client, requires_scope
+from portal.api.blueprint import bp
 from portal.api.bodies import read_json_body
 from portal.api.problems import ApiProblem
 from portal.idp import registry

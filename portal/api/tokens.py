@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import jsonify, request
 
 from portal.access import machine
-from portal.api import bp
 from portal.api.auth import api_actor, current_client, requires_scope
+from portal.api.blueprint import bp
 from portal.api.bodies import read_json_body
 from portal.api.problems import ApiProblem
 from portal.services import api_clients, key_ring, tenants, tokens

@@ -29,17 +29,17 @@ from urllib3.exceptions import (
     HTTPError,
     NewConnectionError,
     ReadTimeoutError,
+    SSLError as Urllib3SSLError,
 )
-from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from portal.clients.address_policy import (  # re-exported: the SSRF guard's address rules live there now
     AddressPolicy,
     AddressRefused,
     IPAddress,
     ResolveFailed,
+    embedded_ipv4 as _embedded_ipv4,  # noqa: F401
+    non_public as _non_public,  # noqa: F401
 )
-from portal.clients.address_policy import embedded_ipv4 as _embedded_ipv4  # noqa: F401
-from portal.clients.address_policy import non_public as _non_public  # noqa: F401
 from portal.clients.checks import CheckResult
 
 # Field paths of the registration API (EXTERNAL identity provider), so the form can pin each problem.

@@ -60,7 +60,8 @@ def check_postgres(target: JdbcTarget, db_user: str, db_password: str, username:
         return UserCheck(False, username, reason=f"user store not connected: {exc.reason}", unavailable=True)
     try:
         conn = psycopg.connect(
-            **pg_host_kwargs(target, addresses), port=target.port, dbname=target.database, user=db_user, password=db_password,
+            **pg_host_kwargs(target, addresses), port=target.port, dbname=target.database, user=db_user,
+            password=db_password,
             connect_timeout=max(1, math.ceil(timeout)), options=f"-c statement_timeout={max(1, int(timeout * 1000))}",
             application_name=APPLICATION_NAME, passfile=os.path.join(os.devnull, "no-pgpass"),
         )

@@ -34,6 +34,13 @@ def find(idp_type: str | None) -> IdpFamily | None:
     return next((family for family in _FAMILIES if idp_type in family.types), None)
 
 
+def issues_tokens(idp_type: str | None) -> bool:
+    """Does the portal sign this type's tokens? False when the tenant's own provider does (its JWKS validates them,
+    and the portal holds no key to rotate or publish)."""
+    family = find(idp_type)
+    return family is None or family.issues_tokens
+
+
 def get(idp_type: str) -> IdpFamily:
     family = find(idp_type)
     if family is None:

@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import selectinload, undefer
 
-from portal.idp import registry
 from portal.extensions import db
+from portal.idp import registry
 from portal.models import BulkJob, Tenant
 from portal.models.base import utcnow
 from portal.services import audit, signing_keys, tenant_fields, tenant_spec, tenants
@@ -119,8 +119,8 @@ def _csv_rows(text: str, max_rows: int) -> list[Row]:
         raise FileProblem([f"Row 1 (the header) cannot be read as CSV: {exc}."]) from None
     _check_header(header, problems)
     problems.raise_if_any()
-    booleans = boolean_columns()
     rows: list[Row] = []
+    booleans = boolean_columns()
     number = 1
     while True:
         try:
@@ -139,7 +139,7 @@ def _csv_rows(text: str, max_rows: int) -> list[Row]:
         if len(rows) >= max_rows:
             raise _too_many(max_rows)
         body: dict[str, Any] = {}
-        for name, cell in zip(header, cells):
+        for name, cell in zip(header, cells, strict=False):  # a short row leaves the last columns absent
             if cell == "":
                 continue  # empty cell: the field is absent
             value: Any = cell
@@ -150,10 +150,10 @@ def _csv_rows(text: str, max_rows: int) -> list[Row]:
     problems.raise_if_any()
     return rows
 
+
 def boolean_columns() -> frozenset[str]:
     """Columns whose CSV cells "true"/"false" are booleans: the flag fields of every identity-provider type."""
     return tenant_fields.boolean_paths() | {tenant_fields.SKIP_CHECK}
-
 
 
 def _check_header(header: list[str], problems: _Problems) -> None:

@@ -156,10 +156,10 @@ def _validate(product: str, data: dict, existing: ProductConnection | None) -> S
             return None
 
     base_url = run("base_url", normalise_url, data.get("base_url"), what)
-    auth = data.get("auth") or ("mtls" if product == "is" else "basic")
+    auth = data.get("auth") or AUTH_OF_PRODUCT[product][0]
     if auth not in AUTH_METHODS:
         errors["auth"] = "Choose mutual TLS or Basic authentication."
-    elif product == "apim" and auth != "basic":
+    elif auth not in AUTH_OF_PRODUCT[product]:
         errors["auth"] = "API Manager's admin service and notify API take Basic authentication only."
     username = run("username", check_text, data.get("username"), "user name") or ""
     password = run("password", check_password, data.get("password"))
@@ -229,13 +229,20 @@ def _is_client(settings: Settings, *, username: str | None = None, password: str
                                 timeout=settings.timeout)
 
 
-def _apim_client(settings: Settings, *, username: str | None = None,
-                 password: str | None = None) -> ApiManagerClient:
+def _apim_client(settings: Settings, *, username: str | None = None, password: str | None = None,
+                 base_url: str | None = None) -> ApiManagerClient:
+    """`base_url` is accepted for symmetry with IS and ignored: API Manager is always reached at its stored URL."""
     ca_pem = trust_bundle("apim", settings.trust_roles)
     return ApiManagerClient(settings.base_url, ca_pem=ca_pem,
                             username=settings.username if username is None else username,
                             password=settings.password if username is None else password,
                             timeout=settings.timeout)
+
+
+# How the portal builds each product's client, and which authentications each product takes (first: the default).
+_BUILDERS: dict[str, Callable[..., IdentityServerClient | ApiManagerClient]] = {
+    "is": _is_client, "apim": _apim_client}
+AUTH_OF_PRODUCT = {"is": ("mtls", "basic"), "apim": ("basic",)}
 
 
 def _settings(product: str) -> Settings:
@@ -262,9 +269,7 @@ def client_for(product: str, *, username: str | None = None, password: str | Non
     timeouts: the sharing pre-flight checks the users the products will use for each other."""
     settings = _stored(get(product)) if get(product) is not None else Settings(
         product, base_url or "", "basic", "", None, "", DEFAULT_TRUST[product], *DEFAULT_TIMEOUTS)
-    if product == "is":
-        return _is_client(settings, username=username or "", password=password, base_url=base_url)
-    return _apim_client(settings, username=username or "", password=password)
+    return _BUILDERS[product](settings, username=username or "", password=password, base_url=base_url)
 
 
 # --- Checks -------------------------------------------------------------------------------------------------------
@@ -335,8 +340,7 @@ def test(product: str) -> CheckResult:
         settings = _settings(product)
     except NotConfigured as exc:
         return CheckResult.failed(exc.message)
-    build = (lambda: _is_client(settings)) if product == "is" else (lambda: _apim_client(settings))
-    return _ping(product, build, settings.auth)
+    return _ping(product, lambda: _BUILDERS[product](settings), settings.auth)
 
 
 def check_credentials(product: str, *, username: str, password: str | None, base_url: str | None = None,
@@ -361,8 +365,7 @@ def save(product: str, data: dict, actor: Actor, *, check: bool = True) -> Produ
     existing = get(product)
     settings = _validate(product, data, existing)
     if check:
-        build = (lambda: _is_client(settings)) if product == "is" else (lambda: _apim_client(settings))
-        result = _ping(product, build, settings.auth)
+        result = _ping(product, lambda: _BUILDERS[product](settings), settings.auth)
         if not result.ok:
             raise CheckFailed(result)
     before = _audit_view(existing)

@@ -49,8 +49,6 @@ IS7_TYPE = "WSO2-IS-7"
 RESIDENT_NAME = "Resident Key Manager"  # APIConstants.KeyManager.DEFAULT_KEY_MANAGER: the connector's name too
 LABELS = {"ok": "ok", "missing": "missing", "duplicate": "duplicate", "mismatch": "settings differ",
           "unverifiable": "cannot be verified", "error": "could not be checked", "not_expected": "not expected"}
-BADGES = {"ok": "state-ok", "missing": "state-off", "duplicate": "state-off", "mismatch": "state-warn",
-          "unverifiable": "state-warn", "error": "state-warn", "not_expected": ""}
 NAME_TAKEN = "holds the connector's name"  # in a "missing" detail: a repair's create would clash
 PROBLEMS = ("missing", "duplicate", "mismatch")  # what a person must look at (reconcile lists them)
 # The endpoints the connector writes, by additional property, as paths under <IS base>/t/<domain>/, with the
@@ -421,7 +419,6 @@ class View:
 
     status: str | None  # None: never checked
     label: str
-    badge: str
     detail: str | None
     key_manager_id: str | None
     checked_at: datetime | None
@@ -434,10 +431,10 @@ def view(tenant: Tenant) -> View:
     row = db.session.get(KeyManagerCheck, tenant.id)
     expectation = sharing.key_manager_expectation()
     if row is None:
-        return View(None, "not checked yet", "", None, None, None, None, expectation.reason, False)
+        return View(None, "not checked yet", None, None, None, None, expectation.reason, False)
     # Repair is offered for a stored "missing" that was judged repairable; the repair itself checks again first.
     can_repair = row.status == "missing" and expectation.expected and NAME_TAKEN not in (row.detail or "")
-    return View(row.status, LABELS[row.status], BADGES[row.status], row.detail, row.key_manager_id, row.checked_at,
+    return View(row.status, LABELS[row.status], row.detail, row.key_manager_id, row.checked_at,
                 row.repaired_at, expectation.reason, can_repair)
 
 

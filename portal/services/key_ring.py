@@ -20,6 +20,7 @@ from sqlalchemy.orm import defer
 
 from portal import encryption
 from portal.extensions import db
+from portal.idp import registry
 from portal.models import SigningKey, Tenant
 from portal.models.base import utcnow
 from portal.services import audit, lookups, signing_keys
@@ -91,7 +92,8 @@ def retire(tenant_id: str, kid: str, actor: Actor) -> SigningKey:
     if status == "retired" and key.status == "retired":
         return key
     key.status, key.retired_at = "retired", utcnow()
-    audit.record(actor, "tenant.key_retire", "tenant", tenant.tenant_id, {"kid": {"before": status, "after": "retired"}})
+    audit.record(actor, "tenant.key_retire", "tenant", tenant.tenant_id,
+                 {"kid": {"before": status, "after": "retired"}})
     db.session.commit()
     return key
 
@@ -227,7 +229,7 @@ def _cached(key: SigningKey | KeyRow, purpose: str, make) -> Any:
 
 def _tenant(tenant_id: str) -> Tenant:
     tenant = lookups.tenant(tenant_id)
-    if tenant.idp_type == "EXTERNAL":
-        raise Conflict("An EXTERNAL tenant's tokens are signed by its own identity provider; the portal holds no "
-                       "key to rotate for it.", {"supportAlgorithm": "Keys live at the external provider."})
+    if not registry.issues_tokens(tenant.idp_type):
+        raise Conflict(f"An {tenant.idp_type} tenant's tokens are signed by its own identity provider; the portal "
+                       "holds no key to rotate for it.", {"supportAlgorithm": "Keys live at the external provider."})
     return tenant

@@ -100,7 +100,7 @@ class GeneratedConfig:
     direction: str = "off"
 
     def for_product(self, product: str) -> str:
-        return self.is_toml if product == "is" else self.apim_toml
+        return {"is": self.is_toml, "apim": self.apim_toml}[product]
 
     def removals_for(self, product: str) -> list[wso2_config.Removal]:
         return [r for r in self.removals if r.product == product]

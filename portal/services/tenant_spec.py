@@ -20,7 +20,8 @@ from portal.services.signing_keys import RSA_KEY_SIZES
 
 TENANT_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DOMAIN_RE = re.compile(r"[a-z0-9._-]+")  # IS 7 TM-60007
-EMAIL_RE = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_RE = re.compile(rf"[^@\s]{{1,64}}@{_LABEL}(?:\.{_LABEL})+")
 OWNER_USERNAME_RE = re.compile(r"[A-Za-z0-9._@-]{1,255}")
 RESERVED_DOMAINS = frozenset({"carbon.super"})
 RESERVED_TENANT_IDS = frozenset({"new", "bulk", "decommissions"})  # page addresses under /tenants/

@@ -132,7 +132,8 @@ def new_client_secret(tenant_id: str, actor: Actor) -> str:
     tenant = get_tenant(tenant_id)
     secret = secrets.token_urlsafe(32)
     tenant.client_secret, tenant.client_secret_weak = secret, False
-    audit.record(actor, "tenant.client_secret_generate", "tenant", tenant.tenant_id, {"clientSecret": {"changed": True}})
+    audit.record(actor, "tenant.client_secret_generate", "tenant", tenant.tenant_id,
+                 {"clientSecret": {"changed": True}})
     db.session.commit()
     return secret
 

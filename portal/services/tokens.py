@@ -129,9 +129,9 @@ def issue(client_id: str, client_secret: str, params: Mapping[str, str], base_ur
     if grant_type not in GRANT_TYPES:
         raise OAuthError("unsupported_grant_type", f"Use grant_type {' or '.join(GRANT_TYPES)}.")
     tenant = _authenticate_client(client_id, client_secret, params.get("TENANTID"))
-    if tenant.idp_type == "EXTERNAL":
-        raise OAuthError("unauthorized_client", "Tokens of an EXTERNAL tenant are issued by its own identity "
-                                                "provider, not by this portal.")
+    if not registry.issues_tokens(tenant.idp_type):
+        raise OAuthError("unauthorized_client", f"Tokens of an {tenant.idp_type} tenant are issued by its own "
+                                                "identity provider, not by this portal.")
     if grant_type == "client_credentials":
         return _sign(tenant, client_id, client_id, CLIENT_AUTHORITIES, base_url)
     username, password = params.get("username") or "", params.get("password") or ""
@@ -157,9 +157,9 @@ def lab_issue(tenant_id: str, actor: Actor, base_url: str) -> IssuedToken:
     if not found:
         raise NotFound(f"No tenant with id {tenant_id!r}.")
     tenant = found[0]
-    if tenant.idp_type == "EXTERNAL":
-        raise Conflict("Tokens of an EXTERNAL tenant are issued by its own identity provider; paste one of them "
-                       "below to validate it.", {})
+    if not registry.issues_tokens(tenant.idp_type):
+        raise Conflict(f"Tokens of an {tenant.idp_type} tenant are issued by its own identity provider; paste one "
+                       "of them below to validate it.", {})
     if not tenant.active:
         raise Conflict("The tenant is deactivated: no token is issued for it.", {})
     issued = _sign(tenant, tenant.client_id, tenant.client_id, CLIENT_AUTHORITIES, base_url)
@@ -257,7 +257,7 @@ def validate(token: str, base_url: str, *, audience: str | None = None, tenant_h
     if not all(_numeric_date(unverified[name]) for name in NUMERIC_DATE_CLAIMS if name in unverified):
         return refused("bad_numeric_date")
 
-    if tenant.idp_type == "EXTERNAL":
+    if not registry.issues_tokens(tenant.idp_type):  # the provider's JWKS, not the portal's keys
         full = db.session.get(Tenant, tenant.pk)
         key, reason = external_jwks.key_for(full, kid)
         issuer = (full.idp_settings or {}).get("issuer") or ""
@@ -359,8 +359,8 @@ def _issuing_tenant(tenant_id: str) -> Tenant:
     tenant = tenants.get_tenant(tenant_id)
     if not tenant.active:  # its tokens are refused, so nothing is published that would help verify them
         raise NotFound(f"Tenant {tenant.tenant_id} is deactivated.")
-    if tenant.idp_type == "EXTERNAL":
+    if not registry.issues_tokens(tenant.idp_type):
         issuer = (tenant.idp_settings or {}).get("issuer") or "its provider"
-        raise NotFound(f"Tenant {tenant.tenant_id} uses an EXTERNAL identity provider; its keys are published by "
-                       f"{issuer}.")
+        raise NotFound(f"Tenant {tenant.tenant_id} uses an {tenant.idp_type} identity provider; its keys are "
+                       f"published by {issuer}.")
     return tenant

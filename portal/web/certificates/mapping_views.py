@@ -9,7 +9,7 @@ from portal.access import roles
 from portal.models.certificate import MAPPING_KINDS
 from portal.services import certificates, mappings
 from portal.services.errors import NotFound, ValidationError
-from portal.web.certificates import READERS, WRITERS, bp
+from portal.web.certificates.blueprint import READERS, WRITERS, bp
 from portal.web.certificates.forms import ConfigForm, ExplainForm, HandlerLineForm, MappingForm
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import apply_errors, current_actor

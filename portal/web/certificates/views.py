@@ -6,7 +6,7 @@ from flask import Response, abort, flash, redirect, render_template, url_for
 from portal.access import roles
 from portal.services import certificates, truststores
 from portal.services.errors import Conflict, NotFound, ValidationError
-from portal.web.certificates import READERS, WRITERS, bp
+from portal.web.certificates.blueprint import READERS, WRITERS, bp
 from portal.web.certificates.forms import TruststoreForm, UploadForm
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import apply_errors, current_actor

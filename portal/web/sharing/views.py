@@ -11,7 +11,7 @@ from portal.services import connections, sharing
 from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import apply_errors, current_actor
-from portal.web.sharing import READERS, TESTERS, WRITERS, bp
+from portal.web.sharing.blueprint import READERS, TESTERS, WRITERS, bp
 from portal.web.sharing.forms import ConnectionForm, SharingForm
 
 

@@ -11,7 +11,8 @@ from portal.services.outbox import decommission, reads, reconcile, store
 from portal.services.outbox.products import LABELS
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import current_actor
-from portal.web.sync import READERS, WRITERS, bp, presentation
+from portal.web.sync import presentation
+from portal.web.sync.blueprint import READERS, WRITERS, bp
 from portal.web.sync.forms import FixForm
 
 MAX_STATE_KEYS = 200

@@ -26,9 +26,14 @@ def key_manager_label(status: str) -> str:
     return key_managers.LABELS.get(status, status)
 
 
+# The badge's CSS state class per status: presentation, so it lives here and not in the service.
+BADGES = {"ok": "state-ok", "missing": "state-off", "duplicate": "state-off", "mismatch": "state-warn",
+          "unverifiable": "state-warn", "error": "state-warn", "not_expected": ""}
+
+
 @bp.app_template_global("key_manager_badge")
-def key_manager_badge(status: str) -> str:
-    return key_managers.BADGES.get(status, "")
+def key_manager_badge(status: str | None) -> str:
+    return BADGES.get(status or "", "")
 
 
 def _back(tenant_id: str):

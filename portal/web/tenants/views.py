@@ -8,6 +8,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 
 from portal.access import roles
 from portal.clients.checks import CheckResult
+from portal.idp import registry
 from portal.models import Tenant
 from portal.services import audit, external_jwks, key_ring, tenants
 from portal.services.errors import CheckFailed, Conflict, NotFound, ServiceError, ValidationError
@@ -137,7 +138,8 @@ def detail_page(tenant: Tenant, lab: dict | None = None, new_secret: str | None 
                            changes=changes.events, confirm=ConfirmForm(), sync_view=reads.tenant_sync(tenant),
                            sync_labels=LABELS, keys=key_ring.key_views(tenant), lab=lab,
                            new_secret=new_secret,
-                           jwks_cache=external_jwks.cache_view(tenant) if tenant.idp_type == "EXTERNAL" else None)
+                           jwks_cache=external_jwks.cache_view(tenant)
+                           if not registry.issues_tokens(tenant.idp_type) else None)
 
 
 def _set_active(tenant_id: str, active: bool):

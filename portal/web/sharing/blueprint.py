@@ -1,0 +1,9 @@
+"""The sharing blueprint and who may read or change through it: its own module, so the view modules
+import it without importing their package (no import cycle)."""
+from flask import Blueprint
+
+bp = Blueprint("sharing", __name__, url_prefix="/sharing")
+
+READERS = ("admin", "operator", "auditor")
+WRITERS = ("admin",)
+TESTERS = ("admin", "operator")

@@ -1,0 +1,8 @@
+"""The sync blueprint and who may read or change through it: its own module, so the view modules
+import it without importing their package (no import cycle)."""
+from flask import Blueprint
+
+bp = Blueprint("sync", __name__, url_prefix="/sync")
+
+READERS = ("admin", "operator", "auditor")
+WRITERS = ("admin", "operator")
