@@ -12,7 +12,7 @@ from schemathesis import engine
 from schemathesis.engine import Status, StopReason, events
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from portal.api.openapi import REGISTRATION_EXAMPLES
+from portal.api.openapi_paths import REGISTRATION_EXAMPLES
 from tests.api_helpers import SEED_POSTGRES, contract_fixture, make_api  # noqa: F401 - contract_fixture is a fixture
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
