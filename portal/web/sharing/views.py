@@ -74,32 +74,36 @@ def save():
 @bp.get("/config/<product>")
 @roles(*READERS)
 def config_download(product: str):
-    target = request.args.get("direction") or None
-    if target is not None and target not in DIRECTIONS:
-        abort(404, "No such sharing direction.")
-    try:
-        filename, text = sharing.download(product, target, current_actor())
-    except NotFound as exc:
-        abort(404, exc.message)
-    return Response(text, mimetype="text/plain",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return _config_file(product, _direction_arg())
 
 
 @bp.post("/config/<product>/with-passwords")
 @roles(*WRITERS)
 def config_export(product: str):
+    target = _direction_arg()
+    if not ConfirmForm().validate_on_submit():
+        abort(400, "The form expired: reload the page.")
+    return _config_file(product, target, include_passwords=True)
+
+
+def _direction_arg() -> str | None:
+    """The optional ?direction= of a configuration file; an unknown one is a missing page."""
     target = request.args.get("direction") or None
     if target is not None and target not in DIRECTIONS:
         abort(404, "No such sharing direction.")
-    if not ConfirmForm().validate_on_submit():
-        abort(400, "The form expired: reload the page.")
+    return target
+
+
+def _config_file(product: str, target: str | None, include_passwords: bool = False) -> Response:
+    """The configuration file as an attachment; with passwords it must not be cached."""
     try:
-        filename, text = sharing.download(product, target, current_actor(), include_passwords=True)
+        filename, text = sharing.download(product, target, current_actor(), include_passwords=include_passwords)
     except NotFound as exc:
         abort(404, exc.message)
-    return Response(text, mimetype="text/plain",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                             "Cache-Control": "no-store"})
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if include_passwords:
+        headers["Cache-Control"] = "no-store"
+    return Response(text, mimetype="text/plain", headers=headers)
 
 
 # --- Connections ----------------------------------------------------------------------------------------------------
