@@ -1,17 +1,21 @@
 """Small helpers shared by the views: the acting user, and service errors shown at the right field."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import request
+from flask import abort, request
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from portal.hardening import request_id
 from portal.services.context import Actor
-from portal.services.errors import ValidationError
+from portal.services.errors import NotFound, ValidationError
 
 MAX_NEXT = 2048  # a longer `next` is not a page of this portal
+
+T = TypeVar("T")
 
 
 def current_actor() -> Actor:
@@ -43,3 +47,11 @@ def safe_next(target: str | None, default: str) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default
     return target
+
+
+def or_404(lookup: Callable[..., T], *args: Any) -> T:
+    """lookup(*args), or a 404 page carrying the service's NotFound message."""
+    try:
+        return lookup(*args)
+    except NotFound as exc:
+        abort(404, exc.message)

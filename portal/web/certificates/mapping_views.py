@@ -12,7 +12,7 @@ from portal.services.errors import NotFound, ValidationError
 from portal.web.certificates.blueprint import READERS, WRITERS, bp
 from portal.web.certificates.forms import ConfigForm, ExplainForm, HandlerLineForm, MappingForm
 from portal.web.forms import ConfirmForm
-from portal.web.helpers import apply_errors, current_actor
+from portal.web.helpers import apply_errors, current_actor, or_404
 
 TOML_FILENAME = "is7-client-certificate-authentication.toml"
 
@@ -81,10 +81,7 @@ def mapping_new(kind: str):
 @bp.route("/mappings/<int:mapping_id>/edit", methods=["GET", "POST"])
 @roles(*WRITERS)
 def mapping_edit(mapping_id: int):
-    try:
-        mapping = mappings.get_mapping(mapping_id)
-    except NotFound as exc:
-        abort(404, exc.message)
+    mapping = or_404(mappings.get_mapping, mapping_id)
     if request.method == "GET":
         form = MappingForm(data={"trusted_issuer": mapping.trusted_issuer, "cert_thumbprint": mapping.cert_thumbprint,
                                  "allowed_usernames": "\n".join(mapping.allowed_usernames),

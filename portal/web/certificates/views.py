@@ -9,7 +9,7 @@ from portal.services.errors import Conflict, NotFound, ValidationError
 from portal.web.certificates.blueprint import READERS, WRITERS, bp
 from portal.web.certificates.forms import TruststoreForm, UploadForm
 from portal.web.forms import ConfirmForm
-from portal.web.helpers import apply_errors, current_actor
+from portal.web.helpers import apply_errors, current_actor, or_404
 
 
 def _read(field) -> bytes | None:
@@ -56,10 +56,7 @@ def upload():
 @bp.get("/<int:cert_id>")
 @roles(*READERS)
 def detail(cert_id: int):
-    try:
-        cert = certificates.get_certificate(cert_id)
-    except NotFound as exc:
-        abort(404, exc.message)
+    cert = or_404(certificates.get_certificate, cert_id)
     return render_template("certificates/detail.html", cert=cert, info=certificates.info(cert),
                            roles=certificates.ROLE_LABELS, confirm=ConfirmForm())
 
