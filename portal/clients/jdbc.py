@@ -208,6 +208,20 @@ def _missing_columns(present: dict[str, set[str]], tables: Iterable[str]) -> lis
     return problems
 
 
+def _shape_failure(
+    schema: str, columns: dict[str, set[str]], present: list[str], details: list[str]
+) -> CheckResult | None:
+    """A present table that lacks required columns is a failure: provisioning must not paper over it."""
+    problems = _missing_columns(columns, present)
+    if not problems:
+        return None
+    message = (
+        f"The user store in schema {schema} has tables of another shape: {'; '.join(problems)}. "
+        "Fix or drop them."
+    )
+    return _failed(message, details + [message])
+
+
 def _store_summary(product: str, schema: str, created: list[str], present: list[str]) -> str:
     if not created:
         return f"Connected to {product}; user store already present in schema {schema}"
@@ -343,13 +357,9 @@ def _pg_provision(
             for table, column in cur.fetchall():
                 columns.setdefault(table, set()).add(column)
             present = [table for table in USER_STORE_TABLES if table in columns]
-            problems = _missing_columns(columns, present)
-            if problems:
-                message = (
-                    f"The user store in schema {schema} has tables of another shape: {'; '.join(problems)}. "
-                    "Fix or drop them."
-                )
-                return _failed(message, details + [message])
+            shape_failure = _shape_failure(schema, columns, present, details)
+            if shape_failure:
+                return shape_failure
             missing = [table for table in USER_STORE_TABLES if table not in columns]
             for table in present:
                 details.append(f"Table {schema}.{table}: already present")
@@ -527,13 +537,9 @@ def _oracle_provision(
             for table, column in cur.fetchall():
                 columns.setdefault(table.lower(), set()).update([column.lower()] if column else [])
             present = [table for table in USER_STORE_TABLES if table in columns]
-            problems = _missing_columns(columns, present)
-            if problems:
-                message = (
-                    f"The user store in schema {schema} has tables of another shape: {'; '.join(problems)}. "
-                    "Fix or drop them."
-                )
-                return _failed(message, details + [message])
+            shape_failure = _shape_failure(schema, columns, present, details)
+            if shape_failure:
+                return shape_failure
             missing = [table for table in USER_STORE_TABLES if table not in columns]
             for table in present:
                 details.append(f"Table {schema}.{table.upper()}: already present")
