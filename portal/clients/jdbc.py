@@ -18,6 +18,7 @@ from psycopg import errors as pg_errors, sql
 
 from portal.clients.address_policy import AddressPolicy, AddressRefused, PolicyError, configured
 from portal.clients.checks import CheckResult
+from portal.clients.scrub import scrub
 from portal.idp.jdbc_url import (
     KIND_FORM,
     KIND_LABEL,
@@ -130,7 +131,7 @@ def check_relational(
     except PolicyError:  # the name does not resolve
         return _unreachable(target, "the host name does not resolve", [])
     result = check(target, username, password or "", timeout=timeout, provision=provision, addresses=addresses)
-    return _scrub(result, password or "")
+    return scrub(result, password or "")
 
 
 def refused_message(exc: AddressRefused) -> str:
@@ -146,22 +147,6 @@ def pg_host_kwargs(target: JdbcTarget, addresses: list[str]) -> dict[str, str]:
 
 def _failed(summary: str, details: list[str], field_errors: dict[str, str] | None = None) -> CheckResult:
     return CheckResult(ok=False, summary=summary, details=list(details), field_errors=dict(field_errors or {}))
-
-
-def _scrub(result: CheckResult, secret: str) -> CheckResult:
-    """Belt and braces: whatever a driver put in a message, the password does not reach the administrator's screen."""
-    if not secret:
-        return result
-
-    def clean(text: str) -> str:
-        return text.replace(secret, "***")
-
-    return CheckResult(
-        ok=result.ok,
-        summary=clean(result.summary),
-        details=[clean(line) for line in result.details],
-        field_errors={key: clean(value) for key, value in result.field_errors.items()},
-    )
 
 
 def _unreachable(target: JdbcTarget, reason: str, details: list[str]) -> CheckResult:

@@ -26,6 +26,7 @@ with warnings.catch_warnings():
 
 from portal.clients.address_policy import AddressPolicy, AddressRefused, PolicyError, configured
 from portal.clients.checks import CheckResult
+from portal.clients.scrub import scrub
 from portal.idp.ldap_settings import (
     BIND_DN_FIELD,
     PASSWORD_FIELD,
@@ -99,7 +100,7 @@ def check_ldap(
     details += notes
     result = _connect_and_read(target, root_dn.strip(), who, bind_password or "", start_tls, ca_file, timeout, details,
                                policy or configured())
-    return _scrub(result, bind_password or "")
+    return scrub(result, bind_password or "")
 
 
 class VerifiedTls(Tls):
@@ -421,19 +422,3 @@ def close_quietly(connection: Connection) -> None:
         if sock is not None:
             sock.close()
             connection.socket = None
-
-
-def _scrub(result: CheckResult, secret: str) -> CheckResult:
-    """Belt and braces: whatever a server or library put in a message, the password does not reach the screen."""
-    if not secret:
-        return result
-
-    def clean(text: str) -> str:
-        return text.replace(secret, "***")
-
-    return CheckResult(
-        ok=result.ok,
-        summary=clean(result.summary),
-        details=[clean(line) for line in result.details],
-        field_errors={key: clean(value) for key, value in result.field_errors.items()},
-    )
