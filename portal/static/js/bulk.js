@@ -27,13 +27,7 @@
   }
 
   function poll() {
-    fetch(url, {headers: {"Accept": "application/json"}, credentials: "same-origin", cache: "no-store"})
-      .then(function (response) {
-        if (!response.ok) {
-          throw new Error("HTTP " + response.status);
-        }
-        return response.json();
-      })
+    window.portalFetchJson(url)
       .then(function (data) {
         failures = 0;
         show(data);

@@ -52,3 +52,14 @@ function markScrollableRegions() {
 }
 document.addEventListener("DOMContentLoaded", markScrollableRegions);
 window.addEventListener("resize", markScrollableRegions);
+
+// JSON from the portal's own status endpoints (bulk.js, sync.js): never cached; a non-2xx answer is an error.
+window.portalFetchJson = function (url) {
+  return fetch(url, {headers: {"Accept": "application/json"}, credentials: "same-origin", cache: "no-store"})
+    .then(function (response) {
+      if (!response.ok) {
+        throw new Error("HTTP " + response.status);
+      }
+      return response.json();
+    });
+};

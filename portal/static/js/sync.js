@@ -51,14 +51,7 @@
     for (var i = 0; i < rows.length; i++) {
       query.push("t=" + encodeURIComponent(rows[i].getAttribute("data-tenant-key")));
     }
-    fetch(url + "?" + query.join("&"), {headers: {"Accept": "application/json"}, credentials: "same-origin",
-                                        cache: "no-store"})
-      .then(function (response) {
-        if (!response.ok) {
-          throw new Error("HTTP " + response.status);
-        }
-        return response.json();
-      })
+    window.portalFetchJson(url + "?" + query.join("&"))
       .then(function (data) {
         failures = 0;
         show(data);
