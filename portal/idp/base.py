@@ -7,6 +7,7 @@ its form fields and their section of the form, its OpenAPI schema, demo values a
 """
 from __future__ import annotations
 
+import abc
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -62,7 +63,10 @@ class CheckEnv:
     timeout: float
 
 
-class IdpFamily:
+class IdpFamily(abc.ABC):
+    """One identity-provider type family. Subclasses implement the abstract methods (parse, check, OpenAPI, demo);
+    the rest has defaults that fit a family with one flat section."""
+
     types: tuple[str, ...] = ()
     labels: Mapping[str, str] = {}  # type -> the form's choice label
     title: str = ""  # heading of the form's section
@@ -92,9 +96,9 @@ class IdpFamily:
 
     # --- parsing ----------------------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def parse(self, idp_type: str, body: dict, ctx: ParseContext, errors: Errors) -> tuple[dict, str | None]:
         """The settings to store (non-secret, API names) and the secret, from the body; problems go to errors."""
-        raise NotImplementedError
 
     def secret_target(self, settings: Mapping[str, Any]) -> Target:
         """Where the secret goes (services.secret_binding): a stored secret is kept only while this is unchanged."""
@@ -106,14 +110,15 @@ class IdpFamily:
 
     # --- outbound ---------------------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def check(self, idp_type: str, settings: Mapping[str, Any], secret: str | None, algorithm: str,
               env: CheckEnv) -> CheckResult:
-        raise NotImplementedError
+        """The real connection the type calls for; never raises for a failed check."""
 
     def user_lookup(self, idp_type: str, settings: Mapping[str, Any], secret: str | None, username: str,
                     password: str, config: Mapping[str, Any]):
         """The password grant's user check (clients.user_stores.UserCheck); only when password_grant."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} has no password grant: its users sign in at their own provider")
 
     # --- views ------------------------------------------------------------------------------------------------
 
@@ -157,19 +162,19 @@ class IdpFamily:
     def openapi_components(self) -> dict[str, js.Schema]:
         return {}
 
+    @abc.abstractmethod
     def openapi_variants(self, update: bool) -> list[tuple[str, tuple[str, ...], dict[str, js.Schema]]]:
         """(title, types, properties) of the registration body's variants for this family."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def openapi_response(self) -> tuple[dict[str, js.Schema], list[str]]:
         """The tenant view's properties this family adds, and which of them its tenants always have."""
-        raise NotImplementedError
 
     # --- demo -------------------------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def demo(self, idp_type: str, tenant_id: str, n: int, rng: random.Random) -> tuple[dict[str, Any], str | None]:
         """Settings and secret of a demo tenant, in the shapes parse produces."""
-        raise NotImplementedError
 
 
 def _flatten(settings: Mapping[str, Any], prefix: str) -> dict[str, Any]:
