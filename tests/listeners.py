@@ -10,6 +10,7 @@ answer just enough of PostgreSQL, LDAP or HTTPS for a client to hand over its pa
 """
 from __future__ import annotations
 
+import abc
 import base64
 import socket
 import ssl
@@ -23,7 +24,7 @@ GSSENC_REQUEST = 80877104
 AUTH_CLEARTEXT = 3
 
 
-class Recorder:
+class Recorder(abc.ABC):
     """Accepts connections on 127.0.0.1 in a thread; `serve` handles one; every byte read lands in `received`."""
 
     def __init__(self) -> None:
@@ -89,8 +90,9 @@ class Recorder:
                 self.received.extend(chunk)
         return data
 
-    def serve(self, conn: socket.socket) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def serve(self, conn: socket.socket) -> None:
+        """Speak just enough of the protocol to make a client send its secret."""
 
 
 class FakePostgres(Recorder):
