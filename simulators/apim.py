@@ -72,7 +72,14 @@ from simulators.apim_keys import (
     is7_key_manager,
     probe_key_generation,
 )
-from simulators.https import BaseState, HttpsSimulator, TlsHandler, client_context, server_context
+from simulators.https import (
+    BaseState,
+    HttpsSimulator,
+    TlsHandler,
+    client_context,
+    run_until_interrupted,
+    server_context,
+)
 from simulators.is7 import domain_problem, email_problem, parse_basic
 
 __all__ = ["ApimSimulator", "KeyGeneration", "KeyManagerConfig", "TenantSharingConfig", "main"]
@@ -1165,14 +1172,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{ADMIN_PREFIX}{'; sharing tenants with ' + args.is_base_url if sharing else ''}"
           f"{'; auto-configured key managers' if key_manager and key_manager.auto_configure_key_manager else ''})"
           ". Ctrl-C stops it.", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        simulator.stop()
-    return 0
+    return run_until_interrupted(simulator)
 
 
 if __name__ == "__main__":

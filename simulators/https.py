@@ -115,16 +115,7 @@ def server_context(cert_pem: str, key_pem: str, client_ca_pem: str | None = None
     """A TLS 1.2+ server context; with `client_ca_pem` it asks for client certificates (required or optional)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    directory = tempfile.mkdtemp(prefix="wso2-sim-")
-    try:
-        cert_path, key_path = os.path.join(directory, "server.pem"), os.path.join(directory, "server-key.pem")
-        for path, text in ((cert_path, cert_pem), (key_path, key_pem)):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-        context.load_cert_chain(cert_path, key_path)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    _load_chain(context, cert_pem, key_pem)
     if client_ca_pem:
         context.load_verify_locations(cadata=client_ca_pem)
         context.verify_mode = ssl.CERT_REQUIRED if require else ssl.CERT_OPTIONAL
@@ -137,17 +128,34 @@ def client_context(ca_pem: str | None = None, cert_pem: str | None = None,
     when both are given, presenting `cert_pem` / `key_pem` as its client certificate (mutual TLS)."""
     context = ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
     if cert_pem and key_pem:
-        directory = tempfile.mkdtemp(prefix="wso2-sim-client-")
-        try:
-            cert_path, key_path = os.path.join(directory, "client.pem"), os.path.join(directory, "client-key.pem")
-            for path, text in ((cert_path, cert_pem), (key_path, key_pem)):
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as handle:
-                    handle.write(text)
-            context.load_cert_chain(cert_path, key_path)
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
+        _load_chain(context, cert_pem, key_pem)
     return context
+
+
+def _load_chain(context: ssl.SSLContext, cert_pem: str, key_pem: str) -> None:
+    """ssl loads certificates only from files: write both to a private temporary folder (0600), load, remove."""
+    directory = tempfile.mkdtemp(prefix="wso2-sim-")
+    try:
+        cert_path, key_path = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+        for path, text in ((cert_path, cert_pem), (key_path, key_pem)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(text)
+        context.load_cert_chain(cert_path, key_path)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def run_until_interrupted(simulator: HttpsSimulator) -> int:
+    """The command lines' main loop: serve until Ctrl-C, then stop the simulator."""
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        simulator.stop()
+    return 0
 
 
 class TlsServer(http.server.ThreadingHTTPServer):

@@ -79,6 +79,7 @@ from simulators.https import (
     Fault,
     HttpsSimulator,
     TlsHandler,
+    run_until_interrupted,
     server_context,
 )
 
@@ -1326,14 +1327,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"IS 7 simulator on {simulator.base_url}{API_PREFIX} ({args.handler_line} handler line, "
           f"{len(user_mappings)} user and {len(system_mappings)} system mappings"
           f"{'; pushing tenant events to ' + args.notify_endpoint if sync else ''}). Ctrl-C stops it.", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        simulator.stop()
-    return 0
+    return run_until_interrupted(simulator)
 
 
 if __name__ == "__main__":
