@@ -127,8 +127,10 @@ def database(url: str | None, folder: Path) -> Iterator[str]:
 def prepare(app, sims: Simulators, tenants_count: int, mode: str) -> None:
     import flask_migrate
 
-    from portal.services import certificates, connections, sharing, tenants
+    from portal.services.certificates import service as certificates
     from portal.services.context import Actor
+    from portal.services.sharing import connections, service as sharing
+    from portal.services.tenants import service as tenants
 
     actor = Actor(name="bench")
     with app.app_context():
@@ -187,7 +189,7 @@ def deliver(app, concurrency: int, timeout: float) -> tuple[float, dict[str, int
 
 def verify(app, sims: Simulators, expected: int) -> str:
     """Both products hold every tenant (read back through the portal's own clients)."""
-    from portal.services import connections
+    from portal.services.sharing import connections
 
     with app.app_context():
         is_client, apim_client = connections.is_client(), connections.apim_client()

@@ -61,7 +61,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from portal import access, errors, hardening, input_guard, templating
     from portal.api import register_api
     from portal.cli import register_commands
-    from portal.services import passwords
+    from portal.services.admin import passwords
     from portal.web import filters, register_blueprints
 
     hardening.init_app(app)
@@ -94,7 +94,7 @@ def _init_extensions(app: Flask) -> None:
 
     from portal import encryption
     from portal.extensions import csrf, db, limiter, login_manager, migrate
-    from portal.services import sessions
+    from portal.services.admin import sessions
 
     encryption.init_app(app)
     db.init_app(app)

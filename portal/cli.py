@@ -13,7 +13,7 @@ from flask.cli import with_appcontext
 from portal.extensions import db
 from portal.models import ROLES
 from portal.models.api_client import SCOPES as API_SCOPES, TENANT_SCOPES as API_TENANT_SCOPES
-from portal.services import admins
+from portal.services.admin import admins
 from portal.services.context import Actor
 from portal.services.errors import Conflict, NotFound, ValidationError
 
@@ -128,7 +128,7 @@ def create_api_client_command(name: str, scopes: tuple[str, ...], tenant_scope: 
                               expires: datetime | None) -> None:
     """Create a /v1 API client and print its app id and key (shown once, stored hashed). Read only unless
     --scope says otherwise."""
-    from portal.services import api_clients
+    from portal.services.admin import api_clients
 
     try:
         client, key = api_clients.create_client(name, Actor.cli(), scopes=scopes or None, tenant_scope=tenant_scope,
@@ -153,7 +153,7 @@ def create_api_client_command(name: str, scopes: tuple[str, ...], tenant_scope: 
 def rotate_api_client_key_command(name: str | None, app_id: str | None, overlap_hours: int,
                                   expires: datetime | None) -> None:
     """Give an API client a new key (printed once); the old key keeps working for the overlap, then 401."""
-    from portal.services import api_clients
+    from portal.services.admin import api_clients
 
     if bool(name) == bool(app_id):
         raise click.UsageError("Give --name or --app-id.")
@@ -180,7 +180,7 @@ def rotate_api_client_key_command(name: str | None, app_id: str | None, overlap_
 @click.option("--tenants", "count", type=click.IntRange(1, 1_000_000), default=100, show_default=True)
 def seed_demo_command(count: int) -> None:
     """Fill the database with COUNT demo tenants (for trying the list at scale and for benchmarks)."""
-    from portal.services import demo
+    from portal.services.tenants import demo
 
     added = demo.seed_demo(count)
     click.echo(f"Added {added} demo tenant(s).")
@@ -240,7 +240,7 @@ def reconcile_command(fix: bool, show_all: bool) -> None:
 @click.option("--repair", is_flag=True, help="Create each missing WSO2-IS-7 key manager where that is safe.")
 def check_key_managers_command(repair: bool) -> None:
     """Check every synced tenant's WSO2-IS-7 key manager in API Manager; exit 1 if any needs a look."""
-    from portal.services import key_managers
+    from portal.services.sharing import key_managers
 
     summary = key_managers.check_all(repair_missing=repair, actor=Actor.cli())
     for line in summary.lines():

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     import flask_migrate
 
     from portal import create_app
-    from portal.services import admins
+    from portal.services.admin import admins
     from tests.sync_env import wso2
 
     app = create_app({"INSTANCE_PATH": str(instance), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance}/portal.sqlite3",
@@ -98,8 +98,9 @@ class Report:
 def _onboard_demo_tenant(app, products, users: tuple[str, ...]) -> Report:
     """API Manager's certificate and its user mapping into the portal, the portal's TOML into IS, the demo tenant
     through the outbox, then what the lint predicted beside what API Manager's key manager got."""
-    from portal.services import certificates, mappings, tenants
+    from portal.services.certificates import mappings, service as certificates
     from portal.services.outbox.worker import Worker
+    from portal.services.tenants import service as tenants
     from simulators.is7 import load_mappings
     from tests.sync_env import ACTOR
 

@@ -16,7 +16,7 @@ from psycopg import sql
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from portal.services import api_clients
+from portal.services.admin import api_clients
 from portal.services.context import Actor
 
 PG_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

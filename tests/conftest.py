@@ -14,7 +14,7 @@ from portal import create_app
 from portal.config import normalise_database_url
 from portal.extensions import db as _db
 from portal.models import Base
-from portal.services import admins
+from portal.services.admin import admins
 from portal.services.context import Actor
 from tests.ldap_server import slapd_fixture
 from tests.markers import pytest_collection_modifyitems  # noqa: F401 - marks each test by what it needs

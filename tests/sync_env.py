@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 from flask import Flask
 
-from portal.services import certificates, connections, sharing
+from portal.services.certificates import service as certificates
 from portal.services.context import Actor
+from portal.services.sharing import connections, service as sharing
 from simulators.apim import PERMISSION_ALL, ApimSimulator, ApimUser, TenantSharingConfig
 from simulators.apim_keys import KeyManagerConfig
 from simulators.cert_oracle import UserMapping

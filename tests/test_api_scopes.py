@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from portal.access import PUBLIC, access_of
 from portal.api.auth import scope_of
 from portal.models import ApiClient, AuditEvent, Tenant
-from portal.services import api_clients
+from portal.services.admin import api_clients
 from tests.api_helpers import (  # noqa: F401 - contract_fixture registers a fixture
     Api,
     contract_fixture,

@@ -20,7 +20,7 @@ from flask import Blueprint
 
 from portal.access import machine
 from portal.models import ApiClient, AuditEvent, Tenant
-from portal.services import api_clients
+from portal.services.admin import api_clients
 from portal.services.context import Actor
 from tests.api_helpers import (  # noqa: F401 - the *_fixture names register fixtures
     SEED_EXTERNAL,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from portal.services.cert_auth import SystemMapping, UserMapping
-from portal.services.certificates import java_dn
+from portal.services.certificates.cert_auth import SystemMapping, UserMapping
+from portal.services.certificates.service import java_dn
 from simulators.apim import ApimSimulator, KeyManagerConfig, TenantSharingConfig
 from simulators.is7 import Is7Simulator, TenantSyncConfig
 from simulators.pki import is7_pki

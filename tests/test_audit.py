@@ -4,7 +4,7 @@ import json
 import sqlalchemy as sa
 
 from portal.models import AuditEvent
-from portal.services import audit
+from portal.services.admin import audit
 from tests.conftest import create_admin
 
 

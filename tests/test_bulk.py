@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from portal.extensions import db as _db
 from portal.models import AuditEvent, BulkJob, Tenant
 from portal.models.base import utcnow
-from portal.services import bulk, tenant_spec, tenants
 from portal.services.context import Actor
 from portal.services.outbox import bulk_jobs
 from portal.services.outbox.worker import Worker
+from portal.services.tenants import bulk, service as tenants, spec as tenant_spec
 from tests.conftest import create_admin, csrf_token, login
 
 ACTOR = Actor(name="tester")

@@ -6,7 +6,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from portal.services.cert_auth import SystemMapping, UserMapping, evaluate, issuer_matches, normalize_dn, tenant_of
+from portal.services.certificates.cert_auth import (
+    SystemMapping,
+    UserMapping,
+    evaluate,
+    issuer_matches,
+    normalize_dn,
+    tenant_of,
+)
 
 ISSUER = "CN=RootCA, OU=IAM, O=WSO2, L=Colombo, ST=Western, C=LK"  # as Java prints it
 OTHER_ISSUER = "CN=Other CA, O=WSO2, C=LK"

@@ -18,7 +18,7 @@ import requests
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from portal.services import cert_auth, certificates
+from portal.services.certificates import cert_auth, service as certificates
 from simulators import cert_oracle, x509_names
 from simulators.is7 import API_PREFIX, Is7Simulator
 from simulators.pki import Authority, Issued

@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from portal.models import AuditEvent
 from portal.models.certificate import Certificate
-from portal.services import certificates
+from portal.services.certificates import service as certificates
 from tests.pki import ca, ec_key, issue, leaf, name, openssl_self_signed, pkcs12_file, rsa_key
 
 PRINT_DN_JAVA = """

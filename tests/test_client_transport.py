@@ -22,8 +22,8 @@ from portal.clients.identity_server import (
     TENANTS,
     IdentityServerClient,
 )
-from portal.services.cert_auth import SystemMapping, UserMapping
-from portal.services.certificates import java_dn
+from portal.services.certificates.cert_auth import SystemMapping, UserMapping
+from portal.services.certificates.service import java_dn
 from simulators.apim import ApimSimulator
 from simulators.is7 import Is7Simulator
 from simulators.pki import is7_pki

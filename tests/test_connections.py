@@ -12,11 +12,12 @@ from portal.clients.errors import UpstreamError
 from portal.extensions import db as _db
 from portal.models import AuditEvent
 from portal.models.sharing import ProductConnection
-from portal.services import certificates, connections
-from portal.services.cert_auth import SystemMapping, UserMapping
-from portal.services.certificates import java_dn
+from portal.services.certificates import service as certificates
+from portal.services.certificates.cert_auth import SystemMapping, UserMapping
+from portal.services.certificates.service import java_dn
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, NotFound, ValidationError
+from portal.services.sharing import connections
 from simulators.apim import ApimSimulator
 from simulators.is7 import Is7Simulator
 from simulators.pki import Authority, is7_pki

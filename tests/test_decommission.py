@@ -12,9 +12,9 @@ import sqlalchemy as sa
 
 from portal.extensions import db as _db
 from portal.models import AuditEvent, Decommission, OutboxJob, Tenant
-from portal.services import tenants
 from portal.services.errors import Conflict, ValidationError
 from portal.services.outbox import decommission, reconcile, store
+from portal.services.tenants import service as tenants
 from tests.api_helpers import make_api
 from tests.sync_env import ACTOR, Wso2, wso2
 from tests.test_sync import FAST, body, drain

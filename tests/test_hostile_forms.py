@@ -32,8 +32,11 @@ from portal import DatabaseIdConverter, create_app
 from portal.access import MACHINE, PUBLIC, access_of
 from portal.extensions import db
 from portal.models import BulkJob, Certificate, ThumbprintMapping
-from portal.services import api_clients, bulk, certificates, connections, mappings, tenants
+from portal.services.admin import api_clients
+from portal.services.certificates import mappings, service as certificates
 from portal.services.context import Actor
+from portal.services.sharing import connections
+from portal.services.tenants import bulk, service as tenants
 from tests import conftest
 from tests.test_hostile_parsers import SAMPLE, SAMPLE_PEM, TEXT, mutated_bytes
 

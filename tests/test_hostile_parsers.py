@@ -29,19 +29,12 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from portal.idp import jdbc_url, ldap_settings, registry
 from portal.models.tenant import ALGORITHMS
-from portal.services import (
-    bulk,
-    cert_auth,
-    certificates,
-    connections,
-    mappings,
-    signing_keys,
-    tenant_fields,
-    tenant_spec,
-    wso2_config,
-)
+from portal.services.certificates import cert_auth, mappings, service as certificates
 from portal.services.context import Actor
 from portal.services.errors import ValidationError
+from portal.services.sharing import connections, wso2_config
+from portal.services.tenants import bulk, fields as tenant_fields, spec as tenant_spec
+from portal.services.tokens import signing_keys
 from portal.web.helpers import safe_next
 
 # Hypothesis keeps caches under .hypothesis/ in the working directory, the example database too unless told

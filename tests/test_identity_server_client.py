@@ -23,8 +23,8 @@ from portal.clients.identity_server import (
     TenantsPage,
 )
 from portal.clients.transport import build_ssl_context, normalise_base_url
-from portal.services.cert_auth import SystemMapping, UserMapping
-from portal.services.certificates import java_dn
+from portal.services.certificates.cert_auth import SystemMapping, UserMapping
+from portal.services.certificates.service import java_dn
 from simulators.is7 import Is7Simulator
 from simulators.pki import Authority, is7_pki
 

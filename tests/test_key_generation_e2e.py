@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.services import certificates, mappings
+from portal.services.certificates import mappings, service as certificates
 from simulators.is7 import load_mappings
 from tests.sync_env import ACTOR, Wso2, wso2
 from tests.test_sync import FAST, drain, register

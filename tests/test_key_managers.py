@@ -10,9 +10,10 @@ import sqlalchemy as sa
 from portal.clients.api_manager import ApiManagerClient
 from portal.extensions import db as _db
 from portal.models import AuditEvent, KeyManagerCheck, OutboxJob, Tenant
-from portal.services import key_managers, sharing, tenants
 from portal.services.outbox import reads, reconcile
 from portal.services.outbox.worker import Worker
+from portal.services.sharing import key_managers, service as sharing
+from portal.services.tenants import service as tenants
 from simulators.apim import KeyManagerConfig
 from simulators.apim_keys import ADMIN_PREFIX, is7_key_manager
 from tests.conftest import create_admin, csrf_token, login

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from portal.extensions import db as _db
 from portal.models import AuditEvent, Setting, Tenant
 from portal.models.certificate import ThumbprintMapping
-from portal.services import certificates, mappings
+from portal.services.certificates import mappings, service as certificates
+from portal.services.certificates.mappings import MappingInput
 from portal.services.context import Actor
-from portal.services.mappings import MappingInput
 from tests.pki import ca, issue, leaf, name
 
 ROOT_DN = "CN=Test Root CA, OU=IAM, O=WSO2, C=LK"

@@ -8,12 +8,12 @@ import socket
 
 import pytest
 
-from portal.services import certificates, mappings, mtls_check
-from portal.services.cert_auth import SystemMapping, UserMapping
-from portal.services.certificates import java_dn
+from portal.services.certificates import mappings, mtls_check, service as certificates
+from portal.services.certificates.cert_auth import SystemMapping, UserMapping
+from portal.services.certificates.mtls_check import Mappings, check_is_mtls
+from portal.services.certificates.service import java_dn
 from portal.services.context import Actor
 from portal.services.errors import ValidationError
-from portal.services.mtls_check import Mappings, check_is_mtls
 from simulators.is7 import Is7Simulator
 from simulators.pki import Authority, is7_pki
 from tests.conftest import create_admin, csrf_token, login

@@ -78,7 +78,7 @@ def test_every_operation_documents_its_errors(contract):
 
 def test_every_operation_declares_the_scope_its_route_enforces(app, contract):
     from portal.api.auth import scope_of
-    from portal.services.api_clients import SCOPES
+    from portal.services.admin.api_clients import SCOPES
 
     enforced = {}
     for rule in app.url_map.iter_rules():

@@ -10,10 +10,10 @@ import sqlalchemy as sa
 
 from portal.extensions import db as _db
 from portal.models import AuditEvent, Tenant
-from portal.services import tenants
 from portal.services.errors import NotFound, ValidationError
 from portal.services.outbox import reconcile
 from portal.services.outbox.worker import Worker
+from portal.services.tenants import service as tenants
 from tests.sync_env import ACTOR, Wso2, wso2
 
 FAST = {"SYNC_BACKOFF_BASE": 0.05, "SYNC_BACKOFF_CAP": 0.2, "SYNC_VERIFY_SECONDS": 2.0, "SYNC_POLL_INTERVAL": 0.05}

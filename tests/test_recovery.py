@@ -13,10 +13,10 @@ import sqlalchemy as sa
 
 from portal.extensions import db as _db
 from portal.models import AuditEvent, OutboxJob, SyncState, Tenant
-from portal.services import tenants
 from portal.services.errors import Conflict, ValidationError
 from portal.services.outbox import policy, store
 from portal.services.outbox.worker import Worker
+from portal.services.tenants import service as tenants
 from tests.sync_env import ACTOR, wso2
 from tests.test_sync import FAST, PASSWORD, body, drain, job_states, states
 
@@ -241,7 +241,7 @@ def test_api_and_bulk_refuse_owner_less_tenants_while_propagation_is_on(bare, en
     errors = response.get_json()["errors"]
     assert "IS 7 creates every tenant with its owner" in errors["owner.username"] and "owner.email" in errors
 
-    from portal.services import bulk
+    from portal.services.tenants import bulk
 
     rows = (b'{"tenantId": "b1", "clientId": "c", "clientSecret": "s", "identityProviderType": "LDAP", '
             b'"ldapSchema": {"ldapURLForDirectoryService": "ldap://127.0.0.1:1", '

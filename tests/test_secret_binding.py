@@ -13,9 +13,11 @@ import pytest
 import sqlalchemy as sa
 
 from portal.models import AuditEvent, Tenant
-from portal.services import bulk, certificates, connections, secret_binding as sb, sharing
+from portal.services.certificates import service as certificates
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, ValidationError
+from portal.services.sharing import connections, service as sharing
+from portal.services.tenants import bulk, secret_binding as sb
 from simulators.apim import ApimSimulator
 from simulators.is7 import Is7Simulator
 from simulators.pki import is7_pki

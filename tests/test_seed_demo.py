@@ -5,8 +5,9 @@ import sqlalchemy as sa
 
 from portal.extensions import db as _db
 from portal.models import AuditEvent, SigningKey, Tenant
-from portal.services import demo, signing_keys, tenant_spec, tenants
 from portal.services.context import Actor
+from portal.services.tenants import demo, service as tenants, spec as tenant_spec
+from portal.services.tokens import signing_keys
 
 
 def _count(db, model) -> int:

@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from portal.extensions import db as _db
 from portal.models import AuditEvent
 from portal.models.sharing import DIRECTIONS, SharingSettings
-from portal.services import certificates, connections, sharing, wso2_config
+from portal.services.certificates import service as certificates
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, NotFound, ValidationError
+from portal.services.sharing import connections, service as sharing, wso2_config
 from simulators.apim import PERMISSION_MONITOR, ApimSimulator
 from simulators.is7 import Is7Simulator
 from simulators.pki import is7_pki

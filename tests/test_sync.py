@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from portal.extensions import db as _db
 from portal.models import AuditEvent, OutboxJob
 from portal.models.base import utcnow
-from portal.services import tenants
 from portal.services.outbox import delivery, policy, products, reads
 from portal.services.outbox.store import claim
 from portal.services.outbox.worker import Worker
+from portal.services.tenants import service as tenants
 from tests.sync_env import ACTOR, Wso2, wso2
 
 FAST = {"SYNC_BACKOFF_BASE": 0.05, "SYNC_BACKOFF_CAP": 0.2, "SYNC_VERIFY_SECONDS": 2.0, "SYNC_POLL_INTERVAL": 0.05,
@@ -177,7 +177,7 @@ def test_a_reset_after_the_product_acted_still_counts_once(portal, env):
 
 
 def _client(product: str):
-    from portal.services import connections
+    from portal.services.sharing import connections
 
     return connections.is_client() if product == "is" else connections.apim_client()
 

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from portal.models import AuditEvent, SigningKey, Tenant
-from portal.services import tenants
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
+from portal.services.tenants import service as tenants
 from tests.oidc_server import Idp
 
 ACTOR = Actor(name="tester", request_id="req-1", ip="127.0.0.1")

@@ -24,8 +24,8 @@ from psycopg import sql
 
 from portal.extensions import db as _db
 from portal.models import AuditEvent, Tenant
-from portal.services import tenants
 from portal.services.context import Actor
+from portal.services.tenants import service as tenants
 from portal.web.tenants.forms import TenantForm, field_of_path
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"

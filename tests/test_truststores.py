@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from portal.models import AuditEvent
-from portal.services import certificates
+from portal.services.certificates import service as certificates
 from portal.services.context import Actor
 from tests.pki import ca, leaf
 

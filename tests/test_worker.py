@@ -14,13 +14,13 @@ from portal.clients.errors import Cause, UpstreamError
 from portal.extensions import db as _db
 from portal.models import AuditEvent, OutboxJob, SyncState
 from portal.models.base import utcnow
-from portal.services import tenants
 from portal.services.context import Actor
 from portal.services.errors import Conflict
 from portal.services.outbox import reads, store, worker
 from portal.services.outbox.policy import Settings
 from portal.services.outbox.products import DeliveryError, LeaseLost
 from portal.services.outbox.store import backoff, claim, claim_statements, complete, fail, renew
+from portal.services.tenants import service as tenants
 
 ACTOR = Actor(name="tester")
 CFG = Settings(max_attempts=3, backoff_base=10.0, backoff_cap=100.0, retry_after_cap=600.0, lease_seconds=30.0)

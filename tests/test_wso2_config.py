@@ -7,7 +7,7 @@ import tomllib
 
 import pytest
 
-from portal.services import wso2_config
+from portal.services.sharing import wso2_config
 
 AWKWARD = [
     'plain',

@@ -14,7 +14,7 @@ from portal.access import PUBLIC, access_of
 from portal.api.blueprint import bp
 from portal.errors import problem
 from portal.hardening import request_id
-from portal.services import api_clients
+from portal.services.admin import api_clients
 from portal.services.context import Actor
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from limits import parse_many
 from portal.access import machine, public
 from portal.errors import problem
 from portal.extensions import limiter
-from portal.services import tokens
 from portal.services.errors import NotFound
+from portal.services.tokens import service as tokens
 
 bp = Blueprint("oauth", __name__)
 

@@ -22,9 +22,10 @@ from portal.idp.base import IdpFamily
 from portal.idp.schema import Schema, nullable as _nullable, ref as _ref, text as _text
 from portal.models.outbox import DECOMMISSION_OUTCOMES
 from portal.models.tenant import ALGORITHMS, PROVISIONING_METHODS
-from portal.services import api_clients, tokens
-from portal.services.signing_keys import RSA_KEY_SIZES
-from portal.services.tenant_spec import EMAIL_RE, OWNER_USERNAME_RE, TENANT_ID_RE
+from portal.services.admin import api_clients
+from portal.services.tenants.spec import EMAIL_RE, OWNER_USERNAME_RE, TENANT_ID_RE
+from portal.services.tokens import service as tokens
+from portal.services.tokens.signing_keys import RSA_KEY_SIZES
 
 PROBLEM_MEDIA = "application/problem+json"
 PLACEHOLDER_NOTE = ' The sample requests\' placeholder "string" is refused.'

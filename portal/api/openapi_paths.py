@@ -5,7 +5,7 @@ from __future__ import annotations
 from portal.api.tenants import CURSOR_RE, DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_LENGTH, SKIP_CHECK_FIELD, STATUSES
 from portal.idp import registry
 from portal.idp.schema import Schema, ref as _ref
-from portal.services.signing_keys import RSA_KEY_SIZES
+from portal.services.tokens.signing_keys import RSA_KEY_SIZES
 
 
 def _keys_ok(description: str) -> Schema:

@@ -16,9 +16,10 @@ from portal.api.blueprint import bp
 from portal.api.bodies import read_json_body
 from portal.api.problems import ApiProblem
 from portal.idp import registry
-from portal.services import api_clients, tenant_fields, tenants
+from portal.services.admin import api_clients
 from portal.services.errors import ValidationError
 from portal.services.outbox import decommission
+from portal.services.tenants import fields as tenant_fields, service as tenants
 
 SKIP_CHECK_FIELD = tenant_fields.SKIP_CHECK
 STATUSES = ("active", "inactive", "unverified")

@@ -9,7 +9,9 @@ from portal.api.auth import api_actor, current_client, requires_scope
 from portal.api.blueprint import bp
 from portal.api.bodies import read_json_body
 from portal.api.problems import ApiProblem
-from portal.services import api_clients, key_ring, tenants, tokens
+from portal.services.admin import api_clients
+from portal.services.tenants import service as tenants
+from portal.services.tokens import key_ring, service as tokens
 
 VALIDATE_FIELDS = {"token", "audience", "tenantId"}
 

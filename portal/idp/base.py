@@ -16,7 +16,7 @@ from typing import Any
 from portal.clients.checks import CheckResult
 from portal.idp import schema as js
 from portal.idp.parsing import Errors, blank
-from portal.services.secret_binding import Target
+from portal.services.tenants.secret_binding import Target
 
 
 @dataclass(frozen=True)

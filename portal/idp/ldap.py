@@ -11,7 +11,7 @@ from portal.clients.checks import CheckResult
 from portal.idp import ldap_settings, parsing, schema as js
 from portal.idp.base import CheckEnv, Field, IdpFamily, ParseContext
 from portal.idp.outbound import policy
-from portal.services import secret_binding
+from portal.services.tenants import secret_binding
 
 SECTION = "ldapSchema"
 LDAP_URL_PATTERN = r"^ldaps?://[^/?#@]+/?$"

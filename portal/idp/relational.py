@@ -11,7 +11,7 @@ from portal.clients.checks import CheckResult
 from portal.idp import jdbc_url, parsing, schema as js
 from portal.idp.base import CheckEnv, Field, IdpFamily, ParseContext
 from portal.idp.outbound import policy
-from portal.services import secret_binding
+from portal.services.tenants import secret_binding
 
 SECTION = "relationalSchema"
 JDBC_PATTERN = r"^jdbc:(postgresql://[^/?#]+/[A-Za-z_][A-Za-z0-9_$]*(\?.*)?|oracle:thin:@.+)$"

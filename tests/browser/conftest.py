@@ -31,7 +31,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from portal import create_app
 from portal.config import normalise_database_url
 from portal.extensions import db
-from portal.services import admins
+from portal.services.admin import admins
 from portal.services.context import Actor
 from portal.services.outbox.worker import Worker
 from tests.browser.ui import ADMIN, ADMIN_PASSWORD, sign_in

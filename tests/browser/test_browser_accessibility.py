@@ -10,8 +10,9 @@ import axe_playwright_python
 import pytest
 from playwright.sync_api import Page
 
-from portal.services import certificates, mappings, tenants
+from portal.services.certificates import mappings, service as certificates
 from portal.services.context import Actor
+from portal.services.tenants import service as tenants
 from tests.browser.ui import unique
 
 AXE_JS = (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text()

@@ -10,8 +10,8 @@ from playwright.sync_api import expect
 
 from portal.extensions import db
 from portal.models import Tenant
-from portal.services import tenants
 from portal.services.context import Actor
+from portal.services.tenants import service as tenants
 from tests.browser.ui import field_errors, unique
 
 SETTLE_S = 20.0

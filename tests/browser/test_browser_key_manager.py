@@ -9,7 +9,8 @@ from playwright.sync_api import expect
 
 from portal.extensions import db
 from portal.models import KeyManagerCheck
-from portal.services import sharing, tenants
+from portal.services.sharing import service as sharing
+from portal.services.tenants import service as tenants
 from simulators.apim import KeyManagerConfig
 from tests.browser.ui import unique
 from tests.sync_env import ACTOR, LISTENER_PASSWORD, LISTENER_USER

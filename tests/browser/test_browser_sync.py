@@ -10,8 +10,8 @@ from playwright.sync_api import expect
 
 from portal.extensions import db
 from portal.models import Tenant
-from portal.services import tenants
 from portal.services.context import Actor
+from portal.services.tenants import service as tenants
 from tests.browser.ui import unique
 
 SETTLE_MS = 20_000  # the script polls every 3 s; the worker needs well under a second per product

@@ -8,8 +8,8 @@ import secrets
 
 from playwright.sync_api import expect
 
-from portal.services import tenants
 from portal.services.context import Actor
+from portal.services.tenants import service as tenants
 from tests.browser.ui import unique
 
 

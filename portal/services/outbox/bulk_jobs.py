@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from portal.extensions import db
 from portal.models import AuditEvent, BulkJob
 from portal.models.base import utcnow
-from portal.services import bulk
 from portal.services.context import Actor
+from portal.services.tenants import bulk
 
 log = logging.getLogger(__name__)
 JOBS = BulkJob.__table__

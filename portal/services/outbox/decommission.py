@@ -18,13 +18,14 @@ import sqlalchemy as sa
 from portal.extensions import db
 from portal.models import Decommission, OutboxJob, Tenant
 from portal.models.base import utcnow
-from portal.services import audit, lookups
+from portal.services.admin import audit
 from portal.services.context import Actor
 from portal.services.errors import Conflict, ValidationError
 from portal.services.outbox import store
 from portal.services.outbox.decommission_record import CANCELLED, current_record, remove
 from portal.services.outbox.policy import propagation_on
 from portal.services.outbox.products import PRODUCTS
+from portal.services.tenants import lookups
 
 OUTCOME_TEXT = {"pending": "pending", "deleted": "deleted", "deactivated": "kept deactivated (deletion disabled)",
                 "absent": "absent (never had it)", "failed": "failed"}

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from portal.extensions import db
 from portal.models import Decommission, Tenant
-from portal.services import audit
+from portal.services.admin import audit
 from portal.services.context import Actor
 from portal.services.outbox.products import PRODUCTS, DeliveryError, label
 

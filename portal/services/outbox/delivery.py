@@ -25,7 +25,6 @@ import sqlalchemy as sa
 from portal.clients.errors import DeletionDisabled, UpstreamError
 from portal.extensions import db
 from portal.models import Tenant
-from portal.services import connections
 from portal.services.outbox.policy import DIRECTIONS, Settings, current_direction
 from portal.services.outbox.products import (
     PRODUCTS,
@@ -37,6 +36,7 @@ from portal.services.outbox.products import (
     Side,
     label,
 )
+from portal.services.sharing import connections
 
 TENANT_COLUMNS = (Tenant.domain, Tenant.display_name, Tenant.active, Tenant.owner_username, Tenant.owner_email,
                   Tenant.owner_first_name, Tenant.owner_last_name, Tenant.owner_provisioning, Tenant.owner_password,

@@ -11,7 +11,7 @@ from flask import current_app
 
 from portal.extensions import db
 from portal.models import ProductConnection
-from portal.services import sharing
+from portal.services.sharing import service as sharing
 
 DIRECTIONS = {"apim_to_is": ("apim", "is"), "is_to_apim": ("is", "apim")}  # (source, target)
 

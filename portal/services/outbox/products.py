@@ -15,7 +15,7 @@ from portal.clients.api_manager import ApiManagerClient, ApimTenant, ApimTenantS
 from portal.clients.errors import Cause, PermissionDenied, UpstreamError
 from portal.clients.identity_server import IdentityServerClient, IsTenant, TenantOwnerSpec
 from portal.models.outbox import FIX_HINTS, SYNC_PRODUCTS
-from portal.services import connections
+from portal.services.sharing import connections
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429}) | frozenset(range(500, 600))
 # No answer at all is retried (the product may be down, restarting, or behind a flaky proxy), except when the

@@ -28,13 +28,15 @@ import sqlalchemy as sa
 from portal.clients.errors import UpstreamError
 from portal.extensions import db
 from portal.models import Decommission, OutboxJob, Tenant
-from portal.services import audit, key_managers, tenants
-from portal.services.connections import NotConfigured
+from portal.services.admin import audit
 from portal.services.context import Actor
 from portal.services.errors import NotFound, ServiceError, ValidationError
 from portal.services.outbox import decommission, store
 from portal.services.outbox.products import LABELS, PRODUCTS, Remote, label, open_side
 from portal.services.outbox.reads import OPEN_JOB_STATES
+from portal.services.sharing import key_managers
+from portal.services.sharing.connections import NotConfigured
+from portal.services.tenants import service as tenants
 
 FIX_ACTIONS = ("push", *(f"adopt_{key}" for key in PRODUCTS))
 

@@ -33,7 +33,7 @@ from portal.extensions import db
 from portal.models import OutboxJob, SyncState, Tenant
 from portal.models.base import utcnow
 from portal.models.outbox import JOB_OPS
-from portal.services import audit
+from portal.services.admin import audit
 from portal.services.context import Actor
 from portal.services.errors import Conflict, NotFound
 from portal.services.outbox import decommission_record

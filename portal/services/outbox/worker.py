@@ -28,11 +28,11 @@ from flask import Flask
 from portal.extensions import db
 from portal.models import OutboxJob, ProductConnection
 from portal.models.base import utcnow
-from portal.services import key_managers
 from portal.services.outbox import bulk_jobs, store
 from portal.services.outbox.delivery import LazySides, Products, deliver, deliver_decommission, desired_now
 from portal.services.outbox.policy import Settings, settings
 from portal.services.outbox.products import DeliveryError, DeliveryFailed, LeaseLost
+from portal.services.sharing import key_managers
 
 log = logging.getLogger(__name__)
 LEASE_CHECK_SECONDS = 2.0  # how often each worker thread looks for jobs whose worker died

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 
 from portal.access import roles
-from portal.services import admins, sessions
+from portal.services.admin import admins, sessions
 from portal.services.errors import Conflict, Forbidden, NotFound, ValidationError
 from portal.web.admins.forms import AdminCreateForm, RoleForm
 from portal.web.forms import ConfirmForm

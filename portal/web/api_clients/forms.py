@@ -5,7 +5,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from portal.services.api_clients import SCOPE_LABELS, TENANT_SCOPE_LABELS
+from portal.services.admin.api_clients import SCOPE_LABELS, TENANT_SCOPE_LABELS
 
 EXPIRY_HELP = "Optional. The key stops working at 00:00 UTC on this day; leave blank for no expiry."
 

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 
 from portal.access import roles
-from portal.services import api_clients
+from portal.services.admin import api_clients
 from portal.services.errors import NotFound, ValidationError
 from portal.web.api_clients.forms import ApiClientCreateForm, ApiClientRotateForm
 from portal.web.forms import ConfirmForm

@@ -9,7 +9,7 @@ from wtforms import DateField, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, Optional
 
 from portal.access import roles
-from portal.services import audit
+from portal.services.admin import audit
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 

@@ -21,7 +21,7 @@ from limits import parse_many
 
 from portal.extensions import limiter
 from portal.hardening import secure_cookie_name
-from portal.services.sessions import normalise_username
+from portal.services.admin.sessions import normalise_username
 
 
 def _posted_username() -> str:

@@ -5,7 +5,7 @@ from flask import Blueprint, flash, g, make_response, redirect, render_template,
 from flask_login import current_user, login_user, logout_user
 
 from portal.access import EVERYONE, public, roles, self_service
-from portal.services import admins, passwords, sessions
+from portal.services.admin import admins, passwords, sessions
 from portal.services.errors import ValidationError
 from portal.web.auth.forms import ChangePasswordForm, LoginForm
 from portal.web.auth.throttle import (

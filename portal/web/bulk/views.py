@@ -6,8 +6,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from portal.access import roles
 from portal.extensions import csrf
-from portal.services import bulk
 from portal.services.errors import NotFound, ValidationError
+from portal.services.tenants import bulk
 from portal.web.bulk.forms import UploadForm
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import current_actor

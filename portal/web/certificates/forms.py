@@ -6,8 +6,8 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import EqualTo, Length, Optional
 
-from portal.services.certificates import MAX_UPLOAD_BYTES, ROLE_LABELS
-from portal.services.mappings import HANDLER_LINES, split_usernames
+from portal.services.certificates.mappings import HANDLER_LINES, split_usernames
+from portal.services.certificates.service import MAX_UPLOAD_BYTES, ROLE_LABELS
 
 
 class UploadForm(FlaskForm):

@@ -7,7 +7,7 @@ from wtforms import SelectChoice
 
 from portal.access import roles
 from portal.models.certificate import MAPPING_KINDS
-from portal.services import certificates, mappings
+from portal.services.certificates import mappings, service as certificates
 from portal.services.errors import NotFound, ValidationError
 from portal.web.certificates.blueprint import READERS, WRITERS, bp
 from portal.web.certificates.forms import ConfigForm, ExplainForm, HandlerLineForm, MappingForm

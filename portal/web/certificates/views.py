@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Response, abort, flash, redirect, render_template, url_for
 
 from portal.access import roles
-from portal.services import certificates, truststores
+from portal.services.certificates import service as certificates, truststores
 from portal.services.errors import Conflict, NotFound, ValidationError
 from portal.web.certificates.blueprint import READERS, WRITERS, bp
 from portal.web.certificates.forms import TruststoreForm, UploadForm

@@ -5,7 +5,7 @@ from flask import Blueprint, current_app, jsonify, render_template
 from flask_login import current_user
 
 from portal.access import EVERYONE, public, roles
-from portal.services import status
+from portal.services.admin import status
 
 bp = Blueprint("main", __name__)
 

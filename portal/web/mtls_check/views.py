@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template
 
 from portal.access import roles
-from portal.services import mtls_check
+from portal.services.certificates import mtls_check
 from portal.services.errors import ValidationError
 from portal.web.helpers import apply_errors
 from portal.web.mtls_check.forms import MtlsCheckForm

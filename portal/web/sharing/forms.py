@@ -14,7 +14,7 @@ from wtforms import (
 from wtforms.validators import Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from portal.services.sharing import DIRECTION_LABELS
+from portal.services.sharing.service import DIRECTION_LABELS
 
 
 class ConnectionForm(FlaskForm):

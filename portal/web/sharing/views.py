@@ -7,8 +7,8 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from portal.access import roles
 from portal.clients.checks import CheckResult
 from portal.models.sharing import DIRECTIONS, PRODUCTS
-from portal.services import connections, sharing
 from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
+from portal.services.sharing import connections, service as sharing
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import apply_errors, current_actor
 from portal.web.sharing.blueprint import READERS, TESTERS, WRITERS, bp

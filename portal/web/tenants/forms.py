@@ -11,9 +11,9 @@ from wtforms.validators import Length, Optional
 from portal.idp import registry
 from portal.idp.base import Field
 from portal.models.tenant import ALGORITHMS, PROVISIONING_METHODS
-from portal.services import secret_binding, tenant_fields
 from portal.services.errors import ValidationError
-from portal.services.signing_keys import RSA_KEY_SIZES
+from portal.services.tenants import fields as tenant_fields, secret_binding
+from portal.services.tokens.signing_keys import RSA_KEY_SIZES
 
 STATUS_CHOICES = ("active", "inactive", "unverified")
 

@@ -7,8 +7,8 @@ from flask import flash, redirect, url_for
 
 from portal.access import roles
 from portal.models import Tenant
-from portal.services import key_managers
 from portal.services.errors import Conflict
+from portal.services.sharing import key_managers
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import current_actor
 from portal.web.tenants.views import WRITERS, _get_or_404, bp

@@ -6,8 +6,9 @@ from __future__ import annotations
 from flask import flash, redirect, request, url_for
 
 from portal.access import roles
-from portal.services import key_ring, tenants, tokens
 from portal.services.errors import Conflict, NotFound, ValidationError
+from portal.services.tenants import service as tenants
+from portal.services.tokens import key_ring, service as tokens
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import current_actor
 from portal.web.tenants.forms import TokenLabForm

@@ -10,10 +10,12 @@ from portal.access import roles
 from portal.clients.checks import CheckResult
 from portal.idp import registry
 from portal.models import Tenant
-from portal.services import audit, external_jwks, key_ring, tenants
+from portal.services.admin import audit
 from portal.services.errors import CheckFailed, Conflict, NotFound, ServiceError, ValidationError
 from portal.services.outbox import decommission, policy, reads, reconcile
 from portal.services.outbox.products import LABELS
+from portal.services.tenants import service as tenants
+from portal.services.tokens import external_jwks, key_ring
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import apply_errors, current_actor
 from portal.web.tenants.forms import DecommissionForm, TenantForm, TenantSearchForm, TokenLabForm, form_errors

@@ -14,9 +14,10 @@ from portal.idp import registry
 from portal.idp.base import ParseContext
 from portal.idp.parsing import Errors as _Errors, text as _text
 from portal.models.tenant import ALGORITHMS, PROVISIONING_METHODS
-from portal.services import secret_binding, signing_keys, tenant_fields
 from portal.services.errors import ValidationError
-from portal.services.signing_keys import RSA_KEY_SIZES
+from portal.services.tenants import fields as tenant_fields, secret_binding
+from portal.services.tokens import signing_keys
+from portal.services.tokens.signing_keys import RSA_KEY_SIZES
 
 TENANT_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DOMAIN_RE = re.compile(r"[a-z0-9._-]+")  # IS 7 TM-60007

@@ -23,7 +23,9 @@ from portal.clients.errors import Cause, UpstreamError
 from portal.clients.identity_server import IdentityServerClient
 from portal.extensions import db
 from portal.models.sharing import AUTH_METHODS, PRODUCTS, ProductConnection, SharingSettings
-from portal.services import audit, certificates, check_budget, secret_binding
+from portal.services import check_budget
+from portal.services.admin import audit
+from portal.services.certificates import service as certificates
 from portal.services.context import Actor
 from portal.services.errors import (
     CheckFailed,
@@ -32,6 +34,7 @@ from portal.services.errors import (
     ServiceError,
     ValidationError,
 )
+from portal.services.tenants import secret_binding
 
 LABELS = {"is": "IS 7", "apim": "API Manager"}
 DEFAULT_TRUST = {"is": ("ca", "is"), "apim": ("ca", "apim")}

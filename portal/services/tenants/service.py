@@ -18,17 +18,13 @@ from portal.extensions import db
 from portal.idp import checks as idp_checks, registry
 from portal.models import SigningKey, Tenant
 from portal.models.base import utcnow
-from portal.services import (
-    audit,
-    key_ring,
-    signing_keys,
-    tenant_fields,
-    tenant_spec,
-)
+from portal.services.admin import audit
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
 from portal.services.outbox import decommission, policy, store
-from portal.services.tenant_spec import TenantSpec
+from portal.services.tenants import fields as tenant_fields, spec as tenant_spec
+from portal.services.tenants.spec import TenantSpec
+from portal.services.tokens import key_ring, signing_keys
 
 
 @dataclass

@@ -25,9 +25,12 @@ from portal.clients.checks import CheckResult
 from portal.clients.errors import UpstreamError
 from portal.extensions import db
 from portal.models.sharing import DIRECTIONS, SharingSettings
-from portal.services import audit, certificates, connections, secret_binding, wso2_config
+from portal.services.admin import audit
+from portal.services.certificates import service as certificates
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
+from portal.services.sharing import connections, wso2_config
+from portal.services.tenants import secret_binding
 
 DIRECTION_LABELS = {
     "off": "Off: the portal creates and updates tenants in both products itself",

@@ -38,10 +38,12 @@ from portal.extensions import db
 from portal.models import KeyManagerCheck, SyncState, Tenant
 from portal.models.base import utcnow
 from portal.models.outbox import KEY_MANAGER_STATES
-from portal.services import audit, connections, sharing, tenants
-from portal.services.connections import NotConfigured
+from portal.services.admin import audit
 from portal.services.context import Actor
 from portal.services.errors import Conflict
+from portal.services.sharing import connections, service as sharing
+from portal.services.sharing.connections import NotConfigured
+from portal.services.tenants import service as tenants
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from portal.extensions import db
 from portal.models import ROLES, AdminUser
 from portal.models.base import utcnow
-from portal.services import audit, passwords, sessions
+from portal.services.admin import audit, passwords, sessions
 from portal.services.context import Actor
 from portal.services.errors import Conflict, Forbidden, NotFound, ValidationError
 

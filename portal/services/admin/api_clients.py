@@ -25,7 +25,7 @@ from portal.extensions import db
 from portal.models import ApiClient, Tenant
 from portal.models.api_client import SCOPES, TENANT_SCOPES
 from portal.models.base import utcnow
-from portal.services import audit
+from portal.services.admin import audit
 from portal.services.context import Actor
 from portal.services.errors import NotFound, ValidationError
 

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.serialization import BestAvailableEncryption
 
 from portal.extensions import db
 from portal.models.certificate import Certificate
-from portal.services import audit, certificates
+from portal.services.admin import audit
+from portal.services.certificates import service as certificates
 from portal.services.context import Actor
 from portal.services.errors import NotFound, ValidationError
 

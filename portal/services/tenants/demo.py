@@ -18,8 +18,10 @@ from portal.extensions import db
 from portal.idp import registry
 from portal.models import SigningKey, Tenant
 from portal.models.base import utcnow
-from portal.services import audit, signing_keys, tenant_spec, tenants
+from portal.services.admin import audit
 from portal.services.context import Actor
+from portal.services.tenants import service as tenants, spec as tenant_spec
+from portal.services.tokens import signing_keys
 
 BATCH = 5000
 PREFIX = "demo-"

@@ -25,10 +25,12 @@ from portal.extensions import db
 from portal.idp import registry
 from portal.models import BulkJob, Tenant
 from portal.models.base import utcnow
-from portal.services import audit, signing_keys, tenant_fields, tenant_spec, tenants
+from portal.services.admin import audit
 from portal.services.context import Actor
 from portal.services.errors import Conflict, NotFound, ValidationError
-from portal.services.tenant_spec import TenantSpec
+from portal.services.tenants import fields as tenant_fields, service as tenants, spec as tenant_spec
+from portal.services.tenants.spec import TenantSpec
+from portal.services.tokens import signing_keys
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,11 @@ from portal.extensions import db
 from portal.idp import registry
 from portal.models import Tenant
 from portal.models.base import utcnow
-from portal.services import audit, external_jwks, key_ring, signing_keys, tenants
+from portal.services.admin import audit
 from portal.services.context import Actor
 from portal.services.errors import Conflict, NotFound
+from portal.services.tenants import service as tenants
+from portal.services.tokens import external_jwks, key_ring, signing_keys
 
 log = logging.getLogger(__name__)
 

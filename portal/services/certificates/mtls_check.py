@@ -19,9 +19,9 @@ from cryptography import x509
 from portal.clients.errors import Cause, UpstreamError
 from portal.clients.identity_server import API_PATH, IdentityServerClient
 from portal.clients.transport import normalise_base_url
-from portal.services import certificates, mappings
-from portal.services.cert_auth import MASTER, Decision, SystemMapping, UserMapping, evaluate
-from portal.services.certificates import java_dn, thumbprint
+from portal.services.certificates import mappings, service as certificates
+from portal.services.certificates.cert_auth import MASTER, Decision, SystemMapping, UserMapping, evaluate
+from portal.services.certificates.service import java_dn, thumbprint
 from portal.services.errors import ValidationError
 
 log = logging.getLogger(__name__)

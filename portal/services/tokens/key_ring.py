@@ -23,9 +23,11 @@ from portal.extensions import db
 from portal.idp import registry
 from portal.models import SigningKey, Tenant
 from portal.models.base import utcnow
-from portal.services import audit, lookups, signing_keys
+from portal.services.admin import audit
 from portal.services.context import Actor
 from portal.services.errors import Conflict, NotFound, ValidationError
+from portal.services.tenants import lookups
+from portal.services.tokens import signing_keys
 
 USABLE = ("active", "passive")
 _CACHE_LIMIT = 10000

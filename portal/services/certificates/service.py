@@ -19,7 +19,7 @@ from cryptography.x509.oid import ExtensionOID, SignatureAlgorithmOID
 from portal.extensions import db
 from portal.models.base import MAX_ID
 from portal.models.certificate import CERTIFICATE_ROLES, Certificate
-from portal.services import audit
+from portal.services.admin import audit
 from portal.services.context import Actor
 from portal.services.errors import Conflict, NotFound, ValidationError
 

@@ -17,8 +17,9 @@ from portal.extensions import db
 from portal.models import Setting
 from portal.models.certificate import MAPPING_KINDS, Certificate, ThumbprintMapping
 from portal.models.tenant import Tenant
-from portal.services import audit, cert_auth, certificates
-from portal.services.certificates import CertificateInfo
+from portal.services.admin import audit
+from portal.services.certificates import cert_auth, service as certificates
+from portal.services.certificates.service import CertificateInfo
 from portal.services.context import Actor
 from portal.services.errors import NotFound, ValidationError
 

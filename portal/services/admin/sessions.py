@@ -20,7 +20,7 @@ from flask import current_app
 from portal.extensions import db
 from portal.models import AdminSession, AdminUser
 from portal.models.base import utcnow
-from portal.services import audit, passwords
+from portal.services.admin import audit, passwords
 from portal.services.context import Actor
 from portal.services.errors import ValidationError
 

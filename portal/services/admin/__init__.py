@@ -1,0 +1,1 @@
+"""Administrators, API clients, sessions, passwords, the audit trail and the instance status."""

@@ -1,0 +1,1 @@
+"""Tenants: registration by form, API and bulk, their fields and validation, and the secrets bound to them."""
