@@ -29,7 +29,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from portal.idp import jdbc_url, ldap_settings, registry
 from portal.models.tenant import ALGORITHMS
-from portal.services.certificates import cert_auth, mappings, service as certificates
+from portal.services.certificates import cert_auth, mapping_lint, mappings, service as certificates
 from portal.services.context import Actor
 from portal.services.errors import ValidationError
 from portal.services.sharing import connections, wso2_config
@@ -577,7 +577,7 @@ def test_mapping_validation_raises_only_validation_error(kind, issuer, thumb, us
         return
     assert clean.trusted_issuer and not mappings._CONTROL.search(clean.trusted_issuer)
     assert all("," not in u and u == u.strip() for u in clean.allowed_usernames)
-    findings = mappings._thumbprint_findings(clean.cert_thumbprint, set()) + mappings._issuer_findings(
+    findings = mapping_lint._thumbprint_findings(clean.cert_thumbprint, set()) + mapping_lint._issuer_findings(
         clean.trusted_issuer, {certificates.java_dn(SAMPLE.issuer)})
     assert all(f.level in ("error", "warning", "info") for f in findings)
 

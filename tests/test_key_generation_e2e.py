@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.services.certificates import mappings, service as certificates
+from portal.services.certificates import mapping_lint, mappings, service as certificates
 from simulators.is7 import load_mappings
 from tests.sync_env import ACTOR, Wso2, wso2
 from tests.test_sync import FAST, drain, register
@@ -46,9 +46,9 @@ def _deploy_is_mappings(app, env: Wso2, tmp_path: Path) -> None:
     env.is7.set_mappings(*load_mappings(path))
 
 
-def _key_manager_lint(app) -> list[mappings.Finding]:
+def _key_manager_lint(app) -> list[mapping_lint.Finding]:
     with app.app_context():
-        return [f for f in mappings.lint().general if "key manager user" in f.message]
+        return [f for f in mapping_lint.lint().general if "key manager user" in f.message]
 
 
 def test_key_generation_works_with_the_prefilled_mapping(portal, env: Wso2, tmp_path: Path):

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from portal.extensions import db as _db
 from portal.models import AuditEvent, Setting, Tenant
 from portal.models.certificate import ThumbprintMapping
-from portal.services.certificates import mappings, service as certificates
+from portal.services.certificates import mapping_lint, mappings, service as certificates
 from portal.services.certificates.mappings import MappingInput
 from portal.services.context import Actor
 from tests.pki import ca, issue, leaf, name
@@ -177,7 +177,7 @@ def test_create_mapping_from_a_certificate(admin_client, pki, db):
 
 def _findings(app) -> tuple[dict[int, list[str]], list[str]]:
     with app.app_context():
-        report = mappings.lint()
+        report = mapping_lint.lint()
     found = {item.mapping.id: [f"{f.level}: {f.message}" for f in item.findings]
              for item in report.user + report.system}
     return found, [f"{f.level}: {f.message}" for f in report.general]
@@ -271,7 +271,7 @@ def test_lint_models_every_tenants_key_manager_user(app, pki):
     assert _has(general, "info: API Manager certificate 'apim.example.com': user mapping #1 lists every current "
                          "tenant's key manager user (8)")
     with app.app_context():
-        assert mappings.lint().tenants == 8
+        assert mapping_lint.lint().tenants == 8
 
 
 def test_lint_reads_tenants_once_and_only_when_names_matter(app, pki):
@@ -289,11 +289,11 @@ def test_lint_reads_tenants_once_and_only_when_names_matter(app, pki):
         sa.event.listen(engine, "before_cursor_execute", count)
         try:
             star = mappings.create_mapping("user", MappingInput(ROOT_DN, pki["apim_thumbprint"], ("*",)), Actor.cli())
-            report = mappings.lint()
+            report = mapping_lint.lint()
             assert statements == [] and report.tenants == 20000
             mappings.update_mapping(star.id, MappingInput(ROOT_DN, "*", ("admin",)), Actor.cli())
             started = time.perf_counter()
-            report = mappings.lint()
+            report = mapping_lint.lint()
             elapsed = time.perf_counter() - started
             assert len(statements) == 1
             assert elapsed < 3.0, elapsed  # tens of milliseconds here; generous for a shared test machine

@@ -7,7 +7,7 @@ from wtforms import SelectChoice
 
 from portal.access import roles
 from portal.models.certificate import MAPPING_KINDS
-from portal.services.certificates import mappings, service as certificates
+from portal.services.certificates import mapping_lint, mappings, service as certificates
 from portal.services.errors import NotFound, ValidationError
 from portal.web.certificates.blueprint import READERS, WRITERS, bp
 from portal.web.certificates.forms import ConfigForm, ExplainForm, HandlerLineForm, MappingForm
@@ -18,7 +18,7 @@ TOML_FILENAME = "is7-client-certificate-authentication.toml"
 
 
 def _mappings_page(line_form: HandlerLineForm, status: int = 200):
-    return render_template("certificates/mappings.html", report=mappings.lint(), line_form=line_form,
+    return render_template("certificates/mappings.html", report=mapping_lint.lint(), line_form=line_form,
                            confirm=ConfirmForm()), status
 
 
@@ -158,7 +158,7 @@ def config():
     form = ConfigForm(request.args)
     line = mappings.handler_line()
     toml = mappings.deployment_toml(log_client_cert_info=bool(form.log_client_cert_info.data), line=line)
-    return render_template("certificates/config.html", form=form, toml=toml, report=mappings.lint(),
+    return render_template("certificates/config.html", form=form, toml=toml, report=mapping_lint.lint(),
                            log_note=mappings.LOG_INFO_NOTES[line])
 
 
