@@ -5,6 +5,7 @@ from portal.models.audit import AuditEvent
 from portal.models.base import Base
 from portal.models.bulk import BulkJob
 from portal.models.certificate import Certificate as Certificate, ThumbprintMapping as ThumbprintMapping
+from portal.models.kept_secret import KeptSecret
 from portal.models.outbox import (
     Decommission as Decommission,
     KeyManagerCheck as KeyManagerCheck,
@@ -16,4 +17,4 @@ from portal.models.sharing import ProductConnection as ProductConnection, Sharin
 from portal.models.tenant import ALGORITHMS, PROVISIONING_METHODS, JwksCache, SigningKey, Tenant
 
 __all__ = ["ALGORITHMS", "PROVISIONING_METHODS", "ROLES", "AdminSession", "AdminUser", "ApiClient",
-           "AuditEvent", "Base", "BulkJob", "JwksCache", "Setting", "SigningKey", "Tenant"]
+           "AuditEvent", "Base", "BulkJob", "JwksCache", "KeptSecret", "Setting", "SigningKey", "Tenant"]
