@@ -1,7 +1,14 @@
-"""Throwaway PKI for the simulators: a CA, a server certificate for 127.0.0.1/localhost, client certificates.
+"""Throwaway PKI, the one certificate helper of the simulators, the tests, bench/ and the demo.
 
-EC P-256 keys keep it fast (a fresh set per test costs milliseconds). Everything is in memory; `write` puts PEM
-files in a directory (private keys mode 0600) for the command-line simulator or for `openssl`.
+Two ways in:
+- `Authority` / `is7_pki()`: a CA issuing TLS server and client certificates for the simulators (EC P-256 keys, so
+  a fresh set per test costs milliseconds).
+- `issue` / `ca` / `leaf` / `name`: certificates with any subject, issuer, key (RSA by default, `rsa_key` reuses a
+  few), validity and hash, for the awkward names and weak keys the portal has to judge; `pkcs12_file` and
+  `openssl_self_signed` for what `cryptography` will not write.
+
+Everything is in memory; `write` puts PEM files in a directory (private keys mode 0600) for the command-line
+simulator or for `openssl`.
 
     python -m simulators.pki --out /tmp/is7-pki   # ca.pem, server.pem, server-key.pem, client.pem, ...
 """
@@ -11,16 +18,19 @@ import argparse
 import datetime
 import ipaddress
 import os
+import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-PrivateKey = ec.EllipticCurvePrivateKey
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 def _now() -> datetime.datetime:
@@ -41,8 +51,12 @@ class Issued:
     key: PrivateKey = field(repr=False)
 
     @property
+    def pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
     def cert_pem(self) -> str:
-        return self.cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        return self.pem.decode("ascii")
 
     @property
     def key_pem(self) -> str:
@@ -148,6 +162,87 @@ class Authority:
         """A TLS client certificate; pass `not_before` in the past and a small `days` for an expired one."""
         name = cn(subject) if isinstance(subject, str) else subject
         return self._leaf(name, ExtendedKeyUsageOID.CLIENT_AUTH, san=None, not_before=not_before, days=days)
+
+
+_RSA_KEYS: list[rsa.RSAPrivateKey] = []
+
+
+def rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
+    """RSA keys are slow to make: reuse a few 2048-bit ones across the run; other sizes are made fresh."""
+    if bits != 2048:
+        return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    if len(_RSA_KEYS) < 4:
+        _RSA_KEYS.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        return _RSA_KEYS[-1]
+    _RSA_KEYS.append(_RSA_KEYS.pop(0))
+    return _RSA_KEYS[-1]
+
+
+def ec_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+_NAME_OIDS = {"C": NameOID.COUNTRY_NAME, "ST": NameOID.STATE_OR_PROVINCE_NAME, "L": NameOID.LOCALITY_NAME,
+              "O": NameOID.ORGANIZATION_NAME, "OU": NameOID.ORGANIZATIONAL_UNIT_NAME, "CN": NameOID.COMMON_NAME,
+              "emailAddress": NameOID.EMAIL_ADDRESS, "DC": NameOID.DOMAIN_COMPONENT, "UID": NameOID.USER_ID,
+              "serialNumber": NameOID.SERIAL_NUMBER, "street": NameOID.STREET_ADDRESS, "title": NameOID.TITLE,
+              "SN": NameOID.SURNAME, "GN": NameOID.GIVEN_NAME, "dnQualifier": NameOID.DN_QUALIFIER,
+              "organizationIdentifier": NameOID.ORGANIZATION_IDENTIFIER}
+
+
+def name(*rdns: Sequence[tuple] | tuple) -> x509.Name:
+    """name(("C", "LK"), ("O", "WSO2"), [("OU", "IAM"), ("CN", "x")]): ASN.1 order (country first, as openssl
+    prints); a list is one multi-valued RDN. A third item picks the string type, e.g. _ASN1Type.PrintableString."""
+    result = []
+    for rdn in rdns:
+        items = rdn if isinstance(rdn, list) else [rdn]
+        attrs = [x509.NameAttribute(_NAME_OIDS[item[0]] if isinstance(item[0], str) else item[0], item[1], *item[2:])
+                 for item in items]
+        result.append(x509.RelativeDistinguishedName(attrs))
+    return x509.Name(result)
+
+
+def issue(subject: x509.Name, issuer: Issued | None = None, *, ca: bool = False, key: PrivateKey | None = None,
+          days: int = 365, not_before: datetime.datetime | None = None, hash_algorithm=None,
+          serial: int | None = None) -> Issued:
+    """A certificate for `subject`, signed by `issuer` (self-signed when None), with only BasicConstraints."""
+    key = key or rsa_key()
+    start = not_before or _now() - datetime.timedelta(days=1)
+    builder = (x509.CertificateBuilder()
+               .subject_name(subject)
+               .issuer_name(issuer.cert.subject if issuer else subject)
+               .public_key(key.public_key())
+               .serial_number(serial or x509.random_serial_number())
+               .not_valid_before(start)
+               .not_valid_after(start + datetime.timedelta(days=days))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    algorithm = hash_algorithm if hash_algorithm is not None else hashes.SHA256()
+    return Issued(builder.sign(issuer.key if issuer else key, algorithm), key)
+
+
+def ca(common_name: str = "Test Root CA", **kwargs) -> Issued:
+    """A self-signed RSA CA named C=LK, O=WSO2, OU=IAM, CN=`common_name`."""
+    return issue(name(("C", "LK"), ("O", "WSO2"), ("OU", "IAM"), ("CN", common_name)), ca=True, **kwargs)
+
+
+def leaf(common_name: str, issuer: Issued, **kwargs) -> Issued:
+    return issue(name(("C", "LK"), ("O", "WSO2"), ("CN", common_name)), issuer, **kwargs)
+
+
+def pkcs12_file(issued: Issued, password: bytes | None = b"secret") -> bytes:
+    encryption = (serialization.BestAvailableEncryption(password) if password
+                  else serialization.NoEncryption())
+    return pkcs12.serialize_key_and_certificates(b"client", issued.key, issued.cert, None, encryption)
+
+
+def openssl_self_signed(folder: Path, digest: str) -> bytes:
+    """A self-signed PEM certificate made by the openssl command with this digest (cryptography refuses to sign
+    with SHA-1 or MD5, which is exactly what the portal must flag)."""
+    cert, key = folder / f"{digest}.pem", folder / f"{digest}.key"
+    subprocess.run(["openssl", "req", "-x509", f"-{digest}", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-subj", f"/CN={digest} signed", "-days", "2", "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert.read_bytes()
 
 
 @dataclass

@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 from portal.models import AuditEvent
 from portal.models.certificate import Certificate
 from portal.services.certificates import service as certificates
-from tests.pki import ca, ec_key, issue, leaf, name, openssl_self_signed, pkcs12_file, rsa_key
+from simulators.pki import ca, ec_key, issue, leaf, name, openssl_self_signed, pkcs12_file, rsa_key
 
 PRINT_DN_JAVA = """
 import java.io.FileInputStream;
@@ -256,7 +256,8 @@ def test_private_keys_are_refused(admin_client, db):
                                        serialization.NoEncryption())
     ec_pem = ec_key().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
-    for data in (issued.key_pem, rsa_traditional, encrypted, der_key, ec_pem, issued.pem + issued.key_pem):
+    key_pem = issued.key_pem.encode()
+    for data in (key_pem, rsa_traditional, encrypted, der_key, ec_pem, issued.pem + key_pem):
         _refused(admin_client, db, data, "upload.pem", "This file holds a private key.")
 
 
@@ -304,7 +305,7 @@ def test_upload_needs_a_file_and_a_known_role(admin_client, db):
 
 def test_client_certificate_with_its_key(app, admin_client, db):
     issued = leaf("portal-client", ca("Client CA"))
-    response = upload(admin_client, issued.pem, role="client", private_key=issued.key_pem)
+    response = upload(admin_client, issued.pem, role="client", private_key=issued.key_pem.encode())
     assert response.status_code == 302
     page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
     assert "stored, encrypted; never shown" in page and "PRIVATE KEY" not in page
@@ -318,7 +319,7 @@ def test_client_certificate_with_its_key(app, admin_client, db):
     key = serialization.load_pem_private_key(key_pem.encode(), None)
     assert key.private_numbers() == issued.key.private_numbers()
     second = leaf("another-client", ca("Client CA"))
-    response = upload(admin_client, second.pem, role="client", private_key=second.key_pem)
+    response = upload(admin_client, second.pem, role="client", private_key=second.key_pem.encode())
     assert response.status_code == 400 and "already has a client certificate" in response.get_data(as_text=True)
 
 
@@ -328,15 +329,15 @@ def test_client_key_is_checked(app, admin_client, db):
     other = leaf("someone-else", root, key=rsa_key(2048))
     cases = [
         ({}, "needs its PEM private key"),
-        ({"private_key": other.key_pem}, "does not belong to the certificate"),
+        ({"private_key": other.key_pem.encode()}, "does not belong to the certificate"),
         ({"private_key": b"garbage"}, "This is not a PEM private key."),
     ]
     for extra, message in cases:
         response = upload(admin_client, issued.pem, role="client", **extra)
         assert response.status_code == 400 and message in response.get_data(as_text=True), message
-    response = upload(admin_client, issued.pem + root.pem, role="client", private_key=issued.key_pem)
+    response = upload(admin_client, issued.pem + root.pem, role="client", private_key=issued.key_pem.encode())
     assert "Upload the client certificate alone" in response.get_data(as_text=True)
-    response = upload(admin_client, issued.pem, role="apim", private_key=issued.key_pem)
+    response = upload(admin_client, issued.pem, role="apim", private_key=issued.key_pem.encode())
     assert "Only the portal's client certificate is uploaded with a private key" in text(response)
     encrypted = issued.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                          serialization.BestAvailableEncryption(b"open sesame"))

@@ -34,7 +34,7 @@ from requests.adapters import HTTPAdapter
 from urllib3 import encode_multipart_formdata
 
 from portal.config import DefaultConfig
-from tests.pki import ec_key
+from simulators.pki import ec_key
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

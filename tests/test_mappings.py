@@ -18,7 +18,7 @@ from portal.models.certificate import ThumbprintMapping
 from portal.services.certificates import mapping_lint, mappings, service as certificates
 from portal.services.certificates.mappings import MappingInput
 from portal.services.context import Actor
-from tests.pki import ca, issue, leaf, name
+from simulators.pki import ca, issue, leaf, name
 
 ROOT_DN = "CN=Test Root CA, OU=IAM, O=WSO2, C=LK"
 T1 = ":".join(["AB"] * 32)

@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from psycopg import sql
 
 from portal.clients import user_stores
-from tests import pki
+from simulators import pki
 from tests.api_helpers import Api, api_fixture, ldap_body, make_api  # noqa: F401 - api_fixture registers `api`
 from tests.ldap_server import Slapd
 from tests.token_helpers import (

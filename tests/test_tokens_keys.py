@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from jwcrypto import jwk
 
 from portal.models import AuditEvent, SigningKey
-from tests import pki
+from simulators import pki
 from tests.api_helpers import Api, api_fixture  # noqa: F401 - api_fixture registers the `api` fixture
 from tests.token_helpers import (
     external_body,

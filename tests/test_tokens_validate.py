@@ -19,7 +19,7 @@ from jwt.algorithms import RSAAlgorithm
 from portal.extensions import db as _db
 from portal.models import JwksCache, SigningKey
 from portal.models.base import utcnow
-from tests import pki
+from simulators import pki
 from tests.api_helpers import Api, api_fixture, make_api  # noqa: F401 - api_fixture registers the `api` fixture
 from tests.oidc_server import Idp, Route
 from tests.token_helpers import (

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from portal.models import AuditEvent
 from portal.services.certificates import service as certificates
 from portal.services.context import Actor
-from tests.pki import ca, leaf
+from simulators.pki import ca, leaf
 
 PASSWORD = "truststore-pass-1"
 
@@ -26,7 +26,7 @@ def stored(app):
     with app.app_context():
         for role, cert in issued.items():
             certificates.upload_certificate(role, cert.pem, Actor.cli(),
-                                            key_data=cert.key_pem if role == "client" else None)
+                                            key_data=cert.key_pem.encode() if role == "client" else None)
     return {role: certificates.describe(cert.cert).thumbprint for role, cert in issued.items()}
 
 

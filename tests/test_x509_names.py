@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from simulators import x509_names
-from tests.pki import issue, name
+from simulators.pki import issue, name
 from tests.test_certificates import DN_CASES, java_dns  # noqa: F401  (java_dns is a fixture)
 
 

@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests import pki
+from simulators import pki
 from tests.browser.ui import field_errors, unique
 
 
