@@ -20,6 +20,8 @@ from tests.ldap_server import slapd_fixture
 from tests.markers import pytest_collection_modifyitems  # noqa: F401 - marks each test by what it needs
 from tests.oidc_server import idp  # noqa: F401 - a session fixture: the fake OpenID provider
 
+pytest_plugins = ["tests.entra_fixtures"]  # entra_sim: the Entra ID simulator as a subprocess
+
 slapd = slapd_fixture(scope="session")  # one real OpenLDAP server for the whole run
 
 PG_ADMIN_URL = os.environ.get("PORTAL_TEST_PG_ADMIN_URL")

@@ -17,6 +17,7 @@ FIXTURES = {
     # the local PostgreSQL at 127.0.0.1:5432, whatever database the suite itself runs on
     "postgres": {"seed_user_store", "pg_userstore", "pg_target", "pg_store", "test_clients_jdbc.tenant"},
     "jdk": {"java_dns"},  # javac and java print DNs as the JDK does
+    "slow": {"entra_sim"},  # the Entra ID simulator started as a subprocess (tests/entra_fixtures.py)
 }
 # Helpers a test calls directly (names its code uses) that need a service or a tool.
 CALLS = {
