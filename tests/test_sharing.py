@@ -14,7 +14,7 @@ from portal.models.sharing import DIRECTIONS, SharingSettings
 from portal.services.certificates import service as certificates
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, NotFound, ValidationError
-from portal.services.sharing import connections, service as sharing, wso2_config
+from portal.services.sharing import connections, service as sharing, sharing_toml, wso2_config
 from simulators.apim import PERMISSION_MONITOR, ApimSimulator
 from simulators.is7 import Is7Simulator
 from simulators.pki import is7_pki
@@ -122,10 +122,10 @@ def test_auto_configure_forces_skip_resident_with_the_reason(app, db):
                                       confirm=False, check=False)
         assert saved.auto_configure_key_manager is True and saved.skip_create_resident_key_manager is True
         generated = sharing.render()
-    assert sharing.FORCED_SKIP_REASON in generated.notes
+    assert sharing_toml.FORCED_SKIP_REASON in generated.notes
     assert tomllib.loads(generated.apim_toml)["apim"]["key_manager"] == {"skip_create_resident_key_manager": True}
     [event] = audit_events(db)
-    assert event.changes["forced"]["after"] == [sharing.FORCED_SKIP_REASON]
+    assert event.changes["forced"]["after"] == [sharing_toml.FORCED_SKIP_REASON]
     assert event.changes["preflight"]["after"] == "skipped"
 
 
@@ -148,7 +148,7 @@ def test_without_auto_configure_skip_is_the_admins_choice(app):
         parsed = tomllib.loads(generated.apim_toml)
         assert "key_manager" not in parsed["apim"]
         assert parsed["apim"]["tenant_sharing"][0]["properties"]["auto_configure_key_manager"] is False
-        assert sharing.FORCED_SKIP_REASON not in generated.notes
+        assert sharing_toml.FORCED_SKIP_REASON not in generated.notes
         sharing.set_direction("apim_to_is", apim_to_is(auto_configure_key_manager=False), ACTOR, confirm=False,
                               check=False)
         assert tomllib.loads(sharing.render().apim_toml)["apim"]["key_manager"] == {
@@ -334,7 +334,7 @@ def test_is_to_apim_generates_the_listener_with_the_notify_endpoint(app):
     assert generated.apim_toml == "" and generated.remove_from_is == []  # auto-configure off: nothing for API Manager
     assert [r.keys for r in generated.removals_for("apim")] == [wso2_config.SHARING_PROPERTIES,
                                                                 ("skip_create_resident_key_manager",)]
-    assert sharing.APIM_PERMISSION_NOTE in generated.notes
+    assert sharing_toml.APIM_PERMISSION_NOTE in generated.notes
 
 
 def test_apim_to_is_generates_tenant_sharing_with_awkward_values(app):
@@ -351,7 +351,7 @@ def test_apim_to_is_generates_tenant_sharing_with_awkward_values(app):
     assert tomllib.loads(generated.apim_toml)["apim"]["tenant_sharing"][0]["properties"]["password"] == \
         "$secret{tenant_sharing_is_password}"
     assert generated.is_toml == "" and [r.whole_entry for r in generated.removals_for("is")] == [True]
-    assert sharing.SKIP_LOCATION_NOTE in generated.notes
+    assert sharing_toml.SKIP_LOCATION_NOTE in generated.notes
 
 
 def test_off_removes_both_blocks_and_adds_nothing(app):
@@ -444,10 +444,10 @@ def test_key_manager_settings_are_saved_and_generated_in_both_directions(app, di
         assert all(not r.whole_entry for r in generated.removals_for("apim"))
         assert [r.whole_entry for r in generated.removals_for("is")] == ([] if target == "is_to_apim" else [True])
     notes = rendered["is_to_apim"].notes
-    assert (sharing.IS_TO_APIM_KEY_MANAGER_NOTE in notes) == auto
-    assert (sharing.FORCED_SKIP_REASON in notes) == auto
-    assert (sharing.SKIP_ALONE_NOTE in notes) == (skip and not auto)
-    assert (sharing.SKIP_LOCATION_NOTE in notes) == skip
+    assert (sharing_toml.IS_TO_APIM_KEY_MANAGER_NOTE in notes) == auto
+    assert (sharing_toml.FORCED_SKIP_REASON in notes) == auto
+    assert (sharing_toml.SKIP_ALONE_NOTE in notes) == (skip and not auto)
+    assert (sharing_toml.SKIP_LOCATION_NOTE in notes) == skip
 
 
 def test_is_to_apim_with_auto_configure_needs_the_is_url(app):
@@ -482,7 +482,7 @@ def test_is_to_apim_key_manager_config_feeds_a_real_toml_with_other_keys(app):
     assert merged["apim"]["key_manager"] == {"service_url": "https://km:9443/services/",
                                              "skip_create_resident_key_manager": True}
     assert merged["apim"]["tenant_sharing"][0]["properties"]["enable_tenant_sync"] is False
-    assert sharing.EDIT_ENTRY_NOTE in generated.notes
+    assert sharing_toml.EDIT_ENTRY_NOTE in generated.notes
 
 
 def test_key_manager_expectation_follows_direction_and_auto_configure(app):
@@ -551,7 +551,7 @@ def test_the_page_draws_the_arrow_of_the_direction(app, admin_client):
         sharing.set_direction("apim_to_is", apim_to_is(), ACTOR, confirm=False, check=False)
     page = admin_client.get("/sharing/").get_data(as_text=True)
     assert 'class="sharing-diagram sharing-apim_to_is"' in page and "API Manager pushes tenants to IS 7" in page
-    assert "[[apim.tenant_sharing]]" in page and sharing.FORCED_SKIP_REASON in page
+    assert "[[apim.tenant_sharing]]" in page and sharing_toml.FORCED_SKIP_REASON in page
     assert PLAIN_PASSWORD not in page and "style=" not in page and "<script>" not in page
 
 

@@ -1,5 +1,6 @@
 """Tenant sharing between IS 7 and API Manager: which product pushes tenants to the other, the settings of each
-direction, the pre-flight before saving, and the deployment.toml fragments for the chosen direction.
+direction, the pre-flight before saving, and the deployment.toml fragments for the chosen direction (written by
+sharing_toml).
 
 The direction is one column with three values ("off", "apim_to_is", "is_to_apim"), so "both directions at once",
 which the WSO2 docs forbid, has no spelling. Leaving a direction (for the other one or for off) needs a
@@ -19,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
 from portal.clients.checks import CheckResult
 from portal.clients.errors import UpstreamError
@@ -30,6 +30,14 @@ from portal.services.certificates import service as certificates
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
 from portal.services.sharing import connections, wso2_config
+from portal.services.sharing.sharing_toml import (
+    APIM_PERMISSION_NOTE,
+    EMPTY,
+    FILENAMES,
+    FORCED_SKIP_REASON,
+    GeneratedConfig,
+    generate,
+)
 from portal.services.tenants import secret_binding
 
 DIRECTION_LABELS = {
@@ -39,43 +47,16 @@ DIRECTION_LABELS = {
 }
 SHORT_LABELS = {"off": "Off", "apim_to_is": "API Manager → IS 7", "is_to_apim": "IS 7 → API Manager"}
 SOURCE = {"apim_to_is": "apim", "is_to_apim": "is"}  # the product the portal writes to; the other catches up
-FORCED_SKIP_REASON = ("skip_create_resident_key_manager is forced on while auto_configure_key_manager is on: API "
-                      "Manager would otherwise try to add the IS 7 key manager on top of the Resident Key Manager "
-                      "it creates for each tenant, and fail (WSO2 docs).")
-APIM_PERMISSION_NOTE = ("The API Manager user needs the super tenant's modify-tenant permission "
-                        "(/permission/protected/manage/modify/tenants). The pre-flight proves it: it posts a no-op "
-                        "event (an owner update without owners, which API Manager ignores) to the notify endpoint as "
-                        "this user.")
 # The pre-flight's event: TenantManagementEventHandler checks the caller's permission first, then ignores an UPDATE
 # without owners (wso2-apis.md §4, steps 1 and 4), so a 200 proves sign-in and permission and changes nothing.
 PROBE_DOMAIN = "preflight.tenant-portal.invalid"
 PROBE_EVENT_URI = "https://schemas.identity.wso2.org/events/tenant/event-type/tenantOwnerUpdated"
-FILENAMES = {"is": "is7-deployment-tenant-sharing.toml", "apim": "apim-deployment-tenant-sharing.toml"}
-EMPTY = "# Nothing to add to this product's deployment.toml for this direction.\n"
 
 IS_TO_APIM_FIELDS = ("apim_username", "apim_password", "identity_server_base_url", "auto_configure_key_manager",
                      "skip_create_resident_key_manager")
 APIM_TO_IS_FIELDS = ("identity_server_base_url", "is_username", "is_password", "auto_configure_key_manager",
                      "skip_create_resident_key_manager")
 KEY_MANAGER_DIRECTIONS = ("apim_to_is", "is_to_apim")  # where the generated configuration can auto-configure it
-SKIP_LOCATION_NOTE = ("skip_create_resident_key_manager is written under [apim.key_manager], where API Manager reads "
-                      "it (<APIKeyValidator><SkipCreateResidentKeyManager>); the docs' variant under "
-                      "[apim.tenant_sharing.properties] does nothing. If your deployment.toml already has an "
-                      "[apim.key_manager] table, add the key to that table instead of a second header.")
-SKIP_ALONE_NOTE = ("skip_create_resident_key_manager without auto_configure_key_manager leaves each new tenant "
-                   "with no key manager at all: key generation fails (\"Key Manager not Registered\") until one is "
-                   "added by hand.")
-SUPER_TENANT_NOTE = ("The super tenant existed before: configure its key manager by hand (auto-configure only "
-                     "applies to tenants created from now on).")
-IS_TO_APIM_KEY_MANAGER_NOTE = (
-    "API Manager gives each tenant that IS 7's notify creates the WSO2-IS-7 key manager: its ISTenantSyncListener "
-    "reads auto_configure_key_manager and identity_server_base_url from the WSO2-IS-7 [[apim.tenant_sharing]] entry "
-    "whatever enable_tenant_sync says. enable_tenant_sync = false keeps API Manager from pushing tenants back to "
-    "IS 7, so sharing stays one-directional. The key manager calls IS 7 under identity_server_base_url/t/<domain>/ "
-    "over mutual TLS as <tenant admin>@<domain>.")
-EDIT_ENTRY_NOTE = ("If API Manager's deployment.toml still has the WSO2-IS-7 [[apim.tenant_sharing]] entry from "
-                   "API Manager → IS 7, edit that entry instead of adding a second one of the same type: set "
-                   "enable_tenant_sync = false and remove username and password, as listed under \"Remove\".")
 SECRET_FIELDS = frozenset({"apim_password", "is_password"})
 
 
@@ -89,32 +70,6 @@ class ConfirmationRequired(ValidationError):
         super().__init__({"confirm": f"Sharing is {SHORT_LABELS[current]}. Remove the keys listed below from the "
                                      f"products' deployment.toml (and restart them), then confirm the switch to "
                                      f"{SHORT_LABELS[target]}."})
-
-
-@dataclass(frozen=True)
-class GeneratedConfig:
-    """deployment.toml fragments for one direction: what to add to each product, which keys to remove (if they are
-    there, from an earlier direction), and why."""
-
-    is_toml: str
-    apim_toml: str
-    removals: tuple[wso2_config.Removal, ...] = ()
-    notes: list[str] = field(default_factory=list)
-    direction: str = "off"
-
-    def for_product(self, product: str) -> str:
-        return {"is": self.is_toml, "apim": self.apim_toml}[product]
-
-    def removals_for(self, product: str) -> list[wso2_config.Removal]:
-        return [r for r in self.removals if r.product == product]
-
-    @property
-    def remove_from_is(self) -> list[str]:
-        return [r.text() for r in self.removals_for("is")]
-
-    @property
-    def remove_from_apim(self) -> list[str]:
-        return [r.text() for r in self.removals_for("apim")]
 
 
 def _defaults() -> SharingSettings:
@@ -167,74 +122,87 @@ class _Change:
     forced: list[str] = field(default_factory=list)
 
 
+def _run(errors: dict[str, str], name: str, check, *args):
+    """check(*args), or None with its ValueError kept as the field's error (the first one wins)."""
+    try:
+        return check(*args)
+    except ValueError as exc:
+        errors.setdefault(name, str(exc))
+        return None
+
+
 def _validate(target: str, settings: dict, stored: SharingSettings) -> _Change:
     errors: dict[str, str] = {}
     values: dict[str, Any] = {"direction": target}
     forced: list[str] = []
-
-    def run(name: str, check, *args):
-        try:
-            return check(*args)
-        except ValueError as exc:
-            errors.setdefault(name, str(exc))
-            return None
-
     if "dotless_domains" in settings:
         values["dotless_domains"] = _bool(settings.get("dotless_domains"))
     if target in KEY_MANAGER_DIRECTIONS:
-        auto = _bool(settings.get("auto_configure_key_manager"))
-        skip = _bool(settings.get("skip_create_resident_key_manager"))
-        if auto and not skip:
-            skip = True
-            forced.append(FORCED_SKIP_REASON)
-        values.update(auto_configure_key_manager=auto, skip_create_resident_key_manager=skip)
-        # API Manager → IS 7 always needs IS 7's URL; IS 7 → API Manager only for the key manager's endpoints.
-        needed = target == "apim_to_is" or auto
-        text = settings.get("identity_server_base_url")
-        if needed or (isinstance(text, str) and text.strip()):
-            url = run("identity_server_base_url", connections.normalise_url, text, "IS 7")
-            if url is None and target == "is_to_apim" and not (isinstance(text, str) and text.strip()):
-                errors["identity_server_base_url"] = (
-                    "Enter IS 7's base URL as API Manager reaches it: the auto-configured key manager's endpoints "
-                    "are under it.")
-            values["identity_server_base_url"] = url or ""
+        forced = _key_manager_values(target, settings, values, errors)
     if target == "is_to_apim":
         if connections.get("apim") is None:
             errors["direction"] = ("Set up the API Manager connection first: IS 7's listener posts to the notify "
                                    "endpoint under its base URL.")
-        username = run("apim_username", connections.check_text, settings.get("apim_username"), "user name")
-        password = run("apim_password", connections.check_password, settings.get("apim_password"))
-        if not username and "apim_username" not in errors:
-            errors["apim_username"] = "Enter the API Manager user IS 7's listener signs in as."
-        if password is None and not stored.apim_password and "apim_password" not in errors:
-            errors["apim_password"] = "Enter the password of that API Manager user."
-        elif username and (problem := secret_binding.account_refusal(
+        username, password = _account("apim", settings, stored, values, errors,
+                                      "Enter the API Manager user IS 7's listener signs in as.",
+                                      "Enter the password of that API Manager user.")
+        if username and (problem := secret_binding.account_refusal(
                 stored=bool(stored.apim_password), entered=password is not None, before=stored.apim_username,
                 after=username)):
             # Where it goes, the notify endpoint, moves with the API Manager connection, which clears this
             # password when its base URL changes (connections._release_notify_password).
             errors.setdefault("apim_password", problem)
-        values["apim_username"] = username or ""
-        if password is not None:
-            values["apim_password"] = password
     elif target == "apim_to_is":
-        username = run("is_username", connections.check_text, settings.get("is_username"), "user name")
-        password = run("is_password", connections.check_password, settings.get("is_password"))
-        if not username and "is_username" not in errors:
-            errors["is_username"] = "Enter the IS 7 user API Manager signs in as (it creates and updates tenants)."
-        if password is None and not stored.is_password and "is_password" not in errors:
-            errors["is_password"] = "Enter the password of that IS 7 user."
-        elif "identity_server_base_url" not in errors and (problem := secret_binding.refusal(
+        username, password = _account("is", settings, stored, values, errors,
+                                      "Enter the IS 7 user API Manager signs in as (it creates and updates tenants).",
+                                      "Enter the password of that IS 7 user.")
+        if "identity_server_base_url" not in errors and (problem := secret_binding.refusal(
                 stored=bool(stored.is_password), entered=password is not None,
                 before=secret_binding.http_target(stored.identity_server_base_url, stored.is_username),
                 after=secret_binding.http_target(values.get("identity_server_base_url"), username))):
             errors.setdefault("is_password", problem)
-        values["is_username"] = username or ""
-        if password is not None:
-            values["is_password"] = password
     if errors:
         raise ValidationError(errors)
     return _Change(values, forced)
+
+
+def _key_manager_values(target: str, settings: dict, values: dict[str, Any], errors: dict[str, str]) -> list[str]:
+    """auto_configure_key_manager, skip_create_resident_key_manager (forced on with it: the reasons are returned)
+    and IS 7's base URL, which API Manager → IS 7 always needs and IS 7 → API Manager for the key manager."""
+    forced: list[str] = []
+    auto = _bool(settings.get("auto_configure_key_manager"))
+    skip = _bool(settings.get("skip_create_resident_key_manager"))
+    if auto and not skip:
+        skip = True
+        forced.append(FORCED_SKIP_REASON)
+    values.update(auto_configure_key_manager=auto, skip_create_resident_key_manager=skip)
+    text = settings.get("identity_server_base_url")
+    entered = isinstance(text, str) and bool(text.strip())
+    if target == "apim_to_is" or auto or entered:
+        url = _run(errors, "identity_server_base_url", connections.normalise_url, text, "IS 7")
+        if url is None and target == "is_to_apim" and not entered:
+            errors["identity_server_base_url"] = (
+                "Enter IS 7's base URL as API Manager reaches it: the auto-configured key manager's endpoints "
+                "are under it.")
+        values["identity_server_base_url"] = url or ""
+    return forced
+
+
+def _account(prefix: str, settings: dict, stored: SharingSettings, values: dict[str, Any], errors: dict[str, str],
+             no_user: str, no_password: str) -> tuple[str | None, str | None]:
+    """The user one product signs in to the other as (`prefix`_username, `prefix`_password): checked, required
+    (a stored password may stand), copied into `values` (the password only when one was entered)."""
+    user_field, password_field = f"{prefix}_username", f"{prefix}_password"
+    username = _run(errors, user_field, connections.check_text, settings.get(user_field), "user name")
+    password = _run(errors, password_field, connections.check_password, settings.get(password_field))
+    if not username and user_field not in errors:
+        errors[user_field] = no_user
+    if password is None and not getattr(stored, password_field) and password_field not in errors:
+        errors[password_field] = no_password
+    values[user_field] = username or ""
+    if password is not None:
+        values[password_field] = password
+    return username, password
 
 
 def _preflight(target: str, change: _Change, stored: SharingSettings) -> CheckResult | None:
@@ -331,6 +299,15 @@ def set_direction(target: str, settings: dict, actor: Actor, *, confirm: bool, c
     return row
 
 
+def render(target: str | None = None, *, include_passwords: bool = False) -> GeneratedConfig:
+    """The fragments for `target` (the stored direction when None) from the stored settings. Passwords are
+    `$secret{…}` references unless include_passwords (the administrator's explicit download)."""
+    target = target or direction()
+    if target not in DIRECTIONS:
+        raise NotFound(f"No sharing direction {target!r}.")
+    return generate(current(), target, notify_endpoint(), include_passwords=include_passwords)
+
+
 def _audit_view(row: SharingSettings | None, replaced: set[str] = frozenset()) -> dict[str, Any]:
     if row is None:
         return {"direction": "off"}
@@ -343,115 +320,6 @@ def _audit_view(row: SharingSettings | None, replaced: set[str] = frozenset()) -
         # Markers, never the values: "replaced" differs from "set", so a new password shows as a change.
         data[name] = ("replaced" if name in replaced else "set") if getattr(row, name) else None
     return data
-
-
-# --- Generated configuration --------------------------------------------------------------------------------------
-
-
-def _is_listener(s: SharingSettings, include_passwords: bool) -> wso2_config.Document:
-    endpoint = notify_endpoint() or wso2_config.notify_endpoint("https://api-manager.example.com:9443")
-    return wso2_config.is_listener(endpoint, s.apim_username or "<api-manager-user>", s.apim_password,
-                                   include_password=include_passwords)
-
-
-def _is_base_url(s: SharingSettings) -> str:
-    is_conn = connections.get("is")
-    return s.identity_server_base_url or (is_conn.base_url if is_conn else "https://is.example.com:9443")
-
-
-def _apim_sharing(s: SharingSettings, include_passwords: bool) -> wso2_config.Document:
-    return wso2_config.apim_sharing(_is_base_url(s), s.is_username or "<is-user>", s.is_password,
-                                    auto_configure_key_manager=s.auto_configure_key_manager,
-                                    skip_create_resident_key_manager=(s.skip_create_resident_key_manager
-                                                                      or s.auto_configure_key_manager),
-                                    include_password=include_passwords)
-
-
-def _apim_key_manager(s: SharingSettings) -> wso2_config.Document:
-    return wso2_config.apim_key_manager(_is_base_url(s), auto_configure_key_manager=s.auto_configure_key_manager,
-                                        skip_create_resident_key_manager=(s.skip_create_resident_key_manager
-                                                                          or s.auto_configure_key_manager))
-
-
-def _removals(target: str, apim: wso2_config.Document) -> tuple[wso2_config.Removal, ...]:
-    """What an earlier direction may have left that `target` does not write: key by key, never a shared table."""
-    removals: list[wso2_config.Removal | None] = []
-    if target != "is_to_apim":
-        removals.append(wso2_config.listener_removal())
-    written = apim.data.get("apim", {})
-    entries = written.get("tenant_sharing") or [{}]
-    removals.append(wso2_config.sharing_removal(tuple(entries[0].get("properties", {}))))
-    if "key_manager" not in written:
-        removals.append(wso2_config.skip_resident_removal())
-    return tuple(r for r in removals if r is not None)
-
-
-def _key_manager_notes(s: SharingSettings, target: str) -> list[str]:
-    notes: list[str] = []
-    if s.auto_configure_key_manager:
-        if target == "is_to_apim":
-            notes.append(IS_TO_APIM_KEY_MANAGER_NOTE)
-            notes.append(EDIT_ENTRY_NOTE)
-        notes.append(FORCED_SKIP_REASON)
-        notes.append(SUPER_TENANT_NOTE)
-    elif s.skip_create_resident_key_manager:
-        notes.append(SKIP_ALONE_NOTE)
-    if s.skip_create_resident_key_manager or s.auto_configure_key_manager:
-        notes.append(SKIP_LOCATION_NOTE)
-    return notes
-
-
-def render(target: str | None = None, *, include_passwords: bool = False) -> GeneratedConfig:
-    """The fragments for `target` (the stored direction when None) from the stored settings. Passwords are
-    `$secret{…}` references unless include_passwords (the administrator's explicit download)."""
-    target = target or direction()
-    if target not in DIRECTIONS:
-        raise NotFound(f"No sharing direction {target!r}.")
-    s = current()
-    notes: list[str] = []
-    dotless = wso2_config.dotless_domains() if s.dotless_domains else wso2_config.Document("")
-    is_toml = ""
-    if target == "is_to_apim":
-        is_toml = _is_listener(s, include_passwords).toml
-        apim = _apim_key_manager(s)
-        if notify_endpoint() is None:
-            notes.append("Set up the API Manager connection: the notification endpoint above is an example.")
-        notes.append(APIM_PERMISSION_NOTE)
-        notes.append("IS 7's listener retries only when API Manager cannot be reached (5 attempts); an HTTP error "
-                     "from API Manager is final, so the portal checks afterwards that each tenant arrived and "
-                     "repairs it if not.")
-        notes.extend(_key_manager_notes(s, target))
-    elif target == "apim_to_is":
-        apim = _apim_sharing(s, include_passwords)
-        notes.append("API Manager calls IS 7's tenant API with Basic authentication as the user above; that user "
-                     "needs permission to create, update, activate and deactivate tenants.")
-        notes.extend(_key_manager_notes(s, target))
-        notes.append("API Manager rolls a tenant's activation back when IS 7 answers with an error, so keep IS 7 "
-                     "reachable from API Manager before activating or deactivating tenants.")
-    else:
-        apim = wso2_config.Document("")
-        notes.append("With sharing off the portal writes each tenant to both products itself: neither product may "
-                     "push to the other.")
-    removals = _removals(target, apim)
-    if any(r.product == "apim" for r in removals):
-        notes.append("Remove only the keys listed: the WSO2-IS-7 [[apim.tenant_sharing]] entry and [apim.key_manager] "
-                     "can hold other settings of API Manager's that the portal does not write.")
-    apim_toml = wso2_config.join(apim, dotless)
-    if s.dotless_domains:
-        notes.append("Dot-less tenant domains: API Manager needs [multi_tenancy] stratos.public_cloud_setup = false "
-                     "(written above as [multi_tenancy.stratos], the same key). IS 7.2 accepts such domains; its "
-                     "own setting is not generated here.")
-        if not current_app.config.get("TENANT_DOTLESS_DOMAINS"):
-            notes.append("The portal itself still refuses domains without a dot: set TENANT_DOTLESS_DOMAINS = true "
-                         "in the portal's configuration too.")
-    if target != "off" or s.dotless_domains:
-        notes.append("Passwords are written as $secret{alias} references to WSO2's secure vault: declare each alias "
-                     "under [secrets] and encrypt it with ciphertool. The download with passwords writes them in "
-                     "clear; keep that file out of version control." if not include_passwords else
-                     "This file holds passwords in clear: put them in the secure vault and delete the file.")
-    notes.append("Enable tenant sync in one product only: never IS 7's TenantSyncListener and API Manager's "
-                 "enable_tenant_sync = true at once (WSO2 docs).")
-    return GeneratedConfig(is_toml, apim_toml, removals, notes, target)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from portal.access import roles
 from portal.clients.checks import CheckResult
 from portal.models.sharing import DIRECTIONS, PRODUCTS
 from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
-from portal.services.sharing import connections, service as sharing
+from portal.services.sharing import connections, service as sharing, sharing_toml
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import apply_errors, current_actor
 from portal.web.sharing.blueprint import READERS, TESTERS, WRITERS, bp
@@ -28,7 +28,7 @@ def _page(form: SharingForm, *, status: int = 200, check: CheckResult | None = N
         "sharing/index.html", form=form, settings=stored, generated=sharing.render(shown), shown=shown,
         legs=sharing.trust_legs(stored["direction"]), connections=connections.all_connections(),
         labels=sharing.SHORT_LABELS, notify_endpoint=sharing.notify_endpoint(), check=check,
-        confirmation=confirmation, forced_reason=sharing.FORCED_SKIP_REASON, export_form=ConfirmForm(),
+        confirmation=confirmation, forced_reason=sharing_toml.FORCED_SKIP_REASON, export_form=ConfirmForm(),
     ), status
 
 
