@@ -85,6 +85,7 @@ class StateView:
     next_attempt_at: datetime | None = None
     synced_at: datetime | None = None
     fix: str | None = None  # one of FIX_HINTS
+    updated_at: datetime | None = None  # when this product's state last changed (the step's time)
 
     @property
     def label(self) -> str:
@@ -102,7 +103,7 @@ class StateView:
 
 def _view(state: SyncState) -> StateView:
     return StateView(state.product, state.status, state.error, state.error_code, state.trace_id, state.attempts,
-                     state.next_attempt_at, state.synced_at, state.fix)
+                     state.next_attempt_at, state.synced_at, state.fix, state.updated_at)
 
 
 def states_for_keys(tenant_keys: Iterable[str]) -> dict[str, dict[str, StateView]]:
@@ -113,7 +114,7 @@ def states_for_keys(tenant_keys: Iterable[str]) -> dict[str, dict[str, StateView
     rows = db.session.execute(
         sa.select(Tenant.tenant_key, SyncState.product, SyncState.status, SyncState.error, SyncState.error_code,
                   SyncState.trace_id, SyncState.attempts, SyncState.next_attempt_at, SyncState.synced_at,
-                  SyncState.fix)
+                  SyncState.fix, SyncState.updated_at)
         .join(SyncState, SyncState.tenant_id == Tenant.id).where(Tenant.tenant_key.in_(keys))).all()
     found: dict[str, dict[str, StateView]] = {}
     for row in rows:
@@ -132,6 +133,21 @@ class TenantSync:
     def retryable(self) -> bool:
         return bool(self.open_jobs) and not self.running
 
+    @property
+    def settled(self) -> bool:
+        """Nothing will change without a person: no job pending or running (failed ones wait for a person)."""
+        return not any(job.status in ("pending", "running") for job in self.jobs) and not any(
+            state.status in ("pending", "running") or state.retrying for state in self.states.values())
+
+
+def tenant_sync_of(tenant_id: str, *, limit: int = 10) -> tuple[Tenant, TenantSync]:
+    """A tenant (by its id, any case) and its sync state; NotFound when there is no such tenant."""
+    tenant = db.session.execute(sa.select(Tenant).where(Tenant.tenant_key == str(tenant_id).lower()[:64])
+                                ).scalar_one_or_none()
+    if tenant is None:
+        raise NotFound(f"No tenant with id {tenant_id!r}.")
+    return tenant, tenant_sync(tenant, limit=limit)
+
 
 def tenant_sync(tenant: Tenant, *, limit: int = 10) -> TenantSync:
     states = {s.product: _view(s) for s in db.session.execute(
@@ -149,6 +165,11 @@ class Overview:
     failed: list[tuple[OutboxJob, str]]  # (job, tenant id): waiting for a person
     waiting: list[tuple[OutboxJob, str]]  # pending jobs with an error: retrying
     running: list[tuple[OutboxJob, str]] = field(default_factory=list)  # leased now: no retry offered
+
+    @property
+    def settled(self) -> bool:
+        """No job pending or running: the page has nothing to wait for."""
+        return not (self.counts.get("pending") or self.counts.get("running"))
 
 
 def overview(limit: int = 50) -> Overview:

@@ -364,8 +364,10 @@ def _set_states(tenant_id: int, products: list[str], now: datetime, **values: An
                     setattr(state, name, value)
 
 
-def renew(taken: Claim, cfg: Settings, *, now: datetime | None = None) -> None:
-    """Extend the lease (and save the progress so far); raises LeaseLost when the job is no longer ours."""
+def renew(taken: Claim, cfg: Settings, *, now: datetime | None = None, done: list[str] | None = None) -> None:
+    """Extend the lease (and save the progress so far); raises LeaseLost when the job is no longer ours. `done`:
+    products whose step just ended, shown as synced now (pending when a later change of the tenant waits) while
+    the job goes on with the other product, so the pages tell each step apart."""
     now = now or utcnow()
     lease_until = now + timedelta(seconds=cfg.lease_seconds)
 
@@ -373,6 +375,11 @@ def renew(taken: Claim, cfg: Settings, *, now: datetime | None = None) -> None:
         if not _update_ours(taken, lease_until=lease_until, steps=dict(taken.steps), updated_at=now):
             db.session.rollback()
             return False
+        if done:
+            newer_open = db.session.execute(NEWER_OPEN, {"p_tenant": taken.tenant_id, "p_id": taken.job_id}
+                                            ).first() is not None
+            _set_states(taken.tenant_id, done, now, status="pending" if newer_open else "synced", error=None,
+                        error_code=None, trace_id=None, next_attempt_at=None, attempts=0, synced_at=now, fix=None)
         db.session.commit()
         return True
 

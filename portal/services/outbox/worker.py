@@ -31,7 +31,7 @@ from portal.models.base import utcnow
 from portal.services.outbox import bulk_jobs, store
 from portal.services.outbox.delivery import LazySides, Products, deliver, deliver_decommission, desired_now
 from portal.services.outbox.policy import Settings, settings
-from portal.services.outbox.products import DeliveryError, DeliveryFailed, LeaseLost
+from portal.services.outbox.products import PRODUCTS, DeliveryError, DeliveryFailed, LeaseLost
 from portal.services.sharing import key_managers
 
 log = logging.getLogger(__name__)
@@ -55,9 +55,14 @@ def process_one(worker: str, products: Products, cfg: Settings | None = None, *,
     if desired is None:  # the tenant is gone (its jobs go with it): nothing left to deliver
         return "done" if store.complete(taken) else "lost"
     renew_after = cfg.lease_seconds / 3
+    shown = {p for p in PRODUCTS if taken.steps.get(p) == "done"}
 
     def heartbeat() -> None:
-        if (taken.lease_until - utcnow()).total_seconds() < cfg.lease_seconds - renew_after:
+        done = [p for p in PRODUCTS if taken.steps.get(p) == "done" and p not in shown]
+        if done and taken.op != "decommission":  # a step ended: the pages show it now, not when the job ends
+            store.renew(taken, cfg, done=done)
+            shown.update(done)
+        elif (taken.lease_until - utcnow()).total_seconds() < cfg.lease_seconds - renew_after:
             store.renew(taken, cfg)
 
     try:

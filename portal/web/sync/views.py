@@ -22,7 +22,7 @@ MAX_RECONCILE_ROWS = 500  # more is for the command: flask --app portal reconcil
 @bp.get("/")
 @roles(*READERS)
 def index():
-    return render_template("sync/index.html", overview=reads.overview(), confirm=ConfirmForm())
+    return render_template("sync/index.html", overview=reads.overview(), confirm=ConfirmForm(), labels=LABELS)
 
 
 @bp.post("/retry")
@@ -93,7 +93,7 @@ def states():
     """{tenant_key: {product: {status, text, title}}} for the tenant ids in ?t=: the list's script polls it."""
     keys = [k.lower() for k in request.args.getlist("t")[:MAX_STATE_KEYS]]
     found = reads.states_for_keys(keys)
-    return jsonify({key: {product: {"status": s.status, "badge": presentation.badge(s),
+    return jsonify({key: {product: {"status": s.status, "word": presentation.word(s), "badge": presentation.badge(s),
                                     "title": presentation.describe(s), "retrying": s.retrying}
                           for product, s in by_product.items()} for key, by_product in found.items()})
 
