@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from portal.extensions import db
-from portal.models import AuditEvent
+from portal.models import AdminUser, ApiClient, AuditEvent, BulkJob, Certificate, Tenant, ThumbprintMapping
 from portal.models.base import MAX_ID
 from portal.services.context import Actor
 
@@ -64,6 +64,7 @@ class AuditFilter:
 class AuditPage:
     events: list[AuditEvent]
     next_before: int | None  # keyset cursor for the next (older) page
+    existing: set[tuple[str, str]] = field(default_factory=set)  # objects of these events that still exist
 
 
 def search(flt: AuditFilter, before: int | None = None, limit: int = 50) -> AuditPage:
@@ -86,9 +87,53 @@ def search(flt: AuditFilter, before: int | None = None, limit: int = 50) -> Audi
     rows = list(db.session.execute(q).scalars())
     more = len(rows) > limit
     rows = rows[:limit]
-    return AuditPage(events=rows, next_before=rows[-1].id if more and rows else None)
+    return AuditPage(events=rows, next_before=rows[-1].id if more and rows else None,
+                     existing=existing_objects(rows))
 
 
 def object_types() -> list[str]:
     query = sa.select(AuditEvent.object_type).distinct().order_by(AuditEvent.object_type)
     return list(db.session.execute(query).scalars())
+
+
+def recent(limit: int = 10) -> list[AuditEvent]:
+    return list(db.session.execute(sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)).scalars())
+
+
+def _int_id(object_id: str) -> int:
+    number = int(object_id)
+    if abs(number) > MAX_ID:
+        raise ValueError(object_id)
+    return number
+
+
+# object_type -> (the column its object_id names, how an object_id becomes that column's value)
+_OBJECT_KEYS = {
+    "tenant": (Tenant.tenant_key, str.lower),
+    "certificate": (Certificate.id, _int_id),
+    "thumbprint_mapping": (ThumbprintMapping.id, _int_id),
+    "admin": (AdminUser.id, _int_id),
+    "api_client": (ApiClient.app_id, str),
+    "bulk_job": (BulkJob.id, _int_id),
+}
+
+
+def existing_objects(events: list[AuditEvent]) -> set[tuple[str, str]]:
+    """(object_type, object_id) of the events' objects that still exist, so a page links only to those: one
+    query per object type on the page, not one per event."""
+    wanted: dict[str, dict[object, set[str]]] = {}
+    for event in events:
+        known = _OBJECT_KEYS.get(event.object_type)
+        if known is None or event.object_id is None:
+            continue
+        try:
+            key = known[1](event.object_id)
+        except ValueError:
+            continue
+        wanted.setdefault(event.object_type, {}).setdefault(key, set()).add(event.object_id)
+    found: set[tuple[str, str]] = set()
+    for object_type, keys in wanted.items():
+        column = _OBJECT_KEYS[object_type][0]
+        for key in db.session.execute(sa.select(column).where(column.in_(list(keys)))).scalars():
+            found.update((object_type, object_id) for object_id in keys[key])
+    return found

@@ -1,13 +1,13 @@
 """What the dashboard and readiness check report about this instance."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from flask import current_app
 
 from portal.extensions import db
-from portal.models import AdminUser, AuditEvent
+from portal.models import AdminUser
 
 
 @dataclass
@@ -17,7 +17,6 @@ class Overview:
     admins_total: int
     rate_limit_storage: str
     encryption_key_source: str
-    recent: list[AuditEvent] = field(default_factory=list)
 
 
 def database_problem() -> str | None:
@@ -29,18 +28,14 @@ def database_problem() -> str | None:
     return None
 
 
-def overview(role: str) -> Overview:
+def overview() -> Overview:
     cfg = current_app.config
     counts = db.session.execute(
         sa.select(sa.func.count(), sa.func.count().filter(AdminUser.active)).select_from(AdminUser)
     ).one()
-    recent: list[AuditEvent] = []
-    if role in ("admin", "auditor"):
-        recent = list(db.session.execute(sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(10)).scalars())
     storage = cfg["RATELIMIT_STORAGE_URI"].split("://", 1)[0]
     return Overview(
         database=db.engine.dialect.name, admins_total=counts[0], admins_active=counts[1],
         rate_limit_storage="memory (per process)" if storage == "memory" else storage,
         encryption_key_source="instance/encryption.key" if cfg.get("ENCRYPTION_KEY_FILE") else "environment",
-        recent=recent,
     )
