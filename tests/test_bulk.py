@@ -19,7 +19,7 @@ from portal.models.base import utcnow
 from portal.services.context import Actor
 from portal.services.outbox import bulk_jobs
 from portal.services.outbox.worker import Worker
-from portal.services.tenants import bulk, service as tenants, spec as tenant_spec
+from portal.services.tenants import bulk, bulk_files, service as tenants, spec as tenant_spec
 from tests.conftest import create_admin, csrf_token, login
 
 ACTOR = Actor(name="tester")
@@ -123,7 +123,7 @@ def test_csv_columns_become_api_fields():
             "\r\n"
             ",,,,,\r\n"
             "b,\"multi\nline\",b@example.com,FALSE,cn=x,\r\n").encode()
-    parsed = bulk.parse_file("t.csv", data, 10)
+    parsed = bulk_files.parse_file("t.csv", data, 10)
     assert parsed.file_format == "csv"
     assert [r.number for r in parsed.rows] == [2, 5]  # blank rows are skipped but keep their numbers
     assert parsed.rows[0].body == {"tenantId": "a", "clientSecret": "s1", "owner": {"email": "a@example.com"},
@@ -134,15 +134,15 @@ def test_csv_columns_become_api_fields():
 
 def test_jsonl_rows_keep_their_line_numbers():
     data = b'{"tenantId": "a"}\n\n  \n{"tenantId": "b", "ldapSchema": {"startTLS": true}}\r\n'
-    parsed = bulk.parse_file("t.jsonl", data, 10)
+    parsed = bulk_files.parse_file("t.jsonl", data, 10)
     assert parsed.file_format == "jsonl"
     assert [(r.number, r.body["tenantId"]) for r in parsed.rows] == [(1, "a"), (4, "b")]
-    assert bulk.parse_file("t.NDJSON", data, 10).file_format == "jsonl"
+    assert bulk_files.parse_file("t.NDJSON", data, 10).file_format == "jsonl"
 
 
 def _problems(name: str, data: bytes, max_rows: int = 10) -> list[str]:
-    with pytest.raises(bulk.FileProblem) as caught:
-        bulk.parse_file(name, data, max_rows)
+    with pytest.raises(bulk_files.FileProblem) as caught:
+        bulk_files.parse_file(name, data, max_rows)
     assert caught.value.errors["file"]
     return caught.value.problems
 
@@ -176,13 +176,13 @@ def test_a_ragged_row_is_reported_with_the_others():
 
 def test_many_problems_are_listed_up_to_a_limit():
     problems = _problems("t.jsonl", b"[]\n" * 30)
-    assert len(problems) == bulk.MAX_FILE_PROBLEMS + 1 and problems[-1] == "... and 10 more."
+    assert len(problems) == bulk_files.MAX_FILE_PROBLEMS + 1 and problems[-1] == "... and 10 more."
 
 
 @pytest.mark.parametrize(("name", "make"), [("t.csv", to_csv), ("t.jsonl", to_jsonl)])
 def test_files_over_the_row_cap_are_refused(name, make):
     data = make([row(n) for n in range(6)])
-    assert len(bulk.parse_file(name, data, 6).rows) == 6
+    assert len(bulk_files.parse_file(name, data, 6).rows) == 6
     assert "more than 5 rows" in _problems(name, data, max_rows=5)[0]
 
 

@@ -33,7 +33,7 @@ from portal.services.certificates import cert_auth, mapping_lint, mappings, serv
 from portal.services.context import Actor
 from portal.services.errors import ValidationError
 from portal.services.sharing import connections, wso2_config
-from portal.services.tenants import bulk, fields as tenant_fields, spec as tenant_spec
+from portal.services.tenants import bulk_files, fields as tenant_fields, spec as tenant_spec
 from portal.services.tokens import signing_keys
 from portal.web.helpers import safe_next
 
@@ -687,8 +687,8 @@ BULK_DATA = st.one_of(
 @given(st.sampled_from(["t.csv", "t.jsonl", "T.NDJSON", "t.xlsx", "", "csv"]), BULK_DATA, st.integers(1, 3))
 def test_bulk_file_parsing_raises_only_file_problem(filename, data, max_rows):
     try:
-        parsed = bulk.parse_file(filename, data, max_rows)
-    except bulk.FileProblem as exc:
+        parsed = bulk_files.parse_file(filename, data, max_rows)
+    except bulk_files.FileProblem as exc:
         assert exc.problems and all(isinstance(p, str) and p for p in exc.problems)
         return
     assert parsed.file_format in ("csv", "jsonl") and 1 <= len(parsed.rows) <= max_rows
@@ -717,16 +717,16 @@ def test_bulk_csv_and_jsonl_round_trip(rows):
     def nested(row: dict) -> dict:
         body: dict = {}
         for name, value in row.items():
-            if name in bulk.boolean_columns() and value.strip().lower() in ("true", "false"):
+            if name in bulk_files.boolean_columns() and value.strip().lower() in ("true", "false"):
                 value = value.strip().lower() == "true"
-            bulk._put(body, name.split("."), value)
+            bulk_files._put(body, name.split("."), value)
         return body
 
     expected = [nested(row) for row in rows]
-    parsed = bulk.parse_file("t.csv", out.getvalue().encode(), 10)
+    parsed = bulk_files.parse_file("t.csv", out.getvalue().encode(), 10)
     assert [r.body for r in parsed.rows] == expected
     lines = "\n".join(json.dumps(body, ensure_ascii=False) for body in expected).encode()
-    assert [r.body for r in bulk.parse_file("t.jsonl", lines, 10).rows] == expected
+    assert [r.body for r in bulk_files.parse_file("t.jsonl", lines, 10).rows] == expected
 
 
 # --- generated TOML -------------------------------------------------------------------------------------------
