@@ -18,8 +18,8 @@ from portal.clients.oidc import (
     FetchPolicy,
     FetchRefused,
     GuardedFetcher,
-    check_oidc,
 )
+from portal.clients.oidc_discovery import check_oidc
 from tests.oidc_server import SMALL_LIMIT, Idp, Route, Running, _Server, _server_context, _start  # noqa: F401
 
 

@@ -117,12 +117,15 @@ def test_component_schemas_are_valid_json_schema(contract):
 
 def test_registration_schema_has_a_section_per_type(contract):
     variants = contract.document["components"]["schemas"]["TenantRegistration"]["oneOf"]
-    sections = {tuple(v["properties"]["identityProviderType"]["enum"]): set(v["required"]) for v in variants}
+    sections = {v["title"]: (tuple(v["properties"]["identityProviderType"]["enum"]), set(v["required"]))
+                for v in variants}
+    common = {"tenantId", "clientId", "clientSecret", "identityProviderType"}
     assert sections == {
-        ("ORACLE", "POSTGRES"): {"tenantId", "clientId", "clientSecret", "identityProviderType", "relationalSchema"},
-        ("LDAP",): {"tenantId", "clientId", "clientSecret", "identityProviderType", "ldapSchema"},
-        ("EXTERNAL",): {"tenantId", "clientId", "clientSecret", "identityProviderType", "supportAlgorithm",
-                        "jwkSetUrl", "issuer", "oidcSchema"},
+        "Relational (ORACLE, POSTGRES)": (("ORACLE", "POSTGRES"), common | {"relationalSchema"}),
+        "LDAP": (("LDAP",), common | {"ldapSchema"}),
+        "EXTERNAL (OpenID Connect)": (("EXTERNAL",), common | {"supportAlgorithm", "jwkSetUrl", "issuer",
+                                                               "oidcSchema"}),
+        "EXTERNAL (Microsoft Entra ID preset)": (("EXTERNAL",), common | {"supportAlgorithm", "entraId"}),
     }
 
 

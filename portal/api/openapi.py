@@ -80,9 +80,10 @@ def _type_property(types: tuple[str, ...]) -> Schema:
             "description": "Identity provider type (case-insensitive); decides which settings section applies."}
 
 
-def _registration_variant(title: str, types: tuple[str, ...], sections: dict[str, Schema], update: bool) -> Schema:
+def _registration_variant(title: str, types: tuple[str, ...], sections: dict[str, Schema], update: bool,
+                          optional: tuple[str, ...] = ()) -> Schema:
     properties = {**_common_properties(update), "identityProviderType": _type_property(types), **sections}
-    required = ["identityProviderType", *sections]
+    required = ["identityProviderType", *(name for name in sections if name not in optional)]
     if not update:
         required = ["tenantId", "clientId", "clientSecret", *required]
     else:
@@ -93,8 +94,8 @@ def _registration_variant(title: str, types: tuple[str, ...], sections: dict[str
 
 def _request_variants(update: bool) -> list[Schema]:
     """One variant per identity-provider family (and title), each with that family's settings."""
-    return [_registration_variant(title, types, sections, update)
-            for family in registry.families() for title, types, sections in family.openapi_variants(update)]
+    return [_registration_variant(title, types, sections, update, *optional)
+            for family in registry.families() for title, types, sections, *optional in family.openapi_variants(update)]
 
 
 def _owner_request() -> Schema:
@@ -234,7 +235,7 @@ def _key_list_schema() -> Schema:
 def _verdict_schema() -> Schema:
     return {
         "type": "object", "additionalProperties": False,
-        "required": ["valid", "reason", "message", "tenantId", "header", "claims"],
+        "required": ["valid", "reason", "message", "tenantId", "header", "claims", "decidedBy"],
         "properties": {
             "valid": {"type": "boolean"},
             "reason": {"type": "string", "enum": ["ok", *tokens.REASONS],
@@ -243,6 +244,9 @@ def _verdict_schema() -> Schema:
             "tenantId": {"type": ["string", "null"]},
             "header": {"type": "object"},
             "claims": {"type": "object", "description": "Verified claims when valid; unverified ones otherwise."},
+            "decidedBy": {"type": ["string", "null"],
+                          "description": "The rule that decided, in a sentence (e.g. which issuer form and "
+                                         "directory rule accepted an Entra ID token), when there is one to name."},
         },
     }
 

@@ -9,8 +9,6 @@ never followed, and the body is capped in size and must be a JSON object.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import json
 import socket
@@ -19,11 +17,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import certifi
 import urllib3
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -40,15 +37,7 @@ from portal.clients.address_policy import (  # re-exported: the SSRF guard's add
     embedded_ipv4 as _embedded_ipv4,  # noqa: F401
     non_public as _non_public,  # noqa: F401
 )
-from portal.clients.checks import CheckResult
 
-# Field paths of the registration API (EXTERNAL identity provider), so the form can pin each problem.
-ISSUER_FIELD = "issuer"
-JWKS_FIELD = "jwkSetUrl"
-ALGORITHM_FIELD = "supportAlgorithm"
-
-RSA_ALGORITHMS = ("RS256", "RS384", "RS512")
-MIN_RSA_BITS = 2048  # RFC 7518 section 3.3
 MAX_JWKS_KEYS = 50  # a real provider publishes a handful; more is a misconfiguration or an attack
 _MAX_ADDRESSES_TRIED = 3  # bounds the time spent on a name with many unreachable addresses
 _CHUNK = 8192
@@ -118,12 +107,19 @@ class GuardedFetcher:
 
     def get_json(self, url: str) -> dict:
         """GET `url` and return its JSON object, or raise FetchRefused / FetchFailed with a plain reason."""
+        return self._request(url, "GET", None)
+
+    def post_form(self, url: str, fields: dict[str, str]) -> dict:
+        """POST an urlencoded form (a token request) under the same policy; the JSON object answered with 200."""
+        return self._request(url, "POST", urlencode(fields).encode("ascii"))
+
+    def _request(self, url: str, method: str, body: bytes | None) -> dict:
         target = self._parse(url)
         addresses = self._resolve(target)
         last: _ConnectFailed | None = None
         for ip in addresses[:_MAX_ADDRESSES_TRIED]:
             try:
-                return self._fetch(target, ip)
+                return self._fetch(target, ip, method, body)
             except _ConnectFailed as exc:
                 last = exc
         assert last is not None  # _resolve never returns an empty list
@@ -205,14 +201,18 @@ class GuardedFetcher:
             server_hostname=target.host,
         )
 
-    def _fetch(self, target: _Target, ip: str) -> dict:
+    def _fetch(self, target: _Target, ip: str, method: str = "GET", body: bytes | None = None) -> dict:
         deadline = time.monotonic() + self.policy.connect_timeout + self.policy.read_timeout
+        headers = {"Host": target.host_header, "Accept": "application/json", "Accept-Encoding": "identity"}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         with self._pool(target, ip) as pool:
             try:
                 response = pool.urlopen(
-                    "GET",
+                    method,
                     target.path,
-                    headers={"Host": target.host_header, "Accept": "application/json", "Accept-Encoding": "identity"},
+                    body=body,
+                    headers=headers,
                     redirect=False,
                     retries=False,
                     assert_same_host=False,
@@ -357,155 +357,3 @@ def _root_message(exc: BaseException) -> str:
     for item in _causes(exc):
         innermost = item
     return str(innermost) or type(innermost).__name__
-
-
-# --- The connection check ------------------------------------------------------------------------------
-
-
-def check_oidc(issuer: str, jwks_url: str, algorithm: str, fetcher: GuardedFetcher) -> CheckResult:
-    """Check an EXTERNAL identity provider the way token validation will use it: discovery issuer equal to
-    the configured one, the configured JWKS URL equal to the advertised one, and a key able to verify the
-    tenant's algorithm."""
-    details: list[str] = []
-    if algorithm in ("HS256", "HS384", "HS512"):
-        message = (
-            f"{algorithm} tokens are signed with a shared secret, which an external identity provider never "
-            "publishes in its JWKS, so they cannot be verified; choose RS256, RS384 or RS512."
-        )
-        return _failed(message, details, {ALGORITHM_FIELD: message})
-    if algorithm not in RSA_ALGORITHMS:
-        message = (
-            f"Algorithm {algorithm!r} is not supported for an external identity provider; "
-            "choose RS256, RS384 or RS512."
-        )
-        return _failed(message, details, {ALGORITHM_FIELD: message})
-    if not issuer or not issuer.strip():
-        return _failed("Enter the issuer.", details, {ISSUER_FIELD: "Enter the issuer."})
-    if not jwks_url or not jwks_url.strip():
-        return _failed("Enter the JWK set URL.", details, {JWKS_FIELD: "Enter the JWK set URL."})
-
-    discovery_url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-    try:
-        discovery = fetcher.get_json(discovery_url)
-    except FetchError as exc:
-        message = f"Cannot fetch the discovery document {discovery_url}: {exc.reason}"
-        return _failed(message, details, {ISSUER_FIELD: message})
-    details.append(f"Fetched discovery document from {discovery_url}")
-
-    advertised_issuer = discovery.get("issuer")
-    if not isinstance(advertised_issuer, str):
-        message = f"The discovery document {discovery_url} has no issuer."
-        return _failed(message, details, {ISSUER_FIELD: message})
-    if advertised_issuer != issuer:
-        message = (
-            f'The provider says its issuer is "{advertised_issuer}" but this tenant is configured with '
-            f'"{issuer}"; they must match exactly (including any trailing slash), or every token is rejected.'
-        )
-        return _failed(message, details, {ISSUER_FIELD: message})
-    details.append(f"issuer matches ({issuer})")
-
-    advertised_jwks = discovery.get("jwks_uri")
-    if not isinstance(advertised_jwks, str) or not advertised_jwks:
-        message = f"The discovery document {discovery_url} has no jwks_uri."
-        return _failed(message, details, {JWKS_FIELD: message})
-    if advertised_jwks != jwks_url:
-        message = (
-            f'The provider publishes its keys at "{advertised_jwks}" but this tenant is configured with '
-            f'"{jwks_url}"; use the jwks_uri from the discovery document.'
-        )
-        return _failed(message, details, {JWKS_FIELD: message})
-    details.append("jwkSetUrl matches the jwks_uri of the discovery document")
-
-    try:
-        jwks = fetcher.get_json(jwks_url)
-    except FetchError as exc:
-        message = f"Cannot fetch the JWKS {jwks_url}: {exc.reason}"
-        return _failed(message, details, {JWKS_FIELD: message})
-    details.append(f"Fetched JWKS from {jwks_url}")
-
-    keys = jwks.get("keys")
-    if not isinstance(keys, list):
-        message = f'{jwks_url} is not a JWK set: it has no "keys" list.'
-        return _failed(message, details, {JWKS_FIELD: message})
-    if not keys:
-        message = f"The JWKS at {jwks_url} contains no keys."
-        return _failed(message, details, {JWKS_FIELD: message})
-    if len(keys) > MAX_JWKS_KEYS:
-        message = f"The JWKS at {jwks_url} has {len(keys)} keys; at most {MAX_JWKS_KEYS} are accepted."
-        return _failed(message, details, {JWKS_FIELD: message})
-
-    usable: list[str] = []
-    unusable: list[str] = []
-    for index, key in enumerate(keys, start=1):
-        label, bits, problem = assess_key(key, index, algorithm)
-        if problem is None:
-            usable.append(f"{label}, RSA {bits} bits")
-        else:
-            unusable.append(f"{label}: {problem}")
-    plural = "s" if len(keys) != 1 else ""
-    summary_line = f"JWKS: {len(keys)} key{plural}, {len(usable)} usable for {algorithm}"
-    if usable:
-        summary_line += f" ({'; '.join(usable)})"
-    details.append(summary_line)
-    details.extend(f"Not usable for {algorithm}: {line}" for line in unusable)
-
-    if not usable:
-        message = f"No key in the JWKS at {jwks_url} can verify {algorithm} tokens: " + "; ".join(unusable) + "."
-        return _failed(message, details, {JWKS_FIELD: message})
-    usable_plural = "s" if len(usable) != 1 else ""
-    return CheckResult(
-        ok=True,
-        summary=f"OIDC discovery and JWKS fine: {len(usable)} RSA key{usable_plural} usable for {algorithm}",
-        details=details,
-    )
-
-
-def _failed(summary: str, details: list[str], field_errors: dict[str, str]) -> CheckResult:
-    return CheckResult(ok=False, summary=summary, details=[*details, summary], field_errors=dict(field_errors))
-
-
-def assess_key(key: object, index: int, algorithm: str) -> tuple[str, int, str | None]:
-    """(label, RSA bits, problem or None). Inspected by hand rather than with PyJWK so that every reason a
-    key is unusable can be reported, not only the first exception."""
-    if not isinstance(key, dict):
-        return f"key #{index}", 0, "not a JSON object"
-    kid = key.get("kid")
-    label = f"kid {kid}" if isinstance(kid, str) and kid else f"key #{index} (no kid)"
-    problems: list[str] = []
-    kty = key.get("kty")
-    if kty != "RSA":
-        return label, 0, f"key type {kty!r}, not RSA"
-    use = key.get("use")
-    if use is not None and use != "sig":
-        problems.append(f'use is "{use}", not "sig"')
-    alg = key.get("alg")
-    if alg is not None and alg != algorithm:
-        problems.append(f"alg is {alg}, not {algorithm}")
-    key_ops = key.get("key_ops")
-    if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
-        problems.append('key_ops does not include "verify"')
-    if any(private in key for private in ("d", "p", "q", "dp", "dq", "qi")):
-        problems.append("it contains private key material, which a JWKS must never publish")
-    n = _b64url_int(key.get("n"))
-    e = _b64url_int(key.get("e"))
-    bits = n.bit_length() if n is not None else 0
-    if n is None or e is None:
-        problems.append('its "n" or "e" is missing or not base64url')
-    else:
-        try:
-            RSAPublicNumbers(e, n).public_key()
-        except ValueError as exc:
-            problems.append(f"not a valid RSA public key ({exc})")
-        if bits < MIN_RSA_BITS:
-            problems.append(f"RSA {bits} bits; at least {MIN_RSA_BITS} are required")
-    return label, bits, "; ".join(problems) if problems else None
-
-
-def _b64url_int(value: object) -> int | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (binascii.Error, ValueError):
-        return None
-    return int.from_bytes(raw, "big") if raw else None

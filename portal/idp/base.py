@@ -61,6 +61,7 @@ class CheckEnv:
 
     config: Mapping[str, Any]
     timeout: float
+    client: tuple[str, str] | None = None  # the tenant's client id and secret, for a check that asks for a token
 
 
 class IdpFamily(abc.ABC):
@@ -163,8 +164,9 @@ class IdpFamily(abc.ABC):
         return {}
 
     @abc.abstractmethod
-    def openapi_variants(self, update: bool) -> list[tuple[str, tuple[str, ...], dict[str, js.Schema]]]:
-        """(title, types, properties) of the registration body's variants for this family."""
+    def openapi_variants(self, update: bool) -> list[tuple]:
+        """(title, types, properties) of the registration body's variants for this family, optionally with a 4th
+        item: the properties that are not required."""
 
     @abc.abstractmethod
     def openapi_response(self) -> tuple[dict[str, js.Schema], list[str]]:

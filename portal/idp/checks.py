@@ -17,13 +17,13 @@ from portal.services.context import Actor
 
 
 def run(idp_type: str, settings: dict[str, Any], secret: str | None, algorithm: str,
-        actor: Actor | None = None) -> CheckResult:
+        actor: Actor | None = None, client: tuple[str, str] | None = None) -> CheckResult:
     """Make the real connection the tenant's type calls for. Never raises for a failed check; raises
     check_budget.TooManyChecks (429) before connecting when the actor (given, or the request's) has used up its
-    connection-check budget."""
+    connection-check budget. `client` (the tenant's client id and secret) lets a check ask for a test token."""
     family = registry.find(idp_type)
     if family is None:
         raise ValueError(f"unknown identity provider type {idp_type!r}")
     check_budget.spend(actor)
-    env = CheckEnv(config=current_app.config, timeout=float(current_app.config["IDP_CHECK_TIMEOUT"]))
+    env = CheckEnv(config=current_app.config, timeout=float(current_app.config["IDP_CHECK_TIMEOUT"]), client=client)
     return family.check(idp_type, settings, secret, algorithm, env)

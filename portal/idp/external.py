@@ -1,4 +1,5 @@
-"""EXTERNAL OpenID Connect providers: jwkSetUrl and issuer at the top level, oidcSchema with the endpoints.
+"""EXTERNAL OpenID Connect providers: jwkSetUrl and issuer at the top level, oidcSchema with the endpoints, or the
+Microsoft Entra ID preset (entraId, portal/idp/entra.py) from which the portal derives those three.
 They sign their tenants' tokens themselves, with RSA keys from their JWKS; nothing secret is stored."""
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from portal.clients import oidc
+from portal.clients import entra as entra_check, oidc_discovery
 from portal.clients.checks import CheckResult
-from portal.idp import parsing, schema as js
+from portal.idp import entra, parsing, schema as js
 from portal.idp.base import CheckEnv, Field, IdpFamily, ParseContext
 from portal.idp.outbound import fetcher
 
@@ -23,8 +24,8 @@ class External(IdpFamily):
     types = ("EXTERNAL",)
     labels = {"EXTERNAL": "EXTERNAL: OpenID Connect provider"}
     title = "OpenID Connect provider"
-    keys = ("jwkSetUrl", "issuer", SECTION)
-    objects = frozenset({SECTION})
+    keys = ("jwkSetUrl", "issuer", SECTION, entra.SECTION)
+    objects = frozenset({SECTION, entra.SECTION})
     stored_under = None
     fields = (
         Field("jwkSetUrl", "jwkSetUrl", "JWK set URL", description="https://… the provider's JWKS", render=_URL_ATTRS),
@@ -34,12 +35,15 @@ class External(IdpFamily):
         Field("oidcSchema.accessTokenUrl", "accessTokenUrl", "Token URL", render=_URL_ATTRS),
         Field("oidcSchema.scope", "scope", "Scope", description='Space-separated, e.g. "openid profile".',
               render={"autocomplete": "off"}),
+        *entra.FIELDS,
     )
     issues_tokens = False
     demo_weight = {"EXTERNAL": 15}
     demo_algorithms = (("RS256", 80), ("RS384", 10), ("RS512", 10))
 
     def parse(self, idp_type: str, body: dict, ctx: ParseContext, errors: parsing.Errors) -> tuple[dict, str | None]:
+        if body.get(entra.SECTION) is not None:
+            return self._parse_entra(body, ctx, errors), None
         allow_http = ctx.allow_http_urls
         jwks = parsing.url(body, "jwkSetUrl", "jwkSetUrl", allow_http, errors)
         issuer = parsing.url(body, "issuer", "issuer", allow_http, errors)
@@ -59,12 +63,49 @@ class External(IdpFamily):
         return {"jwkSetUrl": jwks, "issuer": issuer,
                 SECTION: {"authUrl": auth, "accessTokenUrl": token, "scope": scope}}, None
 
+    @staticmethod
+    def _parse_entra(body: dict, ctx: ParseContext, errors: parsing.Errors) -> dict:
+        preset = entra.parse(body, ctx.allow_http_urls, ctx.algorithm, errors)
+        if preset is None:
+            return {}
+        derived = entra.derive(preset)
+        entra.agree(body, derived, errors)
+        return {**derived, entra.SECTION: preset}
+
     def check(self, idp_type: str, settings: Mapping[str, Any], secret: str | None, algorithm: str,
               env: CheckEnv) -> CheckResult:
-        return oidc.check_oidc(settings["issuer"], settings["jwkSetUrl"], algorithm, fetcher())
+        preset = settings.get(entra.SECTION)
+        if preset:
+            return entra_check.check_entra(entra_check.Preset.of(preset, settings), algorithm, fetcher(),
+                                           env.client)
+        return oidc_discovery.check_oidc(settings["issuer"], settings["jwkSetUrl"], algorithm, fetcher())
+
+    def api_view(self, settings: Mapping[str, Any], secret_set: bool) -> dict[str, Any]:
+        view = super().api_view(settings, secret_set)
+        if view.get(entra.SECTION) is None:
+            view.pop(entra.SECTION, None)  # a generic OpenID provider
+        return view
+
+    def form_body(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        body = super().form_body(data)
+        preset = body.get(entra.SECTION) or {}
+        if not any(value not in (None, False) for value in preset.values()):
+            body.pop(entra.SECTION, None)  # no preset field filled in: a generic OpenID provider
+        return body
 
     def openapi_variants(self, update: bool):
-        return [("EXTERNAL (OpenID Connect)", self.types, {
+        return [self._openapi_generic(), ("EXTERNAL (Microsoft Entra ID preset)", self.types, {
+            "supportAlgorithm": {"type": "string", "enum": ["RS256"],
+                                 "description": "Entra ID signs with RS256 only (case-insensitive)."},
+            entra.SECTION: js.ref("EntraIdRequest"),
+            "jwkSetUrl": js.text("Optional: derived from entraId; if given it must equal the derived value.", 2048),
+            "issuer": js.text("Optional: derived from entraId; if given it must equal the derived value.", 2048),
+            SECTION: {"type": "object", "description": "Optional: derived from entraId; members given must equal "
+                                                       "the derived values."},
+        }, ("jwkSetUrl", "issuer", SECTION))]
+
+    def _openapi_generic(self):
+        return ("EXTERNAL (OpenID Connect)", self.types, {
             "supportAlgorithm": {
                 "type": "string", "enum": RSA_ALGORITHMS,
                 "description": "Required for EXTERNAL: the provider signs with its own RSA keys (case-insensitive)."},
@@ -75,10 +116,10 @@ class External(IdpFamily):
                               "and requires its `issuer` to equal this value exactly.", 2048, format="uri",
                               pattern=js.HTTPS_PATTERN),
             SECTION: js.ref("OidcSchemaRequest"),
-        })]
+        })
 
     def openapi_components(self) -> dict[str, js.Schema]:
-        return {"OidcSchemaRequest": {
+        return {"EntraIdRequest": entra.openapi_request(), "OidcSchemaRequest": {
             "type": "object", "additionalProperties": False,
             "required": ["authUrl", "accessTokenUrl", "scope"],
             "properties": {
@@ -99,6 +140,7 @@ class External(IdpFamily):
                 "type": "object", "additionalProperties": False, "required": ["authUrl", "accessTokenUrl", "scope"],
                 "properties": {"authUrl": {"type": "string"}, "accessTokenUrl": {"type": "string"},
                                "scope": {"type": "string"}}},
+            entra.SECTION: entra.openapi_response(),
         }, ["jwkSetUrl", "issuer", SECTION]
 
     def demo(self, idp_type: str, tenant_id: str, n: int, rng: random.Random) -> tuple[dict[str, Any], str | None]:

@@ -137,7 +137,8 @@ def new_client_secret(tenant_id: str, actor: Actor) -> str:
 def recheck_tenant(tenant_id: str, actor: Actor) -> CheckResult:
     """Run the stored settings' check again; a pass marks an unverified tenant verified."""
     tenant = get_tenant(tenant_id)
-    result = idp_checks.run(tenant.idp_type, tenant.idp_settings, tenant.idp_secret, tenant.support_algorithm)
+    result = idp_checks.run(tenant.idp_type, tenant.idp_settings, tenant.idp_secret, tenant.support_algorithm,
+                            client=(tenant.client_id, tenant.client_secret) if tenant.client_secret else None)
     before = _audit_view(tenant)
     _record_check(tenant, result)
     audit.record(actor, "tenant.check", "tenant", tenant.tenant_id,
@@ -166,7 +167,7 @@ def test_connection(body: Any, tenant_id: str | None = None) -> CheckResult:
     if spec is None:  # other fields are wrong, the provider's are fine: parse again leniently for the check
         spec = _lenient_spec(body, existing)
     secret = spec.idp_secret if spec.idp_secret is not None else stored
-    return idp_checks.run(spec.idp_type, spec.idp_settings, secret, spec.algorithm)
+    return idp_checks.run(spec.idp_type, spec.idp_settings, secret, spec.algorithm, client=_client_of(spec))
 
 
 # --- reading ----------------------------------------------------------------------------------------------
@@ -334,10 +335,15 @@ def _check(spec: TenantSpec, skip: bool, stored_secret: str | None = None) -> Ch
     if skip:
         return None
     secret = spec.idp_secret if spec.idp_secret is not None else stored_secret
-    result = idp_checks.run(spec.idp_type, spec.idp_settings, secret, spec.algorithm)
+    result = idp_checks.run(spec.idp_type, spec.idp_settings, secret, spec.algorithm, client=_client_of(spec))
     if not result.ok:
         raise CheckFailed(result)
     return result
+
+
+def _client_of(spec: TenantSpec) -> tuple[str, str] | None:
+    """The client credentials typed in, for a check that asks the provider for a test token (never stored by it)."""
+    return (spec.client_id, spec.client_secret) if spec.client_id and spec.client_secret else None
 
 
 def _record_check(tenant: Tenant, result: CheckResult | None) -> None:

@@ -8,6 +8,7 @@ JWKS), and `exp`, `iat`, `iss` and `aud` are required. Every refusal has a reaso
 """
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 import secrets
@@ -29,7 +30,7 @@ from portal.services.admin import audit
 from portal.services.context import Actor
 from portal.services.errors import Conflict, NotFound
 from portal.services.tenants import service as tenants
-from portal.services.tokens import external_jwks, key_ring, signing_keys
+from portal.services.tokens import entra as entra_rules, external_jwks, key_ring, signing_keys
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ REASONS = {
     "invalid_claims": "A claim has the wrong type.",
     "bad_numeric_date": "exp, iat or nbf is not a JSON number between 0 and 253402300799 (RFC 7519 NumericDate, "
                         "up to the year 9999).",
+    "key_rotated_out": "The provider no longer publishes the key that signed the token: it was rotated out of the "
+                       "provider's JWKS, so its tokens are no longer accepted.",
+    **entra_rules.REASONS,
 }
 NUMERIC_DATE_CLAIMS = ("exp", "iat", "nbf")
 MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z
@@ -93,6 +97,7 @@ class Verdict:
     tenant_id: str | None = None
     header: dict[str, Any] = field(default_factory=dict)
     claims: dict[str, Any] = field(default_factory=dict)  # verified claims when valid, else the unverified ones
+    decided_by: str | None = None  # the rule that decided, in a short sentence, when there is one to name
 
     @property
     def message(self) -> str:
@@ -100,7 +105,7 @@ class Verdict:
 
     def response(self) -> dict[str, Any]:
         return {"valid": self.valid, "reason": self.reason, "message": self.message, "tenantId": self.tenant_id,
-                "header": self.header, "claims": self.claims}
+                "header": self.header, "claims": self.claims, "decidedBy": self.decided_by}
 
 
 def public_root(base_url: str) -> str:
@@ -239,8 +244,8 @@ def validate(token: str, base_url: str, *, audience: str | None = None, tenant_h
     if tenant is None:
         return Verdict(False, "unknown_tenant", None, header, unverified)
 
-    def refused(reason: str) -> Verdict:
-        return Verdict(False, reason, tenant.tenant_id, header, unverified)
+    def refused(reason: str, decided_by: str | None = None) -> Verdict:
+        return Verdict(False, reason, tenant.tenant_id, header, unverified, decided_by)
 
     if "TENANTID" in unverified:  # present: it must name this tenant, and agree with a portal issuer URL
         claimed, named_by_issuer = unverified["TENANTID"], _issuer_tenant(unverified, base_url)
@@ -252,6 +257,8 @@ def validate(token: str, base_url: str, *, audience: str | None = None, tenant_h
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in signing_keys.HMAC_MIN_BYTES and not signing_keys.is_rsa(alg):
         return refused("algorithm_not_allowed")
+    if alg != tenant.algorithm and _previous_algorithm_key(tenant, alg):
+        tenant = dataclasses.replace(tenant, algorithm=alg)  # checked with the passive key's own algorithm only
     if alg != tenant.algorithm:
         return refused("algorithm_mismatch")
     if not isinstance(kid, str) or not kid:
@@ -259,26 +266,66 @@ def validate(token: str, base_url: str, *, audience: str | None = None, tenant_h
     if not all(_numeric_date(unverified[name]) for name in NUMERIC_DATE_CLAIMS if name in unverified):
         return refused("bad_numeric_date")
 
-    if not registry.issues_tokens(tenant.idp_type):  # the provider's JWKS, not the portal's keys
-        full = db.session.get(Tenant, tenant.pk)
-        key, reason = external_jwks.key_for(full, kid)
-        issuer = (full.idp_settings or {}).get("issuer") or ""
-        expected_aud = audience or tenant.client_id
-    else:
-        key, reason = _own_key(tenant)
-        issuer = issuer_for(tenant.tenant_id, base_url)
-        expected_aud = audience or current_app.config["TOKEN_AUDIENCE"]
-    if key is None:
-        return refused(reason)
+    if registry.issues_tokens(tenant.idp_type):
+        plan = _own_plan(tenant, base_url, audience)
+    else:  # the provider's JWKS, not the portal's keys
+        plan = _external_plan(db.session.get(Tenant, tenant.pk), kid, header, unverified, audience)
+    if plan.key is None:
+        return refused(plan.reason, plan.decided_by)
     try:
         claims = _JWT.decode(
-            token, key, algorithms=[tenant.algorithm], audience=expected_aud, issuer=issuer,
+            token, plan.key, algorithms=[tenant.algorithm], audience=plan.audience, issuer=plan.issuer,
             leeway=min(int(current_app.config["TOKEN_LEEWAY"]), 60),
             options={"require": ["exp", "iat", "iss", "aud"], "strict_aud": False},
         )
     except jwt.PyJWTError as exc:
-        return refused(_reason_of(exc))
-    return Verdict(True, "ok", tenant.tenant_id, header, claims)
+        reason = _reason_of(exc)
+        return refused(reason, plan.explain(reason))
+    return Verdict(True, "ok", tenant.tenant_id, header, claims, plan.decided_by)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The key, issuer and audience a token is checked with, or (key None) the reason it is refused first."""
+
+    key: Any
+    reason: str = ""
+    issuer: str | None = None
+    audience: str | list[str] | None = None
+    decided_by: str | None = None
+    entra: entra_rules.Plan | None = None
+
+    def explain(self, reason: str) -> str | None:
+        return self.entra.explain(reason) if self.entra is not None else None
+
+
+def _own_plan(tenant: key_ring.TenantRow, base_url: str, audience: str | None) -> _Plan:
+    key, reason = _own_key(tenant)
+    return _Plan(key, reason, issuer_for(tenant.tenant_id, base_url),
+                 audience or current_app.config["TOKEN_AUDIENCE"])
+
+
+def _external_plan(tenant: Tenant, kid: str, header: dict, claims: dict, audience: str | None) -> _Plan:
+    """An EXTERNAL tenant's token: the issuer's JWKS; with the Entra ID preset, Entra's rules first
+    (services/tokens/entra.py), then the key's own issuer member."""
+    settings = tenant.idp_settings or {}
+    preset = settings.get("entraId")
+    if not preset:
+        found = external_jwks.key_for(tenant, kid)
+        return _Plan(found.key, found.reason, settings.get("issuer") or "", audience or tenant.client_id)
+    rules = entra_rules.plan(preset, header, claims, None, audience)
+    if rules.reason and rules.reason != "directory_unresolved":
+        return _Plan(None, rules.reason, decided_by=rules.decided_by)
+    found = external_jwks.key_for(tenant, kid)
+    if rules.reason:  # a verified domain: the refresh that found the key also resolved the directory id
+        rules = entra_rules.plan(preset, header, claims, found.directory_tid, audience)
+        if rules.reason:
+            return _Plan(None, rules.reason, decided_by=rules.decided_by)
+    if found.key is None:
+        return _Plan(None, found.reason, decided_by=f"key {kid} of {settings.get('jwkSetUrl')}")
+    if refusal := entra_rules.key_issuer_refusal(found.key_issuer, rules, preset["authority"]):
+        return _Plan(None, "key_issuer_mismatch", decided_by=refusal)
+    return _Plan(found.key, "", rules.issuer, rules.audiences, rules.decided_by, rules)
 
 
 def _numeric_date(value: Any) -> bool:
@@ -286,6 +333,14 @@ def _numeric_date(value: Any) -> bool:
     and refuses "1700000000" only as a generic decode error."""
     return (isinstance(value, int | float) and not isinstance(value, bool) and value == value
             and 0 <= value <= MAX_NUMERIC_DATE)
+
+
+def _previous_algorithm_key(tenant: key_ring.TenantRow, alg: str) -> bool:
+    """The token's kid is a passive key of the algorithm the tenant had before an algorithm change on edit: it
+    keeps validating, with that algorithm only, until its grace period ends (key_ring.install)."""
+    key = tenant.key
+    return (registry.issues_tokens(tenant.idp_type) and key is not None and key.algorithm == alg
+            and key.status_at(utcnow()) == "passive")
 
 
 def _own_key(tenant: key_ring.TenantRow) -> tuple[Any, str]:
