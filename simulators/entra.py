@@ -213,7 +213,8 @@ class EntraSimulator(HttpsSimulator):
 
     def token(self, client_id: str, secret: str, scope: str, directory: str | None = None) -> str:
         """In-process shortcut: an access token as the v2 token endpoint would issue it (EntraError if refused)."""
-        home = self.registry.apps[client_id.lower()].home
+        app = self.registry.apps.get(client_id.lower())
+        home = app.home if app else next(iter(self.registry.directories))
         params = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret, "scope": scope}
         return self.client_credentials(directory or home, params)["access_token"]
 

@@ -203,7 +203,10 @@ class Registry:
         return resolved.directory if isinstance(resolved, Resolved) else None
 
     def by_name(self, name: str) -> App:
-        return next(app for app in self.apps.values() if app.name == name)
+        found = next((app for app in self.apps.values() if app.name == name), None)
+        if found is None:
+            raise KeyError(name)
+        return found
 
 
 def service_principal_oid(tid: str, client_id: str) -> str:

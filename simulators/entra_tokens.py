@@ -60,7 +60,7 @@ class SigningKey:
 
     @property
     def x5t(self) -> str:
-        return b64url(self.cert.fingerprint(hashes.SHA1()))  # noqa: S303 - x5t is SHA-1 by definition (RFC 7517)
+        return b64url(self.cert.fingerprint(hashes.SHA1()))  # x5t is SHA-1 by definition (RFC 7517)
 
     def jwk(self, issuer: str) -> dict[str, Any]:
         numbers = self.key.public_key().public_numbers()
