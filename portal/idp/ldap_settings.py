@@ -155,7 +155,13 @@ def validate_settings(
         errors[URL_FIELD] = str(exc)
     if target is not None and target.use_ssl and start_tls:
         errors[URL_FIELD] = "ldaps:// is already encrypted; StartTLS is only for ldap:// URLs. Use one or the other."
+    root = _directory(domain_name, root_dn, errors, warnings_)
+    _credentials(bind_dn, bind_password, root, errors)
+    return target, errors, warnings_
 
+
+def _directory(domain_name: str, root_dn: str, errors: dict[str, str], warnings_: list[str]) -> str:
+    """The domain name and the root DN, each valid and both describing one directory; returns the root DN."""
     domain = domain_name.strip() if isinstance(domain_name, str) else ""
     if not domain:
         errors[DOMAIN_FIELD] = "Enter the directory's DNS domain name, e.g. example.com."
@@ -175,7 +181,11 @@ def validate_settings(
                 f"Warning: the domain name {domain} does not match the root DN's dc= components ({expected}); "
                 "check that both describe the same directory."
             )
+    return root
 
+
+def _credentials(bind_dn: str | None, bind_password: str | None, root: str, errors: dict[str, str]) -> None:
+    """The bind DN and password go together: both, or neither (an anonymous bind)."""
     dn = bind_dn.strip() if isinstance(bind_dn, str) else ""
     password = bind_password if isinstance(bind_password, str) else ""
     example_dn = f"cn=admin,{root}" if root and ROOT_DN_FIELD not in errors else "cn=admin,dc=example,dc=com"
@@ -197,4 +207,3 @@ def validate_settings(
             f"Enter the bind DN that goes with the password, e.g. {example_dn}; "
             "leave both empty to bind anonymously."
         )
-    return target, errors, warnings_

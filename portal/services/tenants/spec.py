@@ -82,50 +82,13 @@ def parse(body: Any, rules: Rules, *, existing: dict[str, Any] | None = None) ->
     for name in sorted(set(body) - tenant_fields.top_level()):
         errors.add(name, f"Unknown field {name!r}.")
 
-    tenant_id = _text(body, "tenantId", errors, required=existing is None, limit=64)
-    if existing is not None:
-        if tenant_id and tenant_id != existing["tenantId"]:
-            errors.add("tenantId", "The tenant id cannot change.")
-        tenant_id = existing["tenantId"]
-    elif tenant_id and not TENANT_ID_RE.fullmatch(tenant_id):
-        errors.add("tenantId", "Use 1 to 64 letters, digits, '_' or '-'.")
-    elif tenant_id and tenant_id.lower() in RESERVED_TENANT_IDS:
-        errors.add("tenantId", f"{tenant_id!r} is reserved by the portal; choose another tenant id.")
-
+    tenant_id = _tenant_id(body, errors, existing)
     display_name = _text(body, "displayName", errors, limit=255) or tenant_id or ""
     domain = _domain(body, tenant_id, rules, errors, existing)
     owner = _owner(body.get("owner"), errors, existing, rules)
-
-    client_id = _text(body, "clientId", errors, required=True, limit=255)
-    if client_id and any(ch.isspace() for ch in client_id):
-        errors.add("clientId", "The client id cannot contain spaces.")
-    elif client_id and ":" in client_id:
-        errors.add("clientId", "The client id cannot contain ':', which separates id and secret in HTTP Basic.")
-    client_secret = _text(body, "clientSecret", errors, required=not (existing and existing.get("clientSecretSet")),
-                          limit=512, strip=False, secret=True)
-
-    idp_type = _text(body, "identityProviderType", errors, required=True, limit=16)
-    if idp_type:
-        idp_type = idp_type.upper()
-        if registry.find(idp_type) is None:
-            errors.add("identityProviderType", f"Choose one of {', '.join(registry.names())}.")
-            idp_type = None
-
-    algorithm = _text(body, "supportAlgorithm", errors, limit=8) or "HS256"
-    if algorithm.upper() in ALGORITHMS:
-        algorithm = algorithm.upper()
-    else:
-        errors.add("supportAlgorithm", f"Choose one of {', '.join(ALGORITHMS)}.")
-    signing_key = _text(body, "signingKey", errors, limit=16384, strip=False, secret=True)
-    rsa_key_size = body.get("rsaKeySize", 2048)
-    if isinstance(rsa_key_size, str) and rsa_key_size.isascii() and rsa_key_size.isdigit() and len(rsa_key_size) < 6:
-        rsa_key_size = int(rsa_key_size)  # isdigit() alone passes "²" and 5000-digit strings, which int() refuses
-    if isinstance(rsa_key_size, bool) or rsa_key_size not in RSA_KEY_SIZES:
-        errors.add("rsaKeySize", f"Choose {', '.join(map(str, RSA_KEY_SIZES))}.")
-        rsa_key_size = 2048
-
-    if signing_key and "supportAlgorithm" not in errors and (problem := signing_keys.precheck(algorithm, signing_key)):
-        errors.add("signingKey", problem)
+    client_id, client_secret = _client(body, errors, existing)
+    idp_type = _idp_type(body, errors)
+    algorithm, signing_key, rsa_key_size = _signing(body, errors)
 
     settings: dict[str, Any] = {}
     idp_secret = None
@@ -139,6 +102,60 @@ def parse(body: Any, rules: Rules, *, existing: dict[str, Any] | None = None) ->
         client_secret=client_secret, idp_type=idp_type, idp_settings=settings, idp_secret=idp_secret,
         algorithm=algorithm, signing_key=signing_key, rsa_key_size=rsa_key_size,
     )
+
+
+def _tenant_id(body: dict, errors: _Errors, existing: dict[str, Any] | None) -> str | None:
+    tenant_id = _text(body, "tenantId", errors, required=existing is None, limit=64)
+    if existing is not None:
+        if tenant_id and tenant_id != existing["tenantId"]:
+            errors.add("tenantId", "The tenant id cannot change.")
+        return existing["tenantId"]
+    if tenant_id and not TENANT_ID_RE.fullmatch(tenant_id):
+        errors.add("tenantId", "Use 1 to 64 letters, digits, '_' or '-'.")
+    elif tenant_id and tenant_id.lower() in RESERVED_TENANT_IDS:
+        errors.add("tenantId", f"{tenant_id!r} is reserved by the portal; choose another tenant id.")
+    return tenant_id
+
+
+def _client(body: dict, errors: _Errors, existing: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """(clientId, clientSecret): the tenant's OAuth client; a blank secret on update keeps the stored one."""
+    client_id = _text(body, "clientId", errors, required=True, limit=255)
+    if client_id and any(ch.isspace() for ch in client_id):
+        errors.add("clientId", "The client id cannot contain spaces.")
+    elif client_id and ":" in client_id:
+        errors.add("clientId", "The client id cannot contain ':', which separates id and secret in HTTP Basic.")
+    client_secret = _text(body, "clientSecret", errors, required=not (existing and existing.get("clientSecretSet")),
+                          limit=512, strip=False, secret=True)
+    return client_id, client_secret
+
+
+def _idp_type(body: dict, errors: _Errors) -> str | None:
+    idp_type = _text(body, "identityProviderType", errors, required=True, limit=16)
+    if idp_type:
+        idp_type = idp_type.upper()
+        if registry.find(idp_type) is None:
+            errors.add("identityProviderType", f"Choose one of {', '.join(registry.names())}.")
+            idp_type = None
+    return idp_type
+
+
+def _signing(body: dict, errors: _Errors) -> tuple[str, str | None, int]:
+    """(supportAlgorithm, signingKey, rsaKeySize); the key is prechecked against the algorithm."""
+    algorithm = _text(body, "supportAlgorithm", errors, limit=8) or "HS256"
+    if algorithm.upper() in ALGORITHMS:
+        algorithm = algorithm.upper()
+    else:
+        errors.add("supportAlgorithm", f"Choose one of {', '.join(ALGORITHMS)}.")
+    signing_key = _text(body, "signingKey", errors, limit=16384, strip=False, secret=True)
+    rsa_key_size = body.get("rsaKeySize", 2048)
+    if isinstance(rsa_key_size, str) and rsa_key_size.isascii() and rsa_key_size.isdigit() and len(rsa_key_size) < 6:
+        rsa_key_size = int(rsa_key_size)  # isdigit() alone passes "²" and 5000-digit strings, which int() refuses
+    if isinstance(rsa_key_size, bool) or rsa_key_size not in RSA_KEY_SIZES:
+        errors.add("rsaKeySize", f"Choose {', '.join(map(str, RSA_KEY_SIZES))}.")
+        rsa_key_size = 2048
+    if signing_key and "supportAlgorithm" not in errors and (problem := signing_keys.precheck(algorithm, signing_key)):
+        errors.add("signingKey", problem)
+    return algorithm, signing_key, rsa_key_size
 
 
 def default_domain(tenant_id: str, rules: Rules) -> str:
