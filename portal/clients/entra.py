@@ -88,7 +88,9 @@ def check_entra(preset: Preset, algorithm: str, fetcher: GuardedFetcher,
         discovery_url = f"{preset.authority}/{preset.directory}/v2.0/.well-known/openid-configuration"
         discovery = fetch_discovery(discovery_url, fetcher, details, DIRECTORY_FIELD)
         tid = _check_issuer(preset, discovery, discovery_url, details)
-        check_jwks_uri(discovery, discovery_url, preset.jwks_url, details)
+        # A verified domain's discovery names its keys by directory id: the same set as under the domain.
+        by_id = preset.jwks_url.replace(f"/{preset.directory}/", f"/{tid}/", 1) if tid else preset.jwks_url
+        check_jwks_uri(discovery, discovery_url, by_id, details)
         usable, keys = check_keys(preset.jwks_url, algorithm, fetcher, details)
         token = _test_token(preset, keys, fetcher, client, details) if client else "no test token (no credentials)"
     except CheckStop as stop:

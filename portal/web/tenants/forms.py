@@ -205,7 +205,10 @@ class TenantForm(FlaskForm, metaclass=_IdpFieldsMeta):
                 if spec.secret:
                     continue
                 holder = (api.get(spec.section) or {}) if spec.section else api
-                data[spec.form_name] = bool(holder.get(spec.name)) if spec.kind == "boolean" else holder.get(spec.name)
+                value = holder.get(spec.name)
+                if isinstance(value, list):  # e.g. entraId.audiences: the form edits a list as text
+                    value = ("\n" if spec.kind == "textarea" else " ").join(map(str, value))
+                data[spec.form_name] = bool(value) if spec.kind == "boolean" else value
         key = api.get("signingKey") or {}
         if key.get("bits") in RSA_KEY_SIZES and str(key.get("algorithm", "")).startswith("RS"):
             data["rsaKeySize"] = str(key["bits"])
