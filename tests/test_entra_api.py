@@ -3,7 +3,6 @@ outbound policy): POST /v1/tenant with the OpenAPI document as the oracle, bulk 
 the connection check's report (discovery, keys, one test token); the tenant page and the audit."""
 from __future__ import annotations
 
-import csv
 import io
 import json
 
@@ -14,6 +13,7 @@ from portal.models import AuditEvent
 from simulators.entra_directory import API_MULTI, API_V2, CONTOSO, FABRIKAM
 from tests.api_helpers import load_contract, make_api
 from tests.entra_helpers import LEGACY_URI, app_for, entra_body, legacy, multi_tenant, single_tenant
+from tests.test_bulk import to_csv
 
 
 @pytest.fixture
@@ -121,19 +121,9 @@ def test_the_html_form_registers_and_edits_an_entra_tenant(api, entra_sim, admin
 
 
 def _csv(rows: list[dict]) -> bytes:
-    flat = []
-    for body in rows:
-        cells = {k: v for k, v in body.items() if k != "entraId"}
-        cells.update({f"entraId.{k}": " ".join(v) if isinstance(v, list) else str(v).lower() if isinstance(v, bool)
-                      else v for k, v in body["entraId"].items()})
-        flat.append(cells)
-    columns = sorted({name for cells in flat for name in cells})
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(columns)
-    for cells in flat:
-        writer.writerow([cells.get(name, "") for name in columns])
-    return out.getvalue().encode()
+    """entraId's lists as one cell each, separated by spaces, as a spreadsheet would hold them."""
+    return to_csv([{**body, "entraId": {k: " ".join(v) if isinstance(v, list) else v
+                                        for k, v in body["entraId"].items()}} for body in rows])
 
 
 @pytest.mark.parametrize("kind", ["csv", "jsonl"])
