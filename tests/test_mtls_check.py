@@ -305,7 +305,7 @@ def test_the_page_asks_for_trust_first(app, admin_client, is7, pki):
 def test_bad_input_is_shown_at_the_field(admin_client):
     response = admin_client.post("/mtls-check/", data={"base_url": "http://is:9443", "timeout": "2"})
     assert response.status_code == 400
-    assert re.search(r'class="field-error" role="alert">IS&#39;s base URL must start with https://',
+    assert re.search(r'class="field-error" id="[^"]+">IS&#39;s base URL must start with https://',
                      page_text(response))
     response = admin_client.post("/mtls-check/", data={"base_url": "https://is:9443", "timeout": "soon"})
     assert response.status_code == 400

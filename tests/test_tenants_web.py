@@ -74,12 +74,12 @@ def field_errors(page: str, name: str) -> list[str]:
     """The error messages shown under the form field with this name."""
     for block in re.findall(r'<div class="field[^"]*">(.*?)</div>', page, re.S):
         if f'id="{name}"' in block:
-            return [html.unescape(m) for m in re.findall(r'<p class="field-error" role="alert">(.*?)</p>', block, re.S)]
+            return [html.unescape(m) for m in re.findall(r'<p class="field-error"[^>]*>(.*?)</p>', block, re.S)]
     raise AssertionError(f"no field {name} on the page")
 
 
 def top_errors(page: str) -> list[str]:
-    return [html.unescape(m) for m in re.findall(r'<p class="form-error" role="alert">(.*?)</p>', page, re.S)]
+    return [html.unescape(m) for m in re.findall(r'<p class="form-error"[^>]*>(.*?)</p>', page, re.S)]
 
 
 def section_shown(page: str, types: str) -> bool:
