@@ -9,18 +9,9 @@ from __future__ import annotations
 
 import oracledb
 
+from portal.clients import db_check
 from portal.clients.checks import CheckResult
-from portal.clients.db_check import (
-    USER_STORE_TABLES,
-    Run,
-    Stop,
-    failed,
-    last_line,
-    network_reason,
-    plan_tables,
-    store_summary,
-    unreachable,
-)
+from portal.clients.db_check import Run, Stop
 from portal.idp.jdbc_url import PASSWORD_FIELD, URL_FIELD, USER_FIELD, JdbcTarget
 
 # Oracle has no CREATE TABLE IF NOT EXISTS before 23ai: existence is queried first. Identity columns need 12c.
@@ -70,14 +61,15 @@ def check_oracle(
             conn = oracledb.connect(**kwargs)
             break
         except oracledb.Error as exc:
-            network = network_reason(_oracle_error(exc)[2], timeout) is not None
+            network = db_check.network_reason(_oracle_error(exc)[2], timeout) is not None
             if network and index + 1 < len(addresses):
                 continue  # another address of the same name may answer
             return _oracle_connect_failure(target, username, exc, timeout, details)
         except OSError as exc:
             if index + 1 < len(addresses):
                 continue
-            return unreachable(target, network_reason(str(exc), timeout) or last_line(str(exc)), details)
+            reason = db_check.network_reason(str(exc), timeout) or db_check.last_line(str(exc))
+            return db_check.unreachable(target, reason, details)
     try:
         conn.call_timeout = max(1, int(timeout * 1000))  # the statement timeout, in ms
         return _oracle_provision(conn, target, username, provision, details)
@@ -96,34 +88,34 @@ def _oracle_connect_failure(
     code, full_code, text = _oracle_error(exc)
     if code == 1017:
         message = f"Authentication failed for user {username}: check the user name and password."
-        return failed(message, details + [message], {PASSWORD_FIELD: message})
+        return db_check.failed(message, details + [message], {PASSWORD_FIELD: message})
     if code == 1005:
         message = "Enter the database password."
-        return failed(message, details + [message], {PASSWORD_FIELD: message})
+        return db_check.failed(message, details + [message], {PASSWORD_FIELD: message})
     if code == 28001:
         message = f"The password of user {username} has expired."
-        return failed(message, details + [message], {PASSWORD_FIELD: message})
+        return db_check.failed(message, details + [message], {PASSWORD_FIELD: message})
     if code == 28000:
         message = f"The account of user {username} is locked."
-        return failed(message, details + [message], {USER_FIELD: message})
+        return db_check.failed(message, details + [message], {USER_FIELD: message})
     if code == 1045:
         message = f"User {username} lacks the CREATE SESSION privilege and cannot log in."
-        return failed(message, details + [message], {USER_FIELD: message})
+        return db_check.failed(message, details + [message], {USER_FIELD: message})
     if full_code == "DPY-6001" or code == 12514:
         message = f"The listener at {target.address} does not know service name {target.service_name}."
-        return failed(message, details + [message], {URL_FIELD: message})
+        return db_check.failed(message, details + [message], {URL_FIELD: message})
     if full_code == "DPY-6003" or code == 12505:
         message = f"The listener at {target.address} does not know SID {target.sid}."
-        return failed(message, details + [message], {URL_FIELD: message})
-    reason = network_reason(text, timeout)
+        return db_check.failed(message, details + [message], {URL_FIELD: message})
+    reason = db_check.network_reason(text, timeout)
     if reason:
-        return unreachable(target, reason, details)
+        return db_check.unreachable(target, reason, details)
     if code in (12541, 12543, 12545, 12170):
-        return unreachable(target, _oracle_text(text), details)
+        return db_check.unreachable(target, _oracle_text(text), details)
     message = f"Could not connect to Oracle at {target.address}: {_oracle_text(text)}"
     if full_code == "DPY-6005" and "DPY-4011" in text:
         message += " (is an Oracle listener running on that port?)"
-    return failed(message, details + [message], {URL_FIELD: message})
+    return db_check.failed(message, details + [message], {URL_FIELD: message})
 
 
 def _oracle_text(text: str) -> str:
@@ -132,7 +124,7 @@ def _oracle_text(text: str) -> str:
         line.strip() for line in str(text).splitlines()
         if line.strip() and not line.strip().startswith("Help:") and "CONNECTION_ID=" not in line
     ]
-    return lines[-1] if lines else last_line(text)
+    return lines[-1] if lines else db_check.last_line(text)
 
 
 def _oracle_quote(name: str) -> str:
@@ -152,14 +144,14 @@ def _oracle_provision(
         with conn.cursor() as cur:
             schema = _schema(cur, run)
             run.step = f"looking up the user store tables in schema {schema}"
-            present, missing = plan_tables(run, schema, _columns(cur, schema), product, str.upper)
+            present, missing = db_check.plan_tables(run, schema, _columns(cur, schema), product, str.upper)
             created = _create_tables(cur, run, schema, missing, present)
         conn.commit()
     except Stop as stop:
         return stop.result
     except oracledb.Error as exc:
         return _step_failure(run, exc)
-    summary = store_summary(product, schema, [t.upper() for t in created], [t.upper() for t in present])
+    summary = db_check.store_summary(product, schema, [t.upper() for t in created], [t.upper() for t in present])
     return CheckResult(ok=True, summary=summary, details=details)
 
 
@@ -186,7 +178,7 @@ def _schema(cur: oracledb.Cursor, run: Run) -> str:
 
 def _columns(cur: oracledb.Cursor, schema: str) -> dict[str, set[str]]:
     """The user store's tables (and views) in `schema` with their columns, names in lower case."""
-    names = [table.upper() for table in USER_STORE_TABLES]
+    names = [table.upper() for table in db_check.USER_STORE_TABLES]
     cur.execute(
         "SELECT o.object_name, c.column_name FROM all_objects o"
         " LEFT JOIN all_tab_columns c ON c.owner = o.owner AND c.table_name = o.object_name"
@@ -231,9 +223,9 @@ def _step_failure(run: Run, exc: oracledb.Error) -> CheckResult:
             f"Permission denied while {run.step}: user {run.username} lacks the privilege (ORA-01031). "
             "Ask the database administrator to grant it, or to do this step beforehand."
         )
-        return failed(message, run.details + [message], {USER_FIELD: message})
+        return db_check.failed(message, run.details + [message], {USER_FIELD: message})
     if full_code == "DPY-4024" or code == 3136:
         message = f"Timed out while {run.step} on {run.target.address}."
-        return failed(message, run.details + [message])
+        return db_check.failed(message, run.details + [message])
     message = f"Oracle error while {run.step}: {_oracle_text(text)}"
-    return failed(message, run.details + [message])
+    return db_check.failed(message, run.details + [message])
