@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 
 import jwt
 import pytest
@@ -197,3 +198,75 @@ def test_generated_client_secret_by_api(app, hs_tenant):
                                    auth=("weak-client", secret))
     assert token.status_code == 200 and token.json["token_type"] == "Bearer"
     assert api.client.get(f"/v1/tenant/{hs_tenant}", headers=api.headers).json["clientSecretWeak"] is False
+
+
+# --- Issue 16 and 15: readable times, reasons in words, another tenant's token, Entra's identity claims -------------
+
+
+def _hs_token(tenant_id: str, kid: str, **claims) -> str:
+    """A token signed with the HS256 tenant's own key (HS_KEY), as its issuer would make it, with these claims."""
+    now = int(time.time())
+    body = {"iss": f"http://localhost/t/{tenant_id}", "aud": "tenant-services", "sub": "s", "TENANTID": tenant_id,
+            "iat": now - 60, "nbf": now - 60, "exp": now + 3540, **claims}
+    return jwt.encode(body, HS_KEY, algorithm="HS256", headers={"kid": kid})
+
+
+def test_times_are_utc_with_their_age_and_the_reason_is_in_words(admin_client, hs_tenant):
+    token = _issue(admin_client, hs_tenant)
+    verdict = _verdict(admin_client, hs_tenant, token)
+    assert ">valid<" in verdict and "The token is valid." in verdict
+    assert '<code class="reason">ok</code>' in verdict  # the code stays, as detail
+    assert re.search(r'<dt>Expires \(exp\)</dt>\s*<dd data-claim="exp"><time datetime="[^"]+">'
+                     r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</time> \((in 59 min|in 1 h)\)", verdict), verdict
+    assert re.search(r'data-claim="iat"><time[^>]*>[^<]+ UTC</time> \(under a minute ago\)', verdict)
+    kid = jwt.get_unverified_header(token)["kid"]
+    expired = _hs_token(hs_tenant, kid, iat=int(time.time()) - 900, nbf=int(time.time()) - 900,
+                        exp=int(time.time()) - 185)
+    verdict = _verdict(admin_client, hs_tenant, expired)
+    assert ">invalid<" in verdict and '<code class="reason">expired</code>' in verdict
+    assert re.search(r"The token has expired \(exp\)\. It expired at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC "
+                     r"\(3 min ago\)\.", verdict), verdict
+    future = _hs_token(hs_tenant, kid, nbf=int(time.time()) + 1800)
+    verdict = _verdict(admin_client, hs_tenant, future)
+    assert "not_yet_valid" in verdict and re.search(r"Not before \(nbf\) is [^(]+ UTC \(in (29|30) min\)\.", verdict)
+
+
+def test_another_tenants_token_is_a_warning_with_a_link_not_valid(admin_client, rs_tenant, hs_tenant):
+    token = _issue(admin_client, rs_tenant)  # acme's token, pasted on weak's page
+    verdict = _verdict(admin_client, hs_tenant, token)
+    assert ">valid<" not in verdict and ">another tenant's token<" in verdict
+    assert "This is not a token of weak. It names tenant acme and was validated against acme's own settings: " \
+           "it is valid there." in verdict
+    assert 'href="/tenants/acme#token-lab"' in verdict and 'data-other-tenant="acme"' in verdict
+    assert "validated against tenant <code>acme</code>" in verdict
+    own = _verdict(admin_client, rs_tenant, token)
+    assert ">valid<" in own and "data-other-tenant" not in own
+
+
+def test_identity_claims_are_shown_when_present(admin_client, hs_tenant):
+    kid = jwt.get_unverified_header(_issue(admin_client, hs_tenant))["kid"]
+    token = _hs_token(hs_tenant, kid, aud=["tenant-services", "api://orders"], ver="2.0", azp="0d2a8a4c-client",
+                      tid="9188040d-6c67-4c5b-b112-36a304b66dad")
+    verdict = _verdict(admin_client, hs_tenant, token)
+    assert ">valid<" in verdict
+    for label, value in (("Directory (tid)", "9188040d-6c67-4c5b-b112-36a304b66dad"), ("Token version (ver)", "2.0"),
+                         ("Audience (aud)", "tenant-services, api://orders"),
+                         ("Authorised party (azp)", "0d2a8a4c-client")):
+        assert f"<dt>{label}</dt><dd><code>{value}</code></dd>" in verdict
+    assert "Application (appid)" not in verdict  # only what the claims have
+    plain = _verdict(admin_client, hs_tenant, _hs_token(hs_tenant, kid))
+    assert "Directory (tid)" not in plain and "Who it is for" in plain  # the audience alone
+
+
+def test_the_rule_that_decided_is_shown_when_the_verdict_names_it():
+    from portal.services.tokens.service import Verdict
+    from portal.web.tenants import lab_view
+
+    decided = Verdict(False, "wrong_issuer", "acme", {}, {"iat": True, "exp": "soon", "ver": "1.0", "appid": "app-1"},
+                      decided_by="The v1 issuer https://sts.windows.net/<tid>/ is not accepted: only v2.")
+    result = lab_view.present(decided, "ACME")
+    assert (result.word, result.badge, result.other_tenant) == ("invalid", "state-off", None)
+    assert result.decided_by.startswith("The v1 issuer") and result.explanation == decided.message
+    assert [(t.claim, t.at) for t in result.times] == [("exp", None), ("iat", None)]  # not NumericDates: raw
+    assert result.identity == [("Token version (ver)", "1.0"), ("Application (appid)", "app-1")]
+    assert lab_view.present(Verdict(True, "ok", "acme"), "acme").decided_by is None

@@ -45,9 +45,9 @@ def relative(value: datetime | None, now: datetime | None = None) -> str:
     if value is None:
         return ""
     now = as_utc(now or datetime.now(UTC))
-    seconds = int((as_utc(value) - now).total_seconds())
-    span = _span(abs(seconds))
-    if seconds >= 0:
+    seconds = (as_utc(value) - now).total_seconds()
+    span = _span(int(abs(seconds)))
+    if seconds > 0:
         return f"in {span}" if span else "in under a minute"
     return f"{span} ago" if span else "under a minute ago"
 

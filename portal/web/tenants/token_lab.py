@@ -11,6 +11,7 @@ from portal.services.tenants import service as tenants
 from portal.services.tokens import key_ring, service as tokens
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import current_actor
+from portal.web.tenants import lab_view
 from portal.web.tenants.forms import TokenLabForm
 from portal.web.tenants.views import WRITERS, _get_or_404, bp, detail_page
 
@@ -74,8 +75,9 @@ def token_lab(tenant_id: str):
                 lab["issued"] = issued
                 form.token.data = issued.access_token
             else:
-                lab["verdict"] = tokens.validate(form.token.data or "", request.url_root,
-                                                 audience=form.audience.data or None, tenant_hint=tenant.tenant_id)
+                verdict = tokens.validate(form.token.data or "", request.url_root,
+                                          audience=form.audience.data or None, tenant_hint=tenant.tenant_id)
+                lab["verdict"], lab["result"] = verdict, lab_view.present(verdict, tenant.tenant_id)
         except Conflict as exc:
             form.issue.errors = [exc.message]
     return detail_page(tenant, lab=lab)
