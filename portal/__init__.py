@@ -92,15 +92,16 @@ def _hashing_busy(exc):
 def _init_extensions(app: Flask) -> None:
     import sqlalchemy as sa
 
-    from portal import encryption
+    from portal import db_liveness, encryption
     from portal.extensions import csrf, db, limiter, login_manager, migrate
     from portal.services.admin import sessions
 
     encryption.init_app(app)
     db.init_app(app)
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        with app.app_context():
+    with app.app_context():
+        if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
             sa.event.listen(db.engine, "connect", _sqlite_pragmas)
+        db_liveness.install(db.engine)
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
     csrf.init_app(app)
     limiter.init_app(app)

@@ -20,7 +20,9 @@ class DefaultConfig:
     ENCRYPTION_KEY: str | None = None  # comma-separated Fernet keys, newest first; else instance/encryption.key
 
     SQLALCHEMY_DATABASE_URI: str | None = None  # DATABASE_URL, else SQLite in instance/
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # No pool_pre_ping (a round trip on every checkout): portal/db_liveness.py polls the socket instead, and
+    # pool_recycle retires connections before idle timeouts nobody announces.
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": False, "pool_recycle": 1800}
 
     # Sessions: 30 minutes idle, 12 hours absolute, server-side revocation (see services/sessions.py).
     SESSION_IDLE_TIMEOUT = timedelta(minutes=30)
