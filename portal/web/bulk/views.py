@@ -25,15 +25,16 @@ def _job_or_404(job_id: int):
         abort(404)
 
 
-def _index(form: UploadForm, status: int = 200):
-    return render_template("bulk/index.html", form=form, jobs=bulk.list_jobs(),
+def _page(form: UploadForm | None = None, status: int = 200):
+    """The upload form (a blank one unless given, with its errors) above the recent jobs."""
+    return render_template("bulk/index.html", form=form if form is not None else UploadForm(), jobs=bulk.list_jobs(),
                            limits=bulk.max_upload_text()), status
 
 
 @bp.get("/")
 @roles(*READERS)
 def index():
-    return _index(UploadForm())
+    return _page()
 
 
 @bp.post("/")
@@ -53,7 +54,7 @@ def upload():
             form.file.errors = list(exc.problems)
         else:
             return redirect(url_for("bulk.job", job_id=job.id))
-    return _index(form, 400)
+    return _page(form, 400)
 
 
 @bp.errorhandler(RequestEntityTooLarge)
@@ -62,7 +63,7 @@ def too_large(_exc: RequestEntityTooLarge):
     form = UploadForm(formdata=None)
     form.file.errors = [f"The file is too large: bulk onboarding takes {bulk.max_upload_text()}. "
                         "Split it into smaller files."]
-    return _index(form, 413)
+    return _page(form, 413)
 
 
 @bp.get("/<int:job_id>")
