@@ -63,3 +63,89 @@ window.portalFetchJson = function (url) {
       return response.json();
     });
 };
+
+// Top bar on phones: the menu folds behind the Menu button (portal.css shows the button only on narrow screens; Sign
+// out stays outside the menu). Without this script the button stays hidden and the menu simply wraps.
+document.addEventListener("DOMContentLoaded", function () {
+  var toggle = document.querySelector(".menu-toggle");
+  var menu = toggle && document.getElementById(toggle.getAttribute("aria-controls"));
+  if (!menu) {
+    return;
+  }
+  function setOpen(open) {
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  }
+  setOpen(false);
+  toggle.hidden = false;
+  toggle.addEventListener("click", function () {
+    setOpen(toggle.getAttribute("aria-expanded") !== "true");
+  });
+  menu.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && toggle.offsetParent !== null) {
+      setOpen(false);
+      toggle.focus();
+    }
+  });
+});
+
+// Copy buttons: each value marked data-copy="<what it is>" (a thumbprint, a TOML block, a one-time key...) gets a
+// "Copy" button after it; the result is announced in a polite live region. Values stay selectable without this.
+function portalCopyText(text) {
+  if (navigator.clipboard && window.isSecureContext) {
+    return navigator.clipboard.writeText(text);
+  }
+  return new Promise(function (resolve, reject) {  // plain HTTP on a non-local address: the older way
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "offscreen";
+    document.body.appendChild(area);
+    area.select();
+    var copied = document.execCommand("copy");
+    document.body.removeChild(area);
+    if (copied) {
+      resolve();
+    } else {
+      reject(new Error("copy refused"));
+    }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", function () {
+  var sources = document.querySelectorAll("[data-copy]");
+  if (!sources.length) {
+    return;
+  }
+  var status = document.createElement("div");
+  status.className = "offscreen";
+  status.id = "copy-status";
+  status.setAttribute("role", "status");
+  document.body.appendChild(status);
+  function announce(text) {
+    status.textContent = "";
+    window.setTimeout(function () { status.textContent = text; }, 50);  // a repeated message is announced again
+  }
+  Array.prototype.forEach.call(sources, function (source) {
+    var what = source.getAttribute("data-copy");
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "copy-button";
+    button.textContent = "Copy";
+    button.setAttribute("aria-label", "Copy " + what);
+    source.insertAdjacentElement("afterend", button);
+    button.addEventListener("click", function () {
+      var text = source.tagName === "INPUT" || source.tagName === "TEXTAREA" ? source.value : source.textContent;
+      portalCopyText(text.trim()).then(function () {
+        button.textContent = "Copied";
+        button.classList.add("copied");
+        announce("Copied " + what + " to the clipboard.");
+        window.setTimeout(function () {
+          button.textContent = "Copy";
+          button.classList.remove("copied");
+        }, 2000);
+      }, function () {
+        announce("Could not copy " + what + ": select it and copy it by hand.");
+      });
+    });
+  });
+});
