@@ -20,12 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import flask_migrate
-import psycopg
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright, sync_playwright
-from psycopg import sql
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from portal import create_app
@@ -34,6 +32,7 @@ from portal.extensions import db
 from portal.services.admin import admins
 from portal.services.context import Actor
 from portal.services.outbox.worker import Worker
+from tests.browser import layout
 from tests.browser.ui import ADMIN, ADMIN_PASSWORD, sign_in
 from tests.sync_env import Wso2, wso2
 
@@ -42,7 +41,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 PG_ADMIN_URL = os.environ.get("PORTAL_TEST_PG_ADMIN_URL")
-TENANT_STORE_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"  # where POSTGRES tenants' user stores live
 VIEWPORT = {"width": 1280, "height": 900}
 TIMEOUT_MS = 10_000
 FAST_SYNC = {"SYNC_BACKOFF_BASE": 0.05, "SYNC_BACKOFF_CAP": 0.2, "SYNC_VERIFY_SECONDS": 2.0,
@@ -264,21 +262,33 @@ def admin_state(browser: Browser, live: Live) -> dict:
 
 
 @pytest.fixture
-def page(browser: Browser, live: Live, admin_state: dict, guard: Guard) -> Iterator[Page]:
-    """A page signed in as ADMIN. Console errors, uncaught exceptions and CSP violations fail the test."""
-    context = _context(browser, guard, storage_state=admin_state)
-    yield context.new_page()
-    context.close()
-    guard.assert_clean()
+def page(browser: Browser, live: Live, admin_state: dict, guard: Guard, layout_checked: set[str]) -> Iterator[Page]:
+    """A page signed in as ADMIN. Console errors, uncaught exceptions and CSP violations fail the test, and so
+    does any page it visited that scrolls sideways or fails axe at 1366 or 390 px (tests/browser/layout.py)."""
+    yield from _checked_page(browser, live, guard, layout_checked, storage_state=admin_state)
 
 
 @pytest.fixture
-def anonymous_page(browser: Browser, guard: Guard) -> Iterator[Page]:
+def anonymous_page(browser: Browser, live: Live, guard: Guard, layout_checked: set[str]) -> Iterator[Page]:
     """A page nobody is signed in on, held to the same standard."""
-    context = _context(browser, guard)
+    yield from _checked_page(browser, live, guard, layout_checked)
+
+
+@pytest.fixture(scope="package")
+def layout_checked() -> set[str]:
+    """The pages whose layout was checked already in this run: each is checked once."""
+    return set()
+
+
+def _checked_page(browser: Browser, live: Live, guard: Guard, checked: set[str], **kwargs) -> Iterator[Page]:
+    context = _context(browser, guard, **kwargs)
+    visits = layout.Visits(live.url)
+    visits.watch(context)
     yield context.new_page()
+    found = visits.check(browser, context, checked)
     context.close()
     guard.assert_clean()
+    assert not found, "pages this test visited fail at 1366 or 390 px:\n" + layout.report(found)
 
 
 @pytest.fixture
@@ -291,34 +301,3 @@ def screenshot(live: Live):
         return path
 
     return take
-
-
-# --- Identity-provider targets ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PgStore:
-    """A login role owning a database on the local PostgreSQL: a POSTGRES tenant's user store."""
-
-    role: str
-    password: str
-
-    @property
-    def jdbc_url(self) -> str:
-        return f"jdbc:postgresql://127.0.0.1:5432/{self.role}?currentSchema=tenant_store"
-
-
-@pytest.fixture
-def pg_store() -> Iterator[PgStore]:
-    store = PgStore(role=f"portal_browser_{secrets.token_hex(4)}", password="pg-" + secrets.token_hex(12))
-    with psycopg.connect(TENANT_STORE_ADMIN, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(store.role),
-                                                                         sql.Literal(store.password)))
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(store.role),
-                                                                    sql.Identifier(store.role)))
-    try:
-        yield store
-    finally:
-        with psycopg.connect(TENANT_STORE_ADMIN, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(store.role)))
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(store.role)))
