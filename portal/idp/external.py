@@ -23,19 +23,21 @@ _URL_ATTRS = {"autocomplete": "off", "spellcheck": "false"}
 class External(IdpFamily):
     types = ("EXTERNAL",)
     labels = {"EXTERNAL": "EXTERNAL: OpenID Connect provider"}
-    title = "OpenID Connect provider"
+    title = "OpenID Connect provider: Microsoft Entra ID or another"
     keys = ("jwkSetUrl", "issuer", SECTION, entra.SECTION)
     objects = frozenset({SECTION, entra.SECTION})
     stored_under = None
     fields = (
-        Field("jwkSetUrl", "jwkSetUrl", "JWK set URL", description="https://… the provider's JWKS", render=_URL_ATTRS),
-        Field("issuer", "issuer", "Issuer",
-              description="Must equal the issuer in <issuer>/.well-known/openid-configuration.", render=_URL_ATTRS),
+        *entra.FIELDS,
+        Field("jwkSetUrl", "jwkSetUrl", "JWK set URL", render=_URL_ATTRS,
+              description="https://… the provider's JWKS (with the Entra ID preset: derived, leave empty)."),
+        Field("issuer", "issuer", "Issuer", render=_URL_ATTRS,
+              description="Must equal the issuer in <issuer>/.well-known/openid-configuration (with the Entra ID "
+                          "preset: derived, leave empty)."),
         Field("oidcSchema.authUrl", "authUrl", "Authorization URL", render=_URL_ATTRS),
         Field("oidcSchema.accessTokenUrl", "accessTokenUrl", "Token URL", render=_URL_ATTRS),
         Field("oidcSchema.scope", "scope", "Scope", description='Space-separated, e.g. "openid profile".',
               render={"autocomplete": "off"}),
-        *entra.FIELDS,
     )
     issues_tokens = False
     demo_weight = {"EXTERNAL": 15}
