@@ -47,6 +47,18 @@ def _add(app, kind: str, issuer: str, thumb: str = "", users: tuple[str, ...] = 
         return mappings.create_mapping(kind, MappingInput(issuer, thumb, users, system_user), Actor.cli()).id
 
 
+def _stored(app, kind: str, issuer: str, thumb: str, users: tuple[str, ...] = (), system_user: str = "") -> int:
+    """A mapping row as stored before thumbprints were normalised on save (the lint still reads such rows)."""
+    with app.app_context():
+        last = _db.session.execute(sa.select(sa.func.max(ThumbprintMapping.position)).where(
+            ThumbprintMapping.kind == kind)).scalar()
+        row = ThumbprintMapping(kind=kind, position=(last or 0) + 1, trusted_issuer=issuer, cert_thumbprint=thumb,
+                                allowed_usernames=list(users), allowed_system_user=system_user)
+        _db.session.add(row)
+        _db.session.commit()
+        return row.id
+
+
 def _tenants(app, pairs) -> None:
     """Registry rows with these (owner_username, domain); owner None for an owner-less tenant."""
     rows = [{"tenant_id": f"T{i}", "tenant_key": domain, "display_name": domain, "name_key": domain,
@@ -193,15 +205,15 @@ def test_lint_finds_each_problem(app, pki):
     good = _add(app, "user", ROOT_DN, apim, ("*",))
     blank = _add(app, "user", ROOT_DN, "", ())
     star_issuer = _add(app, "user", "*", apim, ("admin",))
-    no_colons = _add(app, "user", ROOT_DN, apim.replace(":", ""), ("admin",))
-    sha1 = _add(app, "user", ROOT_DN, ":".join(["AB"] * 20), ("admin",))
+    no_colons = _stored(app, "user", ROOT_DN, apim.replace(":", ""), ("admin",))
+    sha1 = _stored(app, "user", ROOT_DN, ":".join(["AB"] * 20), ("admin",))
     wildcard = _add(app, "user", ROOT_DN.replace(", ", ","), "*", ("*",))
     unknown_issuer = _add(app, "user", "CN=Nobody, O=Elsewhere", T1, ("admin",))
     lacks_km = _add(app, "user", "C=LK, O=WSO2, OU=IAM, CN=Test Root CA", "*", ("admin", "kim@abc.com"))
-    shadowed = _add(app, "user", ROOT_DN, apim.lower(), ("other",))
+    shadowed = _stored(app, "user", ROOT_DN, apim.lower(), ("other",))
     sys_blank = _add(app, "system", ROOT_DN, T2, system_user="")
     sys_star = _add(app, "system", ROOT_DN, T1, system_user="*")
-    sys_lower = _add(app, "system", ROOT_DN, apim.lower(), system_user="admin")
+    sys_lower = _stored(app, "system", ROOT_DN, apim.lower(), system_user="admin")
     found, general = _findings(app)
 
     assert not any(m.startswith(("error", "warning")) for m in found[good]), found[good]
@@ -232,8 +244,8 @@ def test_lint_finds_each_problem(app, pki):
 
 def test_the_backport_line_makes_lower_case_user_thumbprints_an_error(app, pki):
     apim = pki["apim_thumbprint"]
-    lower = _add(app, "user", ROOT_DN, apim.lower(), ("*",))
-    sys_lower = _add(app, "system", ROOT_DN, apim.lower(), system_user="admin")
+    lower = _stored(app, "user", ROOT_DN, apim.lower(), ("*",))
+    sys_lower = _stored(app, "system", ROOT_DN, apim.lower(), system_user="admin")
     found, general = _findings(app)
     assert _has(found[lower], "warning: cert_thumbprint has lower-case letters: master ignores case")
     assert _has(general, "info: API Manager certificate 'apim.example.com': user mapping #1 lets every")
@@ -409,7 +421,7 @@ def test_explain_tenant_errors(app, pki, admin_client, args, message):
 
 
 def test_explain_follows_the_handler_line(app, pki, admin_client):
-    _add(app, "user", ROOT_DN, pki["apim_thumbprint"].lower(), ("admin",))
+    _stored(app, "user", ROOT_DN, pki["apim_thumbprint"].lower(), ("admin",))
     assert "IS lets this call in" in text(_explain(admin_client, certificate=pki["apim_id"], user="admin"))
     _set_line(app, "backport")
     page = text(_explain(admin_client, certificate=pki["apim_id"], user="admin"))

@@ -29,7 +29,9 @@ HANDLER_LINES = {
     cert_auth.BACKPORT: "1.8.x/1.11.x backport",
 }
 MAX_USERNAMES = 50
-_HEX_COLONS = re.compile(r"[0-9A-Fa-f:]+")
+_THUMB_NOISE = re.compile(r"^\s*sha-?256\s*fingerprint\s*=|[\s:]", re.IGNORECASE)  # openssl's prefix, colons, spaces
+_HEX = re.compile(r"[0-9A-Fa-f]+")
+SHA256_DIGITS = 64  # IS 7 compares the SHA-256 thumbprint: 32 bytes
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 TOML_SECTION = "client_certificate_based_authentication"
 
@@ -77,8 +79,11 @@ def _clean(kind: str, data: MappingInput) -> MappingInput:
     elif len(issuer) > 1024 or _CONTROL.search(issuer):
         errors["trusted_issuer"] = "Use one line of at most 1024 characters."
     thumb = (data.cert_thumbprint or "").strip()
-    if thumb not in ("", cert_auth.WILDCARD) and (len(thumb) > 255 or not _HEX_COLONS.fullmatch(thumb)):
-        errors["cert_thumbprint"] = "Use the SHA-256 thumbprint (hex pairs separated by colons, AA:BB:…), or *."
+    if thumb not in ("", cert_auth.WILDCARD):
+        try:
+            thumb = normalise_thumbprint(thumb)
+        except ValueError as exc:
+            errors["cert_thumbprint"] = str(exc)
     users: list[str] = []
     system_user = ""
     if kind == "user":
@@ -97,6 +102,22 @@ def _clean(kind: str, data: MappingInput) -> MappingInput:
     if errors:
         raise ValidationError(errors)
     return MappingInput(issuer, thumb, tuple(users), system_user)
+
+
+def normalise_thumbprint(text: str) -> str:
+    """IS's form of a SHA-256 thumbprint, upper-case hex pairs joined by colons (AA:BB:…), from what an
+    administrator pastes: without colons, in lower case, with spaces, or as openssl prints it. IS compares the
+    stored text with that form, so anything else would never match; ValueError says why it cannot be one."""
+    digits = _THUMB_NOISE.sub("", text)
+    if len(text) > 255 or not _HEX.fullmatch(digits):
+        raise ValueError("Use the SHA-256 thumbprint (hex pairs separated by colons, AA:BB:…), or *.")
+    if len(digits) == 40:
+        raise ValueError("This is a SHA-1 thumbprint (20 bytes): IS 7 compares the certificate's SHA-256 "
+                         "thumbprint (32 bytes, 64 hex digits). Copy it from the certificate's page.")
+    if len(digits) != SHA256_DIGITS:
+        raise ValueError(f"A SHA-256 thumbprint has 64 hex digits (32 bytes); this one has {len(digits)}.")
+    digits = digits.upper()
+    return ":".join(digits[i:i + 2] for i in range(0, SHA256_DIGITS, 2))
 
 
 def _snapshot(mapping: ThumbprintMapping) -> dict:

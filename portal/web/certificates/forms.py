@@ -27,7 +27,9 @@ class MappingForm(FlaskForm):
     trusted_issuer = StringField("trusted_issuer", validators=[Length(max=2048)],
                                  description="The issuer DN as Java prints it: copy it from the certificate's page.")
     cert_thumbprint = StringField("cert_thumbprint", validators=[Length(max=512)],
-                                  description="SHA-256, AA:BB:… with colons; * for any certificate of this issuer.")
+                                  description="SHA-256, as on the certificate's page; pasted without colons or in "
+                                              "lower case, it is saved as IS compares it (AA:BB:…). * for any "
+                                              "certificate of this issuer.")
     allowed_usernames = TextAreaField("allowed_username", validators=[Length(max=20000)],
                                       description="One per line (or comma-separated); * for any user.")
     allowed_system_user = StringField("allowed_system_user", validators=[Length(max=512)],
