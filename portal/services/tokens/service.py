@@ -296,13 +296,15 @@ class _Plan:
     entra: entra_rules.Plan | None = None
 
     def explain(self, reason: str) -> str | None:
-        return self.entra.explain(reason) if self.entra is not None else None
+        return self.entra.explain(reason) if self.entra is not None else self.decided_by
 
 
 def _own_plan(tenant: key_ring.TenantRow, base_url: str, audience: str | None) -> _Plan:
     key, reason = _own_key(tenant)
-    return _Plan(key, reason, issuer_for(tenant.tenant_id, base_url),
-                 audience or current_app.config["TOKEN_AUDIENCE"])
+    issuer, aud = issuer_for(tenant.tenant_id, base_url), audience or current_app.config["TOKEN_AUDIENCE"]
+    own = tenant.key
+    decided = f"the tenant's {own.status_at(utcnow())} key {own.kid}, issuer {issuer}, audience {aud}" if own else None
+    return _Plan(key, reason, issuer, aud, decided)
 
 
 def _external_plan(tenant: Tenant, kid: str, header: dict, claims: dict, audience: str | None) -> _Plan:
@@ -312,7 +314,9 @@ def _external_plan(tenant: Tenant, kid: str, header: dict, claims: dict, audienc
     preset = settings.get("entraId")
     if not preset:
         found = external_jwks.key_for(tenant, kid)
-        return _Plan(found.key, found.reason, settings.get("issuer") or "", audience or tenant.client_id)
+        issuer, aud = settings.get("issuer") or "", audience or tenant.client_id
+        return _Plan(found.key, found.reason, issuer, aud,
+                     f"key {kid} of {settings.get('jwkSetUrl')}, issuer {issuer}, audience {aud}")
     rules = entra_rules.plan(preset, header, claims, None, audience)
     if rules.reason and rules.reason != "directory_unresolved":
         return _Plan(None, rules.reason, decided_by=rules.decided_by)
