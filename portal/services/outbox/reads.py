@@ -135,9 +135,9 @@ class TenantSync:
 
     @property
     def settled(self) -> bool:
-        """Nothing will change without a person: no job pending or running (failed ones wait for a person)."""
-        return not any(job.status in ("pending", "running") for job in self.jobs) and not any(
-            state.status in ("pending", "running") or state.retrying for state in self.states.values())
+        """Nothing will change without a person: no job pending (retrying included) or running; failed ones wait
+        for a person. The newest jobs are enough to tell: a job waits behind an older open one, never before it."""
+        return not any(job.status in ("pending", "running") for job in self.jobs)
 
 
 def tenant_sync_of(tenant_id: str, *, limit: int = 10) -> tuple[Tenant, TenantSync]:
