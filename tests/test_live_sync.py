@@ -4,6 +4,7 @@ step shows as it ends, Retry is never offered while a job runs, a scheduled retr
 attempt) rather than "failed", and the endpoints deny by default."""
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -153,6 +154,11 @@ def test_steps_show_as_they_end_and_a_scheduled_retry_says_retrying(slow_retry, 
     assert ">failed<" not in after["html"] and ">retrying<" in after["html"]
     page = admin_client.get("/tenants/acme").get_data(as_text=True)
     assert 'data-sync-settled="false"' in page and 'aria-live="polite"' in page and "js/sync.js" in page
+    listing = admin_client.get("/sync/states?t=acme").get_json()["acme"]["apim"]  # the tenant list's badges
+    assert (listing["status"], listing["word"], listing["badge"]) == ("failed", "retrying", "state-warn")
+    job_link = re.search(r'href="(/sync/jobs/\d+)"', after["html"]).group(1)
+    job_page = admin_client.get(job_link).get_data(as_text=True)
+    assert 'data-job-status="pending">retrying</span>' in job_page and "Waiting for a person" not in job_page
 
     assert admin_client.post("/sync/tenants/acme/retry").status_code == 302
     Worker(slow_retry, concurrency=1, poll_interval=0.05).drain(timeout=30)
