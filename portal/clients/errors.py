@@ -115,6 +115,28 @@ class UpstreamError(Exception):
         return f"{self.product}: {self.message}"
 
     @property
+    def words(self) -> str:
+        """What happened in the product's own words: str() without the status, error code and trace id."""
+        if self.status is None:
+            return str(self)
+        text = f"{self.product}: {self.message}"
+        if self.description and self.description != self.message:
+            text += f" {self.description}"
+        return text
+
+    @property
+    def reference(self) -> str:
+        """The status, the product's error code and the ids to find the call in its logs: detail, not the cause."""
+        parts = [f"HTTP {self.status}"] if self.status is not None else []
+        if self.code and self.code != str(self.status):
+            parts.append(f"error code {self.code}")
+        if self.trace_id:
+            parts.append(f"trace id {self.trace_id}")
+        if self.correlation_id and self.correlation_id != self.trace_id:
+            parts.append(f"correlation id (activityid) {self.correlation_id}")
+        return ", ".join(parts)
+
+    @property
     def short_product(self) -> str:
         return SHORT_NAMES.get(self.product, self.product)
 

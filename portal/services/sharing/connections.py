@@ -294,17 +294,17 @@ def credentials_refused(exc: UpstreamError) -> bool:
 
 
 def describe_failure(exc: UpstreamError, *, auth: str) -> CheckResult:
-    """A failed call as a CheckResult: what happened, what to do, and the field to look at."""
-    details = [str(exc), exc.hint]
+    """A failed call as a CheckResult: what happened (the summary; as `cause` and `reference`, the product's words
+    and its status, error code and trace id apart), what to do, and the field to look at."""
+    details = [exc.hint]
     field = _FIELD_OF_CAUSE.get(exc.cause)
     if credentials_refused(exc):
         field = "identity_user" if auth == "mtls" else "password"
-        details.insert(1, "The credentials were refused: check the user name and password." if auth == "basic" else
+        details.insert(0, "The credentials were refused: check the user name and password." if auth == "basic" else
                        "IS refused the client certificate or the WSO2-Identity-User: Certificates → Test mutual TLS "
                        "to IS 7 explains why.")
-    if exc.correlation_id:
-        details.append(f"Correlation id (activityid): {exc.correlation_id}")
-    return CheckResult(False, str(exc), details, {field: exc.message} if field else {})
+    return CheckResult(False, str(exc), details, {field: exc.message} if field else {}, cause=exc.words,
+                       reference=exc.reference)
 
 
 def _ping(product: str, build: Callable[[], Any], auth: str) -> CheckResult:

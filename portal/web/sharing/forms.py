@@ -48,23 +48,28 @@ class ConnectionForm(FlaskForm):
 
 
 class SharingForm(FlaskForm):
+    """Plain labels; the deployment.toml key a setting writes is named in its help text."""
+
     direction = RadioField("Direction", choices=[SelectChoice(k, v) for k, v in DIRECTION_LABELS.items()],
                            validate_choice=False)
     apim_username = StringField("API Manager user", validators=[Length(max=255)],
                                 description="IS 7's listener signs in to API Manager's notify API as this user; it "
                                             "needs the super tenant's modify-tenant permission.")
     apim_password = PasswordField("API Manager password", validators=[Length(max=1024)])
-    identity_server_base_url = StringField("identity_server_base_url", validators=[Length(max=2048)],
-                                           description="IS 7 as API Manager reaches it, e.g. https://is:9443: "
-                                                       "where API Manager pushes tenants (API Manager → IS 7) and "
-                                                       "where the auto-configured key manager's endpoints point "
-                                                       "(both directions).")
+    identity_server_base_url = StringField("IS 7 address, as API Manager reaches it", validators=[Length(max=2048)],
+                                           description="e.g. https://is:9443: where API Manager pushes tenants (API "
+                                                       "Manager → IS 7) and where the auto-configured key "
+                                                       "manager's endpoints point (both directions). In "
+                                                       "deployment.toml: identity_server_base_url.")
     is_username = StringField("IS 7 user", validators=[Length(max=255)],
                               description="API Manager signs in to IS 7's tenant API as this user (Basic).")
     is_password = PasswordField("IS 7 password", validators=[Length(max=1024)])
-    auto_configure_key_manager = BooleanField("auto_configure_key_manager: make IS 7 the key manager of each new "
-                                              "tenant")
-    skip_create_resident_key_manager = BooleanField("skip_create_resident_key_manager")
+    auto_configure_key_manager = BooleanField("Make IS 7 the key manager of each new tenant",
+                                              description="In deployment.toml: auto_configure_key_manager.")
+    skip_create_resident_key_manager = BooleanField("Do not create API Manager's Resident Key Manager for new "
+                                                    "tenants",
+                                                    description="In deployment.toml: "
+                                                                "skip_create_resident_key_manager.")
     dotless_domains = BooleanField("Tenant domains without a dot (IS 7.2)")
     confirm = BooleanField("I have removed the keys listed from the products' deployment.toml and restarted them")
     skip_check = BooleanField("Save without the pre-flight check")

@@ -32,6 +32,11 @@ def _page(form: SharingForm, *, status: int = 200, check: CheckResult | None = N
     ), status
 
 
+def _mark_fields(form: SharingForm | ConnectionForm, exc: CheckFailed) -> None:
+    """A failed check's panel tells the cause once; the form marks only the fields it names, not the cause again."""
+    apply_errors(form, ValidationError(dict(exc.result.field_errors)))
+
+
 def _prefilled() -> SharingForm:
     s = sharing.view()
     is_conn = connections.get("is")
@@ -58,7 +63,7 @@ def save():
         apply_errors(form, exc)
         return _page(form, status=409, confirmation=exc)
     except CheckFailed as exc:
-        apply_errors(form, exc)
+        _mark_fields(form, exc)
         return _page(form, status=400, check=exc.result)
     except ValidationError as exc:
         apply_errors(form, exc)
@@ -155,7 +160,7 @@ def connection_save(product: str):
     try:
         connections.save(product, form.data_for_service(), current_actor(), check=not form.skip_check.data)
     except CheckFailed as exc:
-        apply_errors(form, exc)
+        _mark_fields(form, exc)
         return _connection_page(product, form, status=400, check=exc.result)
     except ValidationError as exc:
         apply_errors(form, exc)
