@@ -173,7 +173,7 @@ def test_copy_buttons_put_each_value_on_the_clipboard(page: Page, live, long_val
     _copied(page, page.get_by_role("button", name="Copy cert_thumbprint"), thumbprint, "cert_thumbprint")
 
     page.goto(live.url + "/certificates/config")
-    toml = page.locator("pre[data-copy]").inner_text()
+    toml = page.locator("[data-copy] pre").inner_text()
     _copied(page, page.get_by_role("button", name="Copy deployment.toml block"), toml.strip(),
             "deployment.toml block")
     assert "[[user_thumbprint_mapping]]" in toml or "[" in toml
@@ -191,13 +191,13 @@ def test_copy_buttons_put_each_value_on_the_clipboard(page: Page, live, long_val
     page.goto(live.url + "/api-clients/new")
     page.fill("#name", f"copy-{secrets.token_hex(2)}")
     page.locator("main button[type='submit']").click()
-    key = page.locator("code[data-copy='X-API-Key']").inner_text()
+    key = page.locator("[data-copy='X-API-Key'] code").inner_text()
     _copied(page, page.get_by_role("button", name="Copy X-API-Key"), key, "X-API-Key")
 
     page.goto(live.url + "/admins/new")
     page.fill("#username", f"copy-{secrets.token_hex(2)}")
     page.locator("main button[type='submit']").click()
-    password = page.locator("code[data-copy='one-time password']").inner_text()
+    password = page.locator("[data-copy='one-time password'] code").inner_text()
     _copied(page, page.get_by_role("button", name="Copy one-time password"), password, "one-time password")
     _fits(page)
 
