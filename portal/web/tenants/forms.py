@@ -2,6 +2,7 @@
 registration API's nested body; every rule about the values lives in services/tenant_spec.py."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -29,12 +30,14 @@ def _label(path: str) -> str:
 
 def form_errors(errors: dict[str, str]) -> ValidationError:
     """The service's errors re-keyed from API paths to form field names, for apply_errors. A path with no field
-    keeps its own key (no field has that name), so apply_errors shows it at the top, prefixed with the path."""
+    keeps its own key (no field has that name), so apply_errors shows it at the top, prefixed with the path. An item
+    of a list (entraId.audiences[1]) belongs to the list's field."""
     mapped: dict[str, str] = {}
     names = field_of_path()
     for path, message in errors.items():
-        if path in names:
-            mapped[names[path]] = message
+        field = names.get(path) or names.get(re.sub(r"\[\d+\]$", "", path))
+        if field is not None:
+            mapped.setdefault(field, message)
         else:
             mapped[f"api:{path}" if path else ""] = f"{path}: {message}" if path else message
     return ValidationError(mapped)
