@@ -128,6 +128,7 @@ class DefaultConfig:
     TOKEN_AUDIENCE = "tenant-services"  # aud of issued tokens, and what validation expects unless told otherwise
     TOKEN_LEEWAY = 30  # seconds of clock skew tolerated on exp/nbf/iat; at most 60
     KEY_GRACE_PERIOD = 86400  # seconds a rotated-out key keeps validating (passive); at least TOKEN_LIFETIME
+    KEPT_SECRET_SECONDS = 900  # secrets typed into a failed or tested tenant form, kept (encrypted) for that form
     TOKEN_FAILURE_LIMIT_PER_IP = "60 per minute"  # failed client authentications / grants per address
     USER_STORE_TIMEOUT = 5.0  # the password grant's call to a tenant's database or directory
     # EXTERNAL tenants: their issuer's JWKS, cached in the database for every worker.

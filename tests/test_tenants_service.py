@@ -277,14 +277,15 @@ def test_rename_does_not_run_the_connection_check(ctx):
     assert tenant.display_name == "Renamed"
 
 
-def test_new_key_rotates_and_algorithm_change_retires(ctx, db):
+def test_new_key_rotates_and_algorithm_change_rotates_too(ctx, db):
     register(ldap_body())
     longer = "k" * 64
     tenants.update_tenant("acme", ldap_body(clientSecret=None, signingKey=longer), ACTOR, skip_check=True)
     tenants.update_tenant("acme", ldap_body(clientSecret=None, signingKey=None, supportAlgorithm="RS256"), ACTOR,
                           skip_check=True)
     states = db.session.execute(sa.select(SigningKey.algorithm, SigningKey.status).order_by(SigningKey.id)).all()
-    assert [tuple(s) for s in states] == [("HS256", "retired"), ("HS256", "retired"), ("RS256", "active")]
+    # Both HS256 keys stay passive for the grace period (tests/test_algorithm_change.py: their tokens validate).
+    assert [tuple(s) for s in states] == [("HS256", "passive"), ("HS256", "passive"), ("RS256", "active")]
 
 
 def test_activation_is_audited_and_unknown_tenant_is_not_found(ctx, db):

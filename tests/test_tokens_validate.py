@@ -289,18 +289,21 @@ def test_passive_key_past_its_grace_period_counts_as_retired(app, api, victims):
     assert views[victims["hs_kid"]]["status"] == "retired" and views[victims["hs_kid"]]["retiredAt"]
 
 
-def test_an_algorithm_change_retires_the_old_keys_at_once(api, victims, rsa_private):
-    """Validation pins the registered algorithm, so tokens of the previous algorithm stop validating."""
+def test_an_algorithm_change_keeps_the_old_key_passive_until_it_retires(api, victims, rsa_private):
+    """An algorithm change is a rotation (issue 16): the old key stays passive and its tokens validate, with its own
+    algorithm only, until it retires; then validation pins the new algorithm."""
     old_token = issue(api, "hsco")
     response = api.put("/v1/tenant/hsco", json=tenant_body("hsco", "RS256", signing_key=pem_of(rsa_private[1])))
     assert response.status_code == 200, response.get_data(as_text=True)
+    assert validate(api, old_token)["valid"]
+    statuses = {k["kid"]: k["status"] for k in api.get("/v1/tenant/hsco/keys").get_json()["keys"]}
+    assert statuses[victims["hs_kid"]] == "passive" and list(statuses.values()).count("active") == 1
+    new = validate(api, issue(api, "hsco"))
+    assert new["valid"] and new["header"]["alg"] == "RS256"
+    assert api.post(f"/v1/tenant/hsco/keys/{victims['hs_kid']}/retire").status_code == 200
     assert validate(api, old_token)["reason"] == "algorithm_mismatch"
     assert validate(api, hs_token(HS_KEY.encode(), claims_for("hsco", iat=int(time.time())), kid=victims["hs_kid"],
                                   alg="HS256"))["reason"] == "algorithm_mismatch"
-    statuses = {k["kid"]: k["status"] for k in api.get("/v1/tenant/hsco/keys").get_json()["keys"]}
-    assert statuses[victims["hs_kid"]] == "retired" and list(statuses.values()).count("active") == 1
-    new = validate(api, issue(api, "hsco"))
-    assert new["valid"] and new["header"]["alg"] == "RS256"
 
 
 def test_grace_period_comes_from_the_configuration(make_app):

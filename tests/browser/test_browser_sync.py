@@ -12,6 +12,7 @@ from portal.extensions import db
 from portal.models import Tenant
 from portal.services.context import Actor
 from portal.services.tenants import service as tenants
+from tests.browser.test_browser_tenants import show_all_steps
 from tests.browser.ui import unique
 
 SETTLE_MS = 20_000  # the script polls every 3 s; the worker needs well under a second per product
@@ -23,6 +24,7 @@ def test_new_tenants_sync_reaches_synced_in_both_products(page, live, screenshot
     badges = {product: page.locator(f".sync-card [data-sync-product='{product}']") for product in ("is", "apim")}
     with live.worker.paused():  # hold the change back until the page shows it waiting
         page.goto(live.url + "/tenants/new")
+        show_all_steps(page)
         page.fill("#tenantId", tenant_id)
         page.fill("#clientId", f"{tenant_id}-client")
         page.fill("#clientSecret", "sync-client-secret")

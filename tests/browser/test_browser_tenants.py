@@ -14,7 +14,9 @@ SECTION_FIELDS = {"ORACLE": "dataSourceURL", "POSTGRES": "dataSourceURL", "LDAP"
 
 
 def fill_tenant(page: Page, tenant_id: str, idp_type: str, *, algorithm: str = "HS256") -> None:
-    """The fields every type shares, an invited owner, and the type (which shows its section)."""
+    """The fields every type shares, an invited owner, and the type (which shows its section), with every step of
+    the register form on one page (test_browser_forms.py goes through the steps)."""
+    show_all_steps(page)
     page.fill("#tenantId", tenant_id)
     page.fill("#displayName", f"Browser {tenant_id}")
     page.fill("#clientId", f"{tenant_id}-client")
@@ -26,6 +28,13 @@ def fill_tenant(page: Page, tenant_id: str, idp_type: str, *, algorithm: str = "
     page.fill("#ownerFirstName", "Olive")
     page.fill("#ownerLastName", "Owner")
     page.select_option("#ownerProvisioningMethod", "invite-via-email")
+
+
+def show_all_steps(page: Page) -> None:
+    """The register form's "Show all steps on one page" (the choice lasts for the tab); the edit form has no steps."""
+    toggle = page.locator("[data-step-all]")
+    if toggle.count() and toggle.get_attribute("aria-pressed") != "true":
+        toggle.click()
 
 
 def register(page: Page) -> None:
@@ -43,6 +52,7 @@ def expect_registered(page: Page, live, tenant_id: str, *, verified: bool) -> No
 
 def test_type_switch_shows_only_the_chosen_types_fields(page, live):
     page.goto(live.url + "/tenants/new")
+    show_all_steps(page)
     expect(page.locator("#refresh")).to_be_hidden()  # the script replaces the no-JavaScript round trip
     for chosen in ("POSTGRES", "LDAP", "EXTERNAL", "ORACLE"):
         page.select_option("#identityProviderType", chosen)

@@ -77,11 +77,16 @@ def register_tenant(body: Any, actor: Actor, *, skip_check: bool = False) -> Reg
     return Registration(tenant, check)
 
 
-def update_tenant(tenant_id: str, body: Any, actor: Actor, *, skip_check: bool = False) -> Registration:
-    """Replace the tenant's mutable fields. A blank secret keeps the stored one; tenantId and domain stay."""
+def update_tenant(tenant_id: str, body: Any, actor: Actor, *, skip_check: bool = False,
+                  confirm_algorithm_change: bool = True) -> Registration:
+    """Replace the tenant's mutable fields. A blank secret keeps the stored one; tenantId and domain stay.
+    A new algorithm rotates the signing key (the old one stays passive for the grace period, key_ring.install);
+    the edit form asks for confirm_algorithm_change first (the API's explicit new value is its own confirmation)."""
     tenant = get_tenant(tenant_id)
     decommission.refuse_change(tenant, "edited")
     spec = tenant_spec.parse(body, rules(), existing=existing_view(tenant))
+    if spec.algorithm != tenant.support_algorithm and not confirm_algorithm_change:
+        raise ValidationError({"supportAlgorithm": key_ring.change_warning(tenant, spec.algorithm)})
     before = _audit_view(tenant)
     owner_before = store.owner_fingerprint(tenant)
     new_key = None

@@ -40,9 +40,9 @@ def grace_period() -> timedelta:
 
 
 def install(tenant: Tenant, material: signing_keys.KeyMaterial, now: datetime | None = None) -> SigningKey:
-    """Make `material` the active key. Same algorithm: the active key turns passive for the grace period, so
-    tokens it signed keep validating; another algorithm: every older key retires at once, because validation
-    pins the tenant's algorithm and could never accept them again."""
+    """Make `material` the active key; the active key turns passive for the grace period, so tokens it signed keep
+    validating, also when the algorithm changes (validation accepts a passive key's own algorithm for its kid,
+    services.tokens.service). Passive keys keep their own end."""
     now = now or utcnow()
     for old in tenant.keys:
         status = old.status_at(now)
@@ -50,15 +50,23 @@ def install(tenant: Tenant, material: signing_keys.KeyMaterial, now: datetime | 
             if old.status != "retired":
                 old.status, old.retired_at = "retired", old.passive_until
             continue
-        if old.algorithm != material.algorithm:
-            old.status, old.retired_at, old.passive_until = "retired", now, None
-        elif status == "active":
+        if status == "active":
             old.status, old.passive_until = "passive", now + grace_period()
     key = SigningKey(kid=material.kid, algorithm=material.algorithm, status="active", secret=material.secret,
                      public_pem=material.public_pem, key_bits=material.bits, generated=material.generated,
                      created_at=now)
     tenant.keys.append(key)
     return key
+
+
+def change_warning(tenant: Tenant, algorithm: str) -> str:
+    """What changing the tenant's algorithm does to its keys, asked for before an edit does it."""
+    key = tenant.active_key
+    hours = int(grace_period().total_seconds() // 3600)
+    kept = (f"the current key {key.kid} ({key.algorithm}) stays passive for {hours} hours, so tokens it signed keep "
+            "validating until then" if key is not None else "no current key is affected")
+    return (f"Changing the algorithm from {tenant.support_algorithm} to {algorithm} rotates the signing key: a new "
+            f"{algorithm} key becomes active and {kept}. Confirm the change to go ahead.")
 
 
 def rotate(tenant_id: str, actor: Actor, *, supplied: str | None = None, key_size: int = 2048) -> SigningKey:

@@ -31,6 +31,25 @@
     target.focus();
   }
 
+  // A person who chose "all steps on one page" keeps that choice for the browser tab.
+  function remember(all) {
+    try {
+      if (all) {
+        window.sessionStorage.setItem("portalStepperAll", "1");
+      } else {
+        window.sessionStorage.removeItem("portalStepperAll");
+      }
+    } catch (ignored) { /* storage refused: the choice lasts for this page only */ }
+  }
+
+  function remembered() {
+    try {
+      return window.sessionStorage.getItem("portalStepperAll") === "1";
+    } catch (ignored) {
+      return false;
+    }
+  }
+
   function Stepper(form) {
     var self = this;
     this.form = form;
@@ -40,17 +59,32 @@
     this.list = form.querySelector("[data-step-list]");
     this.current = 0;
     form.classList.add("stepping");
+    var head = form.querySelector("[data-step-head]");
+    if (head) {
+      head.hidden = false;
+    }
     if (this.nav) {
       this.nav.hidden = false;
     }
     if (this.list) {
-      this.list.hidden = false;
       this.list.addEventListener("click", function (event) {
         var link = event.target.closest("a[href^='#']");
         var step = link && form.querySelector(link.getAttribute("href"));
         if (step && step.hasAttribute("data-step")) {
           event.preventDefault();
           self.show(step, true);
+        }
+      });
+    }
+    this.all = form.querySelector("[data-step-all]");
+    if (this.all) {
+      this.all.addEventListener("click", function () {
+        var all = self.all.getAttribute("aria-pressed") !== "true";
+        remember(all);
+        if (all) {
+          self.showAll();
+        } else {
+          self.show(self.steps[self.current], true);
         }
       });
     }
@@ -80,12 +114,40 @@
     return true;
   };
 
+  // Every step on one page, as without the script (for people who prefer it, and to fill the form in one go).
+  Stepper.prototype.showAll = function () {
+    for (var i = 0; i < this.steps.length; i++) {
+      this.steps[i].hidden = false;
+    }
+    var moves = this.form.querySelectorAll("[data-step-move], [data-step-final]");
+    for (var j = 0; j < moves.length; j++) {
+      moves[j].hidden = moves[j].hasAttribute("data-step-move");
+    }
+    if (this.list) {
+      this.list.hidden = true;
+    }
+    if (this.status) {
+      this.status.textContent = "All steps on one page";
+    }
+    this.all.setAttribute("aria-pressed", "true");
+    this.all.textContent = "Show one step at a time";
+    this.form.classList.remove("stepping");
+  };
+
   Stepper.prototype.show = function (step, moveFocus) {
     var index = this.steps.indexOf(step);
     if (index < 0) {
       return;
     }
     this.current = index;
+    this.form.classList.add("stepping");
+    if (this.list) {
+      this.list.hidden = false;
+    }
+    if (this.all) {
+      this.all.setAttribute("aria-pressed", "false");
+      this.all.textContent = "Show all steps on one page";
+    }
     for (var i = 0; i < this.steps.length; i++) {
       this.steps[i].hidden = i !== index;
     }
@@ -174,10 +236,13 @@
   document.addEventListener("DOMContentLoaded", function () {
     var forms = document.querySelectorAll("form[data-stepper]");
     for (var i = 0; i < forms.length; i++) {
-      forms[i].portalStepper = new Stepper(forms[i]);
-      var firstError = forms[i].querySelector("[data-step] .has-error, [data-step] .error-summary");
-      var start = firstError ? firstError.closest("[data-step]") : forms[i].portalStepper.steps[0];
-      forms[i].portalStepper.show(start, false);
+      var stepper = forms[i].portalStepper = new Stepper(forms[i]);
+      var firstError = forms[i].querySelector("[data-step] .has-error");
+      if (remembered() && stepper.all) {
+        stepper.showAll();
+      } else {
+        stepper.show(firstError ? firstError.closest("[data-step]") : stepper.steps[0], false);
+      }
     }
     var summary = document.querySelector("[data-error-summary]");
     if (summary) {

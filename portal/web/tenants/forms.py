@@ -6,7 +6,16 @@ import re
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, SelectChoice, SelectField, StringField, SubmitField, TextAreaField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.validators import Length, Optional
 
 from portal.idp import registry
@@ -17,6 +26,8 @@ from portal.services.tenants import fields as tenant_fields, secret_binding
 from portal.services.tokens.signing_keys import RSA_KEY_SIZES
 
 STATUS_CHOICES = ("active", "inactive", "unverified")
+KEPT = "kept (typed earlier) — leave blank to keep, type to replace"
+KEPT_DROPPED = "The value typed earlier was for another server or user: type it again."
 
 
 def field_of_path() -> dict[str, str]:
@@ -51,7 +62,12 @@ class JdbcUrlField(StringField):
 
 
 class SecretTextAreaField(TextAreaField):
-    """A textarea that never writes its value back into the page: a pasted key is not echoed."""
+    """A textarea that never writes its value back into the page: a pasted key is not echoed (data-secret: the
+    register form's review step shows it only as typed or not)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("render_kw", {"data-secret": ""})
+        super().__init__(*args, **kwargs)
 
     def _value(self) -> str:
         return ""
@@ -136,6 +152,9 @@ class TenantForm(FlaskForm, metaclass=_IdpFieldsMeta):
 
     # Each identity-provider family's fields are added by _IdpFieldsMeta.
 
+    confirmAlgorithmChange = BooleanField("Change the algorithm and rotate the signing key")
+    kept = HiddenField()  # the handle of the secrets kept for this form (services.tenants.kept_secrets)
+
     skip_check = BooleanField("Register without a passing connection check",
                               description="The tenant is stored but shows as unverified until a check passes.")
     refresh = SubmitField("Show fields for this type")
@@ -192,6 +211,19 @@ class TenantForm(FlaskForm, metaclass=_IdpFieldsMeta):
             self[spec.form_name].description = ("set — leave blank to keep" if holder else "not set")
             if holder and hint:
                 self[spec.form_name].description += f" ({hint})"
+
+    def mark_kept(self, kept: list[str], dropped: list[str]) -> list[str]:
+        """Describe the secrets kept for this form (by API path) as kept; the labels of those kept."""
+        names = field_of_path()
+        for path in dropped:
+            if path in names and path not in kept:
+                self[names[path]].description = KEPT_DROPPED
+        labels = []
+        for path in kept:
+            if path in names:
+                self[names[path]].description = KEPT
+                labels.append(str(self[names[path]].label.text))
+        return labels
 
     @staticmethod
     def data_from_api(api: dict[str, Any]) -> dict[str, Any]:

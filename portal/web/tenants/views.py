@@ -5,6 +5,7 @@ validation messages, mapped from API field paths to form fields (forms.field_of_
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from portal.access import roles
 from portal.clients.checks import CheckResult
@@ -14,7 +15,7 @@ from portal.services.admin import audit
 from portal.services.errors import CheckFailed, Conflict, NotFound, ServiceError, ValidationError
 from portal.services.outbox import decommission, policy, reads, reconcile
 from portal.services.outbox.products import LABELS
-from portal.services.tenants import service as tenants
+from portal.services.tenants import kept_secrets, service as tenants, users as tenant_users
 from portal.services.tokens import external_jwks, key_ring
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import apply_errors, current_actor
@@ -80,34 +81,64 @@ def edit(tenant_id: str):
 
 
 def _form_page(form: TenantForm, tenant: Tenant | None):
-    """Register (tenant None) or edit: show the chosen type's fields, test the connection, or save (PRG)."""
+    """Register (tenant None) or edit: show the chosen type's fields, test the connection, or save (PRG).
+    Secrets typed into a submission that does not save are kept for this form (services.tenants.kept_secrets)."""
     check: CheckResult | None = None
-    tenant_id = tenant.tenant_id if tenant else None
-    if form.is_submitted() and not form.refresh.data and form.validate():
+    kept: list[str] = []
+    if form.is_submitted() and form.validate():
+        session_id = _session_id()
+        form_key = kept_secrets.edit_form(tenant.tenant_key) if tenant else kept_secrets.REGISTER
         body = form.body(editing=tenant is not None)
-        try:
-            if form.test_connection.data:
-                check = tenants.test_connection(body, tenant_id=tenant_id)
-                apply_errors(form, form_errors(check.field_errors))
-            elif tenant is None:
-                done = tenants.register_tenant(body, current_actor(), skip_check=bool(form.skip_check.data))
-                return _saved(done, "registered")
-            else:
-                done = tenants.update_tenant(tenant_id, body, current_actor(), skip_check=bool(form.skip_check.data))
-                return _saved(done, "saved")
-        except CheckFailed as exc:
-            check = exc.result
-            apply_errors(form, form_errors(exc.errors))
-        except (ValidationError, Conflict) as exc:
-            apply_errors(form, form_errors(exc.errors))
-        except NotFound:
-            abort(404)
+        recalled = kept_secrets.recall(form.kept.data, session_id, form_key, body)
+        if not form.refresh.data:
+            try:
+                check, done = _submit(form, tenant, body)
+                if done is not None:
+                    kept_secrets.forget(form.kept.data, session_id)
+                    return _saved(done, "saved" if tenant else "registered")
+            except CheckFailed as exc:
+                check = exc.result
+                apply_errors(form, form_errors(exc.errors))
+            except (ValidationError, Conflict) as exc:
+                apply_errors(form, form_errors(exc.errors))
+            except NotFound:
+                abort(404)
+        form.kept.data, paths = kept_secrets.keep(form.kept.data, session_id, form_key, body)
+        kept = form.mark_kept(paths, recalled.dropped)
     owners = policy.owner_rules()
     if owners.required:
         form.ownerUsername.description = ("Required: a product connection is configured, so the tenant is written to "
                                           "IS 7, which creates every tenant with its owner.")
+    config = current_app.config
     return render_template("tenants/form.html", form=form, tenant=tenant, check=check, chosen=form.chosen_type(),
-                           owner_rules=owners)
+                           owner_rules=owners, kept=kept, kept_minutes=int(config["KEPT_SECRET_SECONDS"]) // 60,
+                           grace_hours=_duration(int(config["KEY_GRACE_PERIOD"])))
+
+
+def _submit(form: TenantForm, tenant: Tenant | None, body: dict) -> tuple[CheckResult | None,
+                                                                          tenants.Registration | None]:
+    """Test the connection (a check, nothing saved) or save: one service call."""
+    skip = bool(form.skip_check.data)
+    if form.test_connection.data:
+        check = tenants.test_connection(body, tenant_id=tenant.tenant_id if tenant else None)
+        apply_errors(form, form_errors(check.field_errors))
+        return check, None
+    if tenant is None:
+        return None, tenants.register_tenant(body, current_actor(), skip_check=skip)
+    return None, tenants.update_tenant(tenant.tenant_id, body, current_actor(), skip_check=skip,
+                                       confirm_algorithm_change=bool(form.confirmAlgorithmChange.data))
+
+
+def _session_id() -> int | None:
+    session = getattr(current_user, "current_session", None)
+    return session.id if session is not None else None
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return f"{max(1, seconds // 60)} minutes"
 
 
 def _saved(done: tenants.Registration, verb: str):
@@ -139,7 +170,7 @@ def detail_page(tenant: Tenant, lab: dict | None = None, new_secret: str | None 
                            decommission_form=decommission_form,
                            changes=changes.events, confirm=ConfirmForm(), sync_view=reads.tenant_sync(tenant),
                            sync_labels=LABELS, keys=key_ring.key_views(tenant), lab=lab,
-                           new_secret=new_secret,
+                           new_secret=new_secret, user_access=tenant_users.access_of(tenant),
                            jwks_cache=external_jwks.cache_view(tenant)
                            if not registry.issues_tokens(tenant.idp_type) else None)
 
