@@ -49,6 +49,8 @@ def test_the_check_reports_each_step_and_understands_the_multi_tenant_template(a
     created = api.post("/v1/tenant", json=body)
     assert created.status_code == 201, created.get_data(as_text=True)
     assert created.get_json()["issuer"] == f"{entra_sim.authority}/{{tenantid}}/v2.0"
+    summary = created.get_json()["connectionCheck"]["summary"]
+    assert summary.startswith("Entra ID organizations (multi-tenant): ") and summary.endswith("v2.0 verified")
     with app.test_request_context():
         from portal.services.tenants import service as tenants
 

@@ -68,10 +68,15 @@ class Preset:
 
     @classmethod
     def of(cls, preset: Mapping[str, Any], settings: Mapping[str, Any]) -> Preset:
+        """From the stored settings. A multi-tenant application's test token comes from its first allowed directory:
+        the token endpoint of organizations / common issues none (AADSTS50059)."""
         schema = settings.get("oidcSchema") or {}
+        token_url = schema.get("accessTokenUrl", "")
+        allowed = preset.get("allowedDirectories") or []
+        if preset["directory"] in MULTI_TENANT:
+            token_url = token_url.replace(f"/{preset['directory']}/", f"/{allowed[0]}/", 1) if allowed else ""
         return cls(preset["authority"], preset["directory"], tuple(preset["tokenVersions"]),
-                   tuple(preset["audiences"]), settings["jwkSetUrl"], schema.get("accessTokenUrl", ""),
-                   schema.get("scope", ""))
+                   tuple(preset["audiences"]), settings["jwkSetUrl"], token_url, schema.get("scope", ""))
 
     @property
     def multi_tenant(self) -> bool:
@@ -92,7 +97,9 @@ def check_entra(preset: Preset, algorithm: str, fetcher: GuardedFetcher,
         by_id = preset.jwks_url.replace(f"/{preset.directory}/", f"/{tid}/", 1) if tid else preset.jwks_url
         check_jwks_uri(discovery, discovery_url, by_id, details)
         usable, keys = check_keys(preset.jwks_url, algorithm, fetcher, details)
-        token = _test_token(preset, keys, fetcher, client, details) if client else "no test token (no credentials)"
+        token = "no test token (no credentials)" if not client else (
+            _test_token(preset, keys, fetcher, client, details) if preset.token_url
+            else "no test token (any directory: no token endpoint to ask)")
     except CheckStop as stop:
         return failed(stop, details)
     where = f"directory {tid}" if tid else f"{preset.directory} (multi-tenant)"
