@@ -1,18 +1,16 @@
-"""Helpers for the /v1 tests (import the *_fixture names to use the fixtures): an authenticated caller, the served
-OpenAPI document as validators of real responses, the seed's three sample bodies, and the seed's PostgreSQL user store
-(role userll, database userdbll) made for real."""
+"""Helpers for the /v1 tests: an authenticated caller, the served OpenAPI document as validators of real responses,
+the seed's three sample bodies and the seed's PostgreSQL user store (role userll, database userdbll). The fixtures
+over them (`api`, `contract`, `seed_user_store`) are in tests/fixtures/."""
 from __future__ import annotations
 
 import copy
+import importlib
 import re
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import psycopg
-import pytest
 from jsonschema import Draft202012Validator, FormatChecker
-from psycopg import sql
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -125,11 +123,6 @@ def make_api(app, name: str = "tests", scopes: tuple[str, ...] = api_clients.SCO
         return Api(app, client.app_id, key)
 
 
-@pytest.fixture(name="api")
-def api_fixture(app) -> Api:
-    return make_api(app)
-
-
 # --- the OpenAPI document as a test oracle -------------------------------------------------------------------
 
 
@@ -203,11 +196,6 @@ def load_contract(app) -> Contract:
     return Contract(response.get_json())
 
 
-@pytest.fixture(name="contract")
-def contract_fixture(app) -> Contract:
-    return load_contract(app)
-
-
 def problem_of(response, status: int, contract: Contract) -> dict[str, Any]:
     """The response is a problem body with this status that fits the documented Problem schema."""
     assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
@@ -221,30 +209,21 @@ def problem_of(response, status: int, contract: Contract) -> dict[str, Any]:
 # --- the seed's user store on the local PostgreSQL -----------------------------------------------------------
 
 
-def _drop_seed_store(conn: psycopg.Connection) -> None:
-    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(SEED_DATABASE)))
-    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(SEED_ROLE)))
-
-
-@pytest.fixture(name="seed_user_store", scope="module")
-def seed_user_store_fixture() -> Iterator[None]:
-    """Role userll (password userll) owning database userdbll, as the seed's POSTGRES sample expects; leftovers of an
-    interrupted run are dropped first, and both are dropped at the end. PostgreSQL must be reachable: no skipping."""
-    with psycopg.connect(PG_SERVER_URL, autocommit=True) as conn:
-        _drop_seed_store(conn)
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-            sql.Identifier(SEED_ROLE), sql.Literal(SEED_PASSWORD)))
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-            sql.Identifier(SEED_DATABASE), sql.Identifier(SEED_ROLE)))
-    try:
-        yield
-    finally:
-        with psycopg.connect(PG_SERVER_URL, autocommit=True) as conn:
-            _drop_seed_store(conn)
-
-
 def user_store_tables() -> set[str]:
     """The tables the connection check created in the seed's schema."""
     with psycopg.connect(PG_SERVER_URL.rsplit("/", 1)[0] + "/" + SEED_DATABASE) as conn:
         rows = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'userschemall'")
         return {row[0] for row in rows}
+
+
+_MOVED = {"api_fixture": ("api", "api"), "contract_fixture": ("api", "contract"),
+          "seed_user_store_fixture": ("stores", "seed_user_store")}
+
+
+def __getattr__(name: str):
+    """The fixtures once defined here live in tests/fixtures/ and need no import; an old `import api_fixture` still
+    finds them."""
+    if name not in _MOVED:
+        raise AttributeError(name)
+    module, fixture = _MOVED[name]
+    return getattr(importlib.import_module(f"tests.fixtures.{module}"), fixture)

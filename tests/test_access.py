@@ -46,7 +46,7 @@ def test_a_view_without_a_declaration_is_refused_to_everyone(make_app):
         return "leaked"
 
     app.register_blueprint(bp)
-    from tests.conftest import create_admin, login
+    from tests.fixtures.accounts import create_admin, login
     create_admin(app, "root-admin", "admin")
     client = app.test_client()
     login(client, "root-admin")

@@ -4,7 +4,7 @@ import re
 import sqlalchemy as sa
 
 from portal.models import AdminUser, AuditEvent
-from tests.conftest import create_admin, login
+from tests.fixtures.accounts import create_admin, login
 
 
 def _one_time_password(response) -> str:

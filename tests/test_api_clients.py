@@ -182,7 +182,7 @@ def test_only_admins_rotate(admin_client, operator_client, auditor_client):
 
 
 def test_create_and_rotate_need_the_csrf_token(make_app, db):
-    from tests.conftest import create_admin, csrf_token, login
+    from tests.fixtures.accounts import create_admin, csrf_token, login
 
     app = make_app(WTF_CSRF_ENABLED=True)
     create_admin(app, "csrf-admin")

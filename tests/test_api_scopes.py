@@ -14,9 +14,8 @@ from portal.access import PUBLIC, access_of
 from portal.api.auth import scope_of
 from portal.models import ApiClient, AuditEvent, Tenant
 from portal.services.admin import api_clients
-from tests.api_helpers import (  # noqa: F401 - contract_fixture registers a fixture
+from tests.api_helpers import (
     Api,
-    contract_fixture,
     make_api,
     postgres_body,
     problem_of,
@@ -413,7 +412,7 @@ def test_migration_0008_keeps_existing_clients_working_and_downgrades(tmp_path):
 
     from portal import create_app
     from portal.extensions import db as scratch_db
-    from tests.conftest import test_config
+    from tests.fixtures.app import test_config
 
     app = create_app(test_config(f"sqlite:///{tmp_path / 'upgrade.db'}", tmp_path / "instance"))
     with app.app_context():

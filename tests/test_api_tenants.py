@@ -22,18 +22,15 @@ from portal.access import machine
 from portal.models import ApiClient, AuditEvent, Tenant
 from portal.services.admin import api_clients
 from portal.services.context import Actor
-from tests.api_helpers import (  # noqa: F401 - the *_fixture names register fixtures
+from tests.api_helpers import (
     SEED_EXTERNAL,
     SEED_LDAP,
     SEED_POSTGRES,
     Api,
-    api_fixture,
-    contract_fixture,
     ldap_body,
     make_api,
     postgres_body,
     problem_of,
-    seed_user_store_fixture,
     user_store_tables,
 )
 

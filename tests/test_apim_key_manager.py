@@ -16,16 +16,10 @@ from portal.services.certificates.cert_auth import SystemMapping, UserMapping
 from portal.services.certificates.service import java_dn
 from simulators.apim import ApimSimulator, KeyManagerConfig, TenantSharingConfig
 from simulators.is7 import Is7Simulator, TenantSyncConfig
-from simulators.pki import is7_pki
 
 KIM_PASSWORD = "Kim#12345"
 KIM_OWNER = {"username": "kim", "password": KIM_PASSWORD, "email": "kim@abc.com", "firstname": "Kim",
              "lastname": "Lee", "provisioningMethod": "inline-password"}
-
-
-@pytest.fixture(scope="module")
-def pki():
-    return is7_pki()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from portal.models import AdminSession, AdminUser, AuditEvent
-from tests.conftest import PASSWORD, create_admin, login
+from tests.fixtures.accounts import PASSWORD, create_admin, login
 
 
 def _copy_cookies(src, dst):

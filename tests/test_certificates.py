@@ -21,29 +21,6 @@ from portal.models.certificate import Certificate
 from portal.services.certificates import service as certificates
 from simulators.pki import ca, ec_key, issue, leaf, name, openssl_self_signed, pkcs12_file, rsa_key
 
-PRINT_DN_JAVA = """
-import java.io.FileInputStream;
-import java.nio.charset.StandardCharsets;
-import java.security.cert.CertificateFactory;
-import java.security.cert.X509Certificate;
-import java.util.HexFormat;
-
-/** For each certificate file: getIssuerDN().getName() and getSubjectDN().getName(), as hex of their UTF-8. */
-public class PrintDn {
-    public static void main(String[] args) throws Exception {
-        CertificateFactory factory = CertificateFactory.getInstance("X.509");
-        HexFormat hex = HexFormat.of();
-        for (String path : args) {
-            try (FileInputStream in = new FileInputStream(path)) {
-                X509Certificate cert = (X509Certificate) factory.generateCertificate(in);
-                System.out.println(hex.formatHex(cert.getIssuerDN().getName().getBytes(StandardCharsets.UTF_8)));
-                System.out.println(hex.formatHex(cert.getSubjectDN().getName().getBytes(StandardCharsets.UTF_8)));
-            }
-        }
-    }
-}
-"""
-
 # Names in ASN.1 order (country first); a list is one multi-valued RDN.
 DN_CASES = {
     "plain": name(("C", "LK"), ("ST", "Western"), ("L", "Colombo"), ("O", "WSO2"), ("OU", "IAM"), ("CN", "RootCA")),
@@ -70,28 +47,6 @@ DN_CASES = {
                                     ("O", "123", _ASN1Type.NumericString)),
     "newline and tab": name(("CN", "line\nbreak"), ("O", "tab\there")),
 }
-
-
-@pytest.fixture(scope="session")
-def java_dns(tmp_path_factory):
-    """java_dns([der, ...]) -> [(issuer, subject), ...] as the JDK's getIssuerDN()/getSubjectDN().getName() print."""
-    folder = tmp_path_factory.mktemp("jdk")
-    (folder / "PrintDn.java").write_text(PRINT_DN_JAVA)
-    subprocess.run(["javac", "-nowarn", "-d", str(folder), str(folder / "PrintDn.java")], check=True,
-                   capture_output=True)
-
-    def run(ders: list[bytes]) -> list[tuple[str, str]]:
-        paths = []
-        for i, der in enumerate(ders):
-            path = folder / f"cert-{os.getpid()}-{i}.der"
-            path.write_bytes(der)
-            paths.append(str(path))
-        out = subprocess.run(["java", "-cp", str(folder), "PrintDn", *paths], check=True, capture_output=True,
-                             text=True).stdout.splitlines()
-        names = [bytes.fromhex(line).decode() for line in out]
-        return list(zip(names[0::2], names[1::2], strict=True))
-
-    return run
 
 
 @pytest.fixture(scope="session")
@@ -404,7 +359,7 @@ def test_nav_links_to_certificates_for_every_role(signed_in):
 
 def test_forms_work_with_csrf_on(make_app, db):
     """Upload, mapping and truststore forms carry their token (the truststore forms are prefixed per product)."""
-    from tests.conftest import create_admin, csrf_token, login
+    from tests.fixtures.accounts import create_admin, csrf_token, login
 
     app = make_app(WTF_CSRF_ENABLED=True)
     create_admin(app, "root-admin", "admin")

@@ -75,7 +75,7 @@ def test_no_budget_outside_a_request_or_when_rate_limits_are_off(limited, make_a
 
 
 def test_the_tenant_page_check_beyond_the_budget_is_a_429_page(limited, listener):
-    from tests.conftest import create_admin, login
+    from tests.fixtures.accounts import create_admin, login
 
     api = make_api(limited, "setup")
     body = ldap_body("budget-web")

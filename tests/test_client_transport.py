@@ -22,11 +22,6 @@ from portal.clients.identity_server import (
     TENANTS,
     IdentityServerClient,
 )
-from portal.services.certificates.cert_auth import SystemMapping, UserMapping
-from portal.services.certificates.service import java_dn
-from simulators.apim import ApimSimulator
-from simulators.is7 import Is7Simulator
-from simulators.pki import is7_pki
 
 
 class RecordingAdapter(transport.TlsAdapter):
@@ -47,27 +42,6 @@ def recording_session(ca_pem: str, cert_pem: str | None = None, key_pem: str | N
     session.trust_env = False
     session.mount("https://", adapter)
     return session, adapter
-
-
-@pytest.fixture(scope="module")
-def pki():
-    return is7_pki()
-
-
-@pytest.fixture
-def is7(pki):
-    issuer = java_dn(pki.client.cert.issuer)
-    with Is7Simulator(server_cert_pem=pki.server.cert_pem, server_key_pem=pki.server.key_pem,
-                      client_ca_pem=pki.client_ca.cert_pem,
-                      user_mappings=[UserMapping(issuer, pki.client.thumbprint, ("admin",))],
-                      system_mappings=[SystemMapping(issuer, pki.client.thumbprint, "admin")]) as sim:
-        yield sim
-
-
-@pytest.fixture
-def apim(pki):
-    with ApimSimulator(server_cert_pem=pki.server.cert_pem, server_key_pem=pki.server.key_pem) as sim:
-        yield sim
 
 
 # --- An injected session -------------------------------------------------------------------------------------

@@ -18,18 +18,12 @@ from portal.services.certificates.service import java_dn
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, NotFound, ValidationError
 from portal.services.sharing import connections
-from simulators.apim import ApimSimulator
 from simulators.is7 import Is7Simulator
-from simulators.pki import Authority, is7_pki
-from tests.conftest import create_admin, login
+from simulators.pki import Authority
+from tests.fixtures.accounts import create_admin, login
 
 ACTOR = Actor(name="root-admin")
 IS_PASSWORD = 'pa"ss,wo\\rd-is'
-
-
-@pytest.fixture(scope="module")
-def pki():
-    return is7_pki()
 
 
 @pytest.fixture
@@ -303,12 +297,6 @@ def test_upstream_errors_are_typed(app, pki):
 
 
 # --- API Manager -----------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def apim(pki):
-    with ApimSimulator(server_cert_pem=pki.server.cert_pem, server_key_pem=pki.server.key_pem) as sim:
-        yield sim
 
 
 def apim_basic(url, **extra):

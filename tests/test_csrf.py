@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from portal.access import MACHINE, access_of
 from portal.extensions import db
 from portal.models import Base
-from tests.conftest import create_admin, csrf_token, login
+from tests.fixtures.accounts import create_admin, csrf_token, login
 from tests.routes import routes
 
 

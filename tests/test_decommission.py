@@ -16,16 +16,10 @@ from portal.services.errors import Conflict, ValidationError
 from portal.services.outbox import decommission, reconcile, store
 from portal.services.tenants import service as tenants
 from tests.api_helpers import make_api
-from tests.sync_env import ACTOR, Wso2, wso2
+from tests.sync_env import ACTOR, Wso2
 from tests.test_sync import FAST, body, drain
 
 DOMAIN = "acme.example.com"
-
-
-@pytest.fixture
-def env():
-    with wso2() as products:
-        yield products
 
 
 @pytest.fixture

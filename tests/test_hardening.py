@@ -5,7 +5,7 @@ from flask import Blueprint
 
 from portal.access import public
 from tests.api_helpers import make_api
-from tests.conftest import create_admin, login
+from tests.fixtures.accounts import create_admin, login
 from tests.token_helpers import CLIENT_SECRET, basic, register, tenant_body
 
 

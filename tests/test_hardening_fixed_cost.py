@@ -10,7 +10,7 @@ from flask import Blueprint, Flask, flash, session
 
 from portal.access import public
 from portal.extensions import PortalLimiter, db as _db
-from tests.conftest import create_admin, login
+from tests.fixtures.accounts import create_admin, login
 
 SESSIONLESS = ["/healthz", "/readyz", "/static/css/portal.css", "/v1/tenant", "/oauth/token",
                "/t/nobody/.well-known/jwks.json", "/t/nobody/.well-known/openid-configuration"]

@@ -23,27 +23,10 @@ from portal.clients.identity_server import (
     TenantsPage,
 )
 from portal.clients.transport import build_ssl_context, normalise_base_url
-from portal.services.certificates.cert_auth import SystemMapping, UserMapping
-from portal.services.certificates.service import java_dn
 from simulators.is7 import Is7Simulator
-from simulators.pki import Authority, is7_pki
+from simulators.pki import Authority
 
 SHORT = (2.0, 2.0)
-
-
-@pytest.fixture(scope="module")
-def pki():
-    return is7_pki()
-
-
-@pytest.fixture
-def is7(pki):
-    issuer = java_dn(pki.client.cert.issuer)
-    with Is7Simulator(server_cert_pem=pki.server.cert_pem, server_key_pem=pki.server.key_pem,
-                      client_ca_pem=pki.client_ca.cert_pem,
-                      user_mappings=[UserMapping(issuer, pki.client.thumbprint, ("admin",))],
-                      system_mappings=[SystemMapping(issuer, pki.client.thumbprint, "admin")]) as sim:
-        yield sim
 
 
 def client_for(sim, pki, **overrides) -> IdentityServerClient:

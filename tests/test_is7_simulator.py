@@ -26,32 +26,13 @@ from simulators.is7 import (
     load_mappings,
     main,
 )
-from simulators.pki import Authority, is7_pki
+from simulators.pki import Authority
 from simulators.x509_names import (
     issuer_name,
     java_name as java_dn,  # the simulator's own rendering, as IS reads it
 )
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-@pytest.fixture(scope="module")
-def pki():
-    return is7_pki()
-
-
-def _mappings(pki):
-    issuer = java_dn(pki.client.cert.issuer)
-    return ([UserMapping(issuer, pki.client.thumbprint, ("admin",))],
-            [SystemMapping(issuer, pki.client.thumbprint, "admin")])
-
-
-@pytest.fixture
-def is7(pki):
-    user, system = _mappings(pki)
-    with Is7Simulator(server_cert_pem=pki.server.cert_pem, server_key_pem=pki.server.key_pem,
-                      client_ca_pem=pki.client_ca.cert_pem, user_mappings=user, system_mappings=system) as sim:
-        yield sim
 
 
 class Caller:

@@ -16,8 +16,8 @@ from portal.services.sharing import key_managers, service as sharing
 from portal.services.tenants import service as tenants
 from simulators.apim import KeyManagerConfig
 from simulators.apim_keys import ADMIN_PREFIX, is7_key_manager
-from tests.conftest import create_admin, csrf_token, login
-from tests.sync_env import ACTOR, LISTENER_PASSWORD, LISTENER_USER, Wso2, wso2
+from tests.fixtures.accounts import create_admin, csrf_token, login
+from tests.sync_env import ACTOR, LISTENER_PASSWORD, LISTENER_USER, Wso2
 
 FAST = {"SYNC_BACKOFF_BASE": 0.05, "SYNC_BACKOFF_CAP": 0.2, "SYNC_VERIFY_SECONDS": 2.0, "SYNC_POLL_INTERVAL": 0.05,
         "SYNC_LEASE_SECONDS": 30.0, "SYNC_MAX_ATTEMPTS": 3}
@@ -33,12 +33,6 @@ def body(tenant_id: str) -> dict:
             "ldapSchema": {"ldapURLForDirectoryService": "ldap://127.0.0.1:1",
                            "directoryServiceDomainName": "example.com",
                            "directoryServiceRootDistinguishedName": "dc=example,dc=com"}}
-
-
-@pytest.fixture
-def env():
-    with wso2() as products:
-        yield products
 
 
 @pytest.fixture

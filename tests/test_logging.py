@@ -2,7 +2,7 @@
 import logging
 
 from portal.logging import RequestContextFilter, redact
-from tests.conftest import create_admin, login
+from tests.fixtures.accounts import create_admin, login
 
 
 def test_redaction_patterns():

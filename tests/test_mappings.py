@@ -358,7 +358,7 @@ def test_handler_line_setting_form_and_audit(app, pki, admin_client, db):
 
 def test_handler_line_form_needs_csrf(app, make_app):
     csrf_app = make_app(WTF_CSRF_ENABLED=True)
-    from tests.conftest import create_admin, login
+    from tests.fixtures.accounts import create_admin, login
     create_admin(csrf_app, "csrf-admin")
     client = csrf_app.test_client()
     login(client, "csrf-admin")

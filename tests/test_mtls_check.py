@@ -15,15 +15,10 @@ from portal.services.certificates.service import java_dn
 from portal.services.context import Actor
 from portal.services.errors import ValidationError
 from simulators.is7 import Is7Simulator
-from simulators.pki import Authority, is7_pki
-from tests.conftest import create_admin, csrf_token, login
+from simulators.pki import Authority
+from tests.fixtures.accounts import create_admin, csrf_token, login
 
 TIMEOUT = 2.0
-
-
-@pytest.fixture(scope="module")
-def pki():
-    return is7_pki()
 
 
 @pytest.fixture(scope="module")

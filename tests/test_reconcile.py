@@ -14,7 +14,7 @@ from portal.services.errors import NotFound, ValidationError
 from portal.services.outbox import reconcile
 from portal.services.outbox.worker import Worker
 from portal.services.tenants import service as tenants
-from tests.sync_env import ACTOR, Wso2, wso2
+from tests.sync_env import ACTOR, Wso2
 
 FAST = {"SYNC_BACKOFF_BASE": 0.05, "SYNC_BACKOFF_CAP": 0.2, "SYNC_VERIFY_SECONDS": 2.0, "SYNC_POLL_INTERVAL": 0.05}
 LDAP = {"ldapURLForDirectoryService": "ldap://127.0.0.1:1", "directoryServiceDomainName": "example.com",
@@ -27,12 +27,6 @@ def body(tenant_id: str) -> dict:
             "owner": {"username": f"{tenant_id}-admin", "email": f"admin@{tenant_id}.example.com",
                       "firstName": "Ada", "lastName": "Admin", "provisioningMethod": "inline-password",
                       "password": "Owner#Pass123"}}
-
-
-@pytest.fixture
-def env():
-    with wso2() as products:
-        yield products
 
 
 @pytest.fixture

@@ -17,14 +17,8 @@ from portal.services.errors import Conflict, ValidationError
 from portal.services.outbox import policy, store
 from portal.services.outbox.worker import Worker
 from portal.services.tenants import service as tenants
-from tests.sync_env import ACTOR, wso2
+from tests.sync_env import ACTOR
 from tests.test_sync import FAST, PASSWORD, body, drain, job_states, states
-
-
-@pytest.fixture
-def env():
-    with wso2() as products:
-        yield products
 
 
 @pytest.fixture

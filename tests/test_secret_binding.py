@@ -20,13 +20,7 @@ from portal.services.sharing import connections, service as sharing
 from portal.services.tenants import bulk, secret_binding as sb
 from simulators.apim import ApimSimulator
 from simulators.is7 import Is7Simulator
-from simulators.pki import is7_pki
-from tests.api_helpers import (  # noqa: F401 - the *_fixture names register fixtures
-    SEED_POSTGRES,
-    api_fixture,
-    make_api,
-    seed_user_store_fixture,
-)
+from tests.api_helpers import SEED_POSTGRES, make_api
 from tests.listeners import FakeHttps, FakeLdap, FakePostgres
 
 ACTOR = Actor(name="root-admin")
@@ -300,11 +294,6 @@ def test_bulk_rows_never_send_a_stored_password(inline_app, db):
 # --- product connections ------------------------------------------------------------------------------------------
 
 IS_PASSWORD = "Stored-IS-Connection-6620"
-
-
-@pytest.fixture(scope="module")
-def pki():
-    return is7_pki()
 
 
 @pytest.fixture

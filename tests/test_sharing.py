@@ -17,18 +17,12 @@ from portal.services.errors import CheckFailed, NotFound, ValidationError
 from portal.services.sharing import connections, service as sharing, sharing_toml, wso2_config
 from simulators.apim import PERMISSION_MONITOR, ApimSimulator
 from simulators.is7 import Is7Simulator
-from simulators.pki import is7_pki
 
 ACTOR = Actor(name="root-admin")
 AWKWARD_USER = 'svc "sync", tenant\\ops'
 AWKWARD_PASSWORD = 'p"a,s\\s\'w#rd'
 PLAIN_PASSWORD = "Plain-Secret-4711"  # for "never shown" checks: escaping cannot hide it
 APIM_URL = "https://apim.example.com:9443"
-
-
-@pytest.fixture(scope="module")
-def pki():
-    return is7_pki()
 
 
 @pytest.fixture

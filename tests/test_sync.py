@@ -18,7 +18,7 @@ from portal.services.outbox import delivery, policy, products, reads
 from portal.services.outbox.store import claim
 from portal.services.outbox.worker import Worker
 from portal.services.tenants import service as tenants
-from tests.sync_env import ACTOR, Wso2, wso2
+from tests.sync_env import ACTOR, Wso2
 
 FAST = {"SYNC_BACKOFF_BASE": 0.05, "SYNC_BACKOFF_CAP": 0.2, "SYNC_VERIFY_SECONDS": 2.0, "SYNC_POLL_INTERVAL": 0.05,
         "SYNC_LEASE_SECONDS": 30.0, "SYNC_MAX_ATTEMPTS": 8}
@@ -34,12 +34,6 @@ def body(tenant_id: str, **extra) -> dict:
             "ldapSchema": {"ldapURLForDirectoryService": "ldap://127.0.0.1:1",
                            "directoryServiceDomainName": "example.com",
                            "directoryServiceRootDistinguishedName": "dc=example,dc=com"}, **extra}
-
-
-@pytest.fixture
-def env():
-    with wso2() as products:
-        yield products
 
 
 @pytest.fixture

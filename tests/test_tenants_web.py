@@ -11,8 +11,6 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import psycopg
 import pytest
@@ -20,13 +18,13 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import url_for
-from psycopg import sql
 
 from portal.extensions import db as _db
 from portal.models import AuditEvent, Tenant
 from portal.services.context import Actor
 from portal.services.tenants import service as tenants
 from portal.web.tenants.forms import TenantForm, field_of_path
+from tests.fixtures.stores import TenantStore
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SEED_KEY = "100f4c1f-f333-4c25-bd8c-e4809722b6a7"  # the seed's 36-character sample signing key
@@ -135,7 +133,7 @@ def external_data(**overrides) -> dict[str, str]:
     return {k: v for k, v in data.items() if v is not None}
 
 
-def postgres_data(target: PgTarget, **overrides) -> dict[str, str]:
+def postgres_data(target: TenantStore, **overrides) -> dict[str, str]:
     data = {
         "tenantId": "TIBCO", "clientId": "order", "clientSecret": CLIENT_SECRET, "identityProviderType": "POSTGRES",
         "supportAlgorithm": "HS256", "signingKey": SIGNING_KEY, "rsaKeySize": "2048",
@@ -161,37 +159,7 @@ def seed_tenants(count: int, prefix: str = "t", **body) -> None:
 # --- PostgreSQL target --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PgTarget:
-    role: str
-    database: str
-    password: str = ""
-    schema: str = "tenant_store"
-
-    @property
-    def jdbc_url(self) -> str:
-        return f"jdbc:postgresql://127.0.0.1:5432/{self.database}?currentSchema={self.schema}"
-
-
-@pytest.fixture
-def pg_target() -> Iterator[PgTarget]:
-    """A fresh login role owning a fresh database, dropped at the end."""
-    name = f"portal_web_{secrets.token_hex(4)}"
-    target = PgTarget(role=name, database=name, password="pg-" + secrets.token_hex(12))
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(target.role),
-                                                                         sql.Literal(target.password)))
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(target.database),
-                                                                    sql.Identifier(target.role)))
-    try:
-        yield target
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target.database)))
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(target.role)))
-
-
-def store_tables(target: PgTarget) -> set[str]:
+def store_tables(target: TenantStore) -> set[str]:
     with psycopg.connect(PG_ADMIN.rsplit("/", 1)[0] + "/" + target.database) as conn:
         rows = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
                             (target.schema,)).fetchall()
@@ -323,7 +291,7 @@ def test_ldap_test_connection_fails_fast_and_shows_the_panel(admin_client, db, c
 
 
 def test_test_connection_reports_invalid_settings_at_their_fields(admin_client, db):
-    target = PgTarget(role="userll", database="userdbll", password="userll-secret")
+    target = TenantStore(role="userll", database="userdbll", password="userll-secret")
     data = {**postgres_data(target, tenantId="bad id!", dataSourceURL="jdbc:mysql://db.example.com/users"),
             "test_connection": "Test connection"}
     page = text_of(admin_client.post("/tenants/new", data=data))
@@ -414,7 +382,7 @@ def test_validation_errors_show_at_the_field(admin_client, db, data, field, expe
      {"dataSourceURL": PLACEHOLDER, "dataSourceUserName": PLACEHOLDER, "dataSourcePassword": PLACEHOLDER}),
 ])
 def test_relational_section_errors(admin_client, db, overrides, errors):
-    target = PgTarget(role="userll", database="userdbll", password="userll-secret")
+    target = TenantStore(role="userll", database="userdbll", password="userll-secret")
     response = admin_client.post("/tenants/new", data=postgres_data(target, **overrides))
     page = text_of(response)
     for field, expected in errors.items():
@@ -647,7 +615,7 @@ def test_type_and_status_filters(admin_client, db, closed_port):
 
 def test_keyset_pagination_next_and_previous(make_app, db):
     app = make_app(TENANT_PAGE_SIZE=3)
-    from tests.conftest import create_admin, login
+    from tests.fixtures.accounts import create_admin, login
     create_admin(app, "pager", "auditor")
     client = app.test_client()
     login(client, "pager")

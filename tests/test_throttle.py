@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests.conftest import create_admin, login
+from tests.fixtures.accounts import create_admin, login
 
 
 @pytest.fixture

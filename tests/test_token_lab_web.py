@@ -165,7 +165,7 @@ def test_external_tenant_has_no_issue_button(app, admin_client, db):
 def test_lab_post_needs_csrf(make_app, db, rs_tenant):
     strict = make_app(WTF_CSRF_ENABLED=True)
     client = strict.test_client()
-    from tests.conftest import create_admin, csrf_token, login
+    from tests.fixtures.accounts import create_admin, csrf_token, login
 
     create_admin(strict, "csrf-admin")
     login(client, "csrf-admin", csrf_token=csrf_token(client))

@@ -11,11 +11,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from argon2 import PasswordHasher
-from psycopg import sql
 
 from portal.clients import user_stores
 from simulators import pki
-from tests.api_helpers import Api, api_fixture, ldap_body, make_api  # noqa: F401 - api_fixture registers `api`
+from tests.api_helpers import Api, make_api
 from tests.ldap_server import Slapd
 from tests.token_helpers import (
     ALGORITHMS,
@@ -215,24 +214,6 @@ def test_repeated_failed_client_authentication_is_rate_limited(make_app):
 
 
 # --- password grant: a real PostgreSQL user store ---------------------------------------------------------------
-
-
-@pytest.fixture
-def pg_store() -> Iterator[dict]:
-    """A throwaway login role and database on the local PostgreSQL for one tenant's user store."""
-    suffix = uuid.uuid4().hex[:10]
-    store = {"role": f"tok_role_{suffix}", "database": f"tok_store_{suffix}", "password": f"pw-{suffix}"}
-    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(store["role"]),
-                                                                      sql.Literal(store["password"])))
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(store["database"]),
-                                                                  sql.Identifier(store["role"])))
-    try:
-        yield store
-    finally:
-        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(store["database"])))
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(store["role"])))
 
 
 def _postgres_tenant(tenant_id: str, url: str, store: dict, **overrides) -> dict:

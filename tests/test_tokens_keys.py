@@ -9,7 +9,7 @@ from jwcrypto import jwk
 
 from portal.models import AuditEvent, SigningKey
 from simulators import pki
-from tests.api_helpers import Api, api_fixture  # noqa: F401 - api_fixture registers the `api` fixture
+from tests.api_helpers import Api
 from tests.token_helpers import (
     external_body,
     hmac_key_for,

@@ -20,7 +20,7 @@ from portal.extensions import db as _db
 from portal.models import JwksCache, SigningKey
 from portal.models.base import utcnow
 from simulators import pki
-from tests.api_helpers import Api, api_fixture, make_api  # noqa: F401 - api_fixture registers the `api` fixture
+from tests.api_helpers import Api, make_api
 from tests.oidc_server import Idp, Route
 from tests.token_helpers import (
     ALGORITHMS,

@@ -7,11 +7,11 @@ import pytest
 
 from simulators import x509_names
 from simulators.pki import issue, name
-from tests.test_certificates import DN_CASES, java_dns  # noqa: F401  (java_dns is a fixture)
+from tests.test_certificates import DN_CASES
 
 
 @pytest.fixture(scope="module")
-def jdk(java_dns):  # noqa: F811
+def jdk(java_dns):
     issued = {key: issue(value, ca=True) for key, value in DN_CASES.items()}
     issued["leaf under a CA"] = issue(name(("C", "LK"), ("CN", "leaf + more")), issued["escaped comma in O"])
     keys = list(issued)
