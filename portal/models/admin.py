@@ -31,8 +31,21 @@ class AdminUser(UserMixin, Base):
     __table_args__ = (sa.CheckConstraint("role IN ('admin', 'operator', 'auditor')", name="role"),)
 
     # The server-side session this object was loaded through; Flask-Login stores its token, not the user id.
-    current_session = None  # AdminSession | None; plain attributes, not columns
+    # Plain attributes, not columns. The session row itself is read only when asked for (sign-out, own password):
+    # services/admin/sessions.load checks the session with one query and keeps its id.
+    current_session_id = None  # int | None
+    _current_session = None  # AdminSession | None
     session_token = None  # str | None
+
+    @property
+    def current_session(self) -> AdminSession | None:
+        if self._current_session is None and self.current_session_id is not None:
+            self._current_session = sa.orm.object_session(self).get(AdminSession, self.current_session_id)
+        return self._current_session
+
+    @current_session.setter
+    def current_session(self, row: AdminSession | None) -> None:
+        self._current_session, self.current_session_id = row, (row.id if row is not None else None)
 
     @property
     def is_active(self) -> bool:  # Flask-Login

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-import sqlalchemy.orm  # noqa: F401 - sa.orm.joinedload
+import sqlalchemy.orm  # noqa: F401 - sa.orm.make_transient_to_detached, sa.orm.instrumentation
 from flask import current_app
 
 from portal.extensions import db
@@ -74,10 +74,14 @@ def _open_session(admin: AdminUser, ip: str | None, user_agent: str | None) -> s
     return token
 
 
-# One query for the session and its admin. It runs on every signed-in request, so the statement is built once
-# (SQLAlchemy caches its compiled form) and only the hash is bound per call.
-_LOAD = (sa.select(AdminSession).options(sa.orm.joinedload(AdminSession.admin))
-         .where(AdminSession.token_hash == sa.bindparam("token_hash")))
+# One query for the session and its admin, on every signed-in request. Core rather than the ORM, on a pooled
+# connection of its own: the ORM's per-query instance processing and its session transaction cost more than the
+# query itself, and a page that needs no other data (a redirect, a JSON answer) then never starts one. The statement
+# is built once (SQLAlchemy caches its compiled form) and only the hash is bound per call.
+_S, _A = AdminSession.__table__, AdminUser.__table__
+_LOAD = (sa.select(*(c.label(f"s_{c.key}") for c in _S.c), *(c.label(f"a_{c.key}") for c in _A.c))
+         .join_from(_S, _A, _S.c.admin_id == _A.c.id)
+         .where(_S.c.token_hash == sa.bindparam("token_hash")))
 
 
 def load(token: str, user_agent: str | None = None, ip: str | None = None) -> AdminUser | None:
@@ -86,32 +90,57 @@ def load(token: str, user_agent: str | None = None, ip: str | None = None) -> Ad
 
     Always the database, never a cache: a sign-out, password change or disabled account anywhere (any worker,
     any instance) ends the session on its very next request."""
-    row = db.session.execute(_LOAD, {"token_hash": _hash(token)}).scalar_one_or_none()
-    if row is None or row.revoked_at is not None:
-        return None
     now = utcnow()
-    cfg = current_app.config
-    reason = None
-    if not row.admin.active:
-        reason = "disabled"
-    elif cfg["SESSION_BIND_USER_AGENT"] and (user_agent or "")[:255] != (row.user_agent or ""):
-        reason = "other_browser"
-    elif not same_network(row.ip, ip, int(cfg["SESSION_BIND_IPV4_PREFIX"])):
-        reason = "other_network"
-    elif now - row.last_seen_at > cfg["SESSION_IDLE_TIMEOUT"]:
-        reason = "idle"
-    elif now - row.created_at > cfg["SESSION_ABSOLUTE_TIMEOUT"]:
-        reason = "expired"
-    if reason:
-        row.revoked_at, row.revoked_reason = now, reason
-        db.session.commit()
-        return None
-    if now - row.last_seen_at >= cfg["SESSION_TOUCH_INTERVAL"]:
-        row.last_seen_at = now
-        db.session.commit()
-    admin = row.admin
-    admin.current_session, admin.session_token = row, token
+    with db.engine.connect() as conn:
+        found = conn.execute(_LOAD, {"token_hash": _hash(token)}).one_or_none()
+        if found is None or found.s_revoked_at is not None:
+            return None
+        reason = _ended(found, user_agent, ip, now)
+        if reason:
+            conn.execute(_REVOKE, {"session_id": found.s_id, "when": now, "reason": reason})
+            conn.commit()
+            return None
+        if now - found.s_last_seen_at >= current_app.config["SESSION_TOUCH_INTERVAL"]:
+            conn.execute(_TOUCH, {"session_id": found.s_id, "when": now})
+            conn.commit()
+    values = found._mapping
+    admin = _attach(AdminUser, {c.key: values[f"a_{c.key}"] for c in _A.c})
+    admin.current_session_id, admin.session_token = found.s_id, token
     return admin
+
+
+_REVOKE = (sa.update(_S).where(_S.c.id == sa.bindparam("session_id"))
+           .values(revoked_at=sa.bindparam("when"), revoked_reason=sa.bindparam("reason")))
+_TOUCH = sa.update(_S).where(_S.c.id == sa.bindparam("session_id")).values(last_seen_at=sa.bindparam("when"))
+
+
+def _ended(found, user_agent: str | None, ip: str | None, now: datetime) -> str | None:
+    """Why a live session row may not continue with this request, or None."""
+    cfg = current_app.config
+    if not found.a_active:
+        return "disabled"
+    if cfg["SESSION_BIND_USER_AGENT"] and (user_agent or "")[:255] != (found.s_user_agent or ""):
+        return "other_browser"
+    if not same_network(found.s_ip, ip, int(cfg["SESSION_BIND_IPV4_PREFIX"])):
+        return "other_network"
+    if now - found.s_last_seen_at > cfg["SESSION_IDLE_TIMEOUT"]:
+        return "idle"
+    if now - found.s_created_at > cfg["SESSION_ABSOLUTE_TIMEOUT"]:
+        return "expired"
+    return None
+
+
+def _attach(cls: type, values: dict):
+    """The ORM object of a row read with Core, in the request's session as if the ORM had loaded it (changes to it
+    are flushed as usual), without a query. An object already loaded in this session is returned as it is."""
+    found = db.session.identity_map.get(sa.orm.util.identity_key(cls, values["id"]))
+    if found is not None:
+        return found
+    obj = sa.orm.instrumentation.manager_of_class(cls).new_instance()
+    obj.__dict__.update(values)  # loaded values, as the ORM's own loading sets them: no change history
+    sa.orm.make_transient_to_detached(obj)  # persistent identity, nothing pending
+    db.session.add(obj)
+    return obj
 
 
 def same_network(opened_from: str | None, now_from: str | None, ipv4_prefix: int) -> bool:
