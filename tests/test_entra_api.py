@@ -61,6 +61,10 @@ def test_the_check_reports_each_step_and_understands_the_multi_tenant_template(a
     assert any(line.startswith("JWKS: ") for line in check.details)
     assert any(line.startswith(f"Test token for {body['clientId']}: ver 1.0, tid {CONTOSO}, aud {LEGACY_URI}")
                for line in check.details)
+    with app.test_request_context():
+        wrong = tenants.test_connection({**legacy(entra_sim.authority), "clientSecret": "not-the-secret"})
+    assert wrong.ok and wrong.summary.endswith("no test token")  # the client may not be an Entra application
+    assert any("HTTP 401" in line and "invalid_client: AADSTS" in line for line in wrong.details), wrong.details
 
 
 def test_a_token_the_tenant_would_refuse_fails_the_check_at_its_field(api, entra_sim):

@@ -239,7 +239,8 @@ class GuardedFetcher:
             )
         if status != 200:
             reason = f" {response.reason}" if response.reason else ""
-            raise FetchFailed(f"{target.url} answered HTTP {status}{reason} instead of 200.")
+            raise FetchFailed(f"{target.url} answered HTTP {status}{reason} instead of 200."
+                              + _error_description(response))
         content_type = response.headers.get("Content-Type", "")
         if not _is_json_media_type(content_type):
             shown = content_type or "no Content-Type"
@@ -330,6 +331,22 @@ def _parse_json_object(body: bytes, url: str) -> dict:
     if not isinstance(document, dict):
         raise FetchFailed(f"{url} returned JSON but not a JSON object (got {type(document).__name__}).")
     return document
+
+
+def _error_description(response: urllib3.BaseHTTPResponse) -> str:
+    """An OAuth error body's error and the first line of its description (e.g. Entra's "AADSTS7000215: Invalid
+    client secret provided."), from at most 4 KiB; nothing when the answer is not such a body."""
+    if not _is_json_media_type(response.headers.get("Content-Type", "")):
+        return ""
+    try:
+        body = json.loads(response.read(4096, decode_content=True))
+    except (ValueError, HTTPError, OSError):
+        return ""
+    if not isinstance(body, dict) or not isinstance(body.get("error"), str):
+        return ""
+    described = body.get("error_description")
+    first = described.strip().splitlines()[0][:200] if isinstance(described, str) and described.strip() else ""
+    return f" {body['error'][:64]}" + (f": {first}" if first else "")
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
