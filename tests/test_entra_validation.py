@@ -16,7 +16,7 @@ from portal.services.tokens import entra as entra_rules
 from portal.services.tokens.service import REASONS
 from simulators.entra_directory import API_MULTI, API_V2, CONTOSO, DAEMON, FABRIKAM, FABRIKAM_DAEMON
 from tests.api_helpers import make_api
-from tests.entra_helpers import LEGACY_URI, app_for, legacy, multi_tenant, single_tenant
+from tests.entra_helpers import LEGACY_URI, app_for, entra_body, legacy, multi_tenant, single_tenant
 
 DAEMON_SECRET = "Sim8Q~daemon-secret"
 FABRIKAM_SECRET = "Sim8Q~fabrikam-daemon-secret"
@@ -68,6 +68,16 @@ def test_multi_tenant_allow_list(portal, entra_sim):
     outside = validate(portal, entra_sim.token(DAEMON, DAEMON_SECRET, f"api://{API_MULTI}/.default"), "partners")
     assert (outside["valid"], outside["reason"]) == (False, "directory_not_allowed")
     assert CONTOSO in outside["decidedBy"] and "allow-list" in outside["decidedBy"]
+
+
+def test_any_directory_accepts_every_directory_and_says_so(portal, entra_sim):
+    body = entra_body("anyone", entra_sim.authority, directory="common", audiences=[API_MULTI], anyDirectory=True)
+    assert portal.post("/v1/tenant", json=body).status_code == 201
+    for client, secret, tid in ((DAEMON, DAEMON_SECRET, CONTOSO), (FABRIKAM_DAEMON, FABRIKAM_SECRET, FABRIKAM)):
+        verdict = validate(portal, entra_sim.token(client, secret, f"api://{API_MULTI}/.default"), "anyone")
+        assert verdict["valid"], verdict
+        assert verdict["decidedBy"].startswith(f"v2.0 issuer for directory {tid}, accepted because the tenant "
+                                               "accepts any directory")
 
 
 def test_graph_token_is_refused_for_what_it_is(portal, entra_sim):
