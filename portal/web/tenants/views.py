@@ -19,6 +19,7 @@ from portal.services.tenants import kept_secrets, service as tenants, users as t
 from portal.services.tokens import external_jwks, key_ring
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import apply_errors, current_actor
+from portal.web.tenants import listing
 from portal.web.tenants.forms import DecommissionForm, TenantForm, TenantSearchForm, TokenLabForm, form_errors
 
 bp = Blueprint("tenants", __name__, url_prefix="/tenants")
@@ -46,8 +47,10 @@ def index():
             limit=int(current_app.config["TENANT_PAGE_SIZE"])), for_display=True)
     args = {k: v for k, v in request.args.items() if k in ("q", "type", "status") and v}
     states = reads.states_for_keys(t.tenant_key for t in page.tenants)  # one query for the page
-    return render_template("tenants/index.html", form=form, page=page, args=args, sync_states=states,
-                           sync_labels=LABELS, has_bulk="bulk.index" in current_app.view_functions)
+    rows = listing.rows(page.tenants, states, LABELS, url_for("tenants.index"))  # tenant ids are URL-safe
+    return render_template("tenants/index.html", form=form, page=page, args=args, rows=rows,
+                           filter_fields=listing.filter_fields(form),
+                           has_bulk="bulk.index" in current_app.view_functions)
 
 
 @bp.route("/new", methods=["GET", "POST"])
