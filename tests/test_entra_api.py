@@ -120,6 +120,13 @@ def test_the_html_form_registers_and_edits_an_entra_tenant(api, entra_sim, admin
     assert view["entraId"]["allowedDirectories"] == sorted([FABRIKAM, CONTOSO]) and view["verified"]
     edit = admin_client.get("/tenants/form-entra/edit").get_data(as_text=True)
     assert f"{CONTOSO}\n{FABRIKAM}</textarea>" in edit and f'value="{API_MULTI}"' in edit
+    derived = {"jwkSetUrl": view["jwkSetUrl"], "issuer": view["issuer"], **view["oidcSchema"]}  # as the page has them
+    saved = admin_client.post("/tenants/form-entra/edit", data={
+        **form, **derived, "entraDirectory": CONTOSO, "entraAudiences": API_V2, "entraAllowedDirectories": "",
+        "save": "Save changes"})
+    assert saved.status_code == 302, saved.get_data(as_text=True)
+    view = api.get("/v1/tenant/form-entra").get_json()
+    assert (view["entraId"]["directory"], view["issuer"]) == (CONTOSO, f"{entra_sim.authority}/{CONTOSO}/v2.0")
     refused = admin_client.post("/tenants/new", data={**form, "tenantId": "form-bad",
                                                        "entraAllowedDirectories": "fabrikam"})
     assert refused.status_code == 200

@@ -93,6 +93,9 @@ class External(IdpFamily):
         preset = body.get(entra.SECTION) or {}
         if not any(value not in (None, False) for value in preset.values()):
             body.pop(entra.SECTION, None)  # no preset field filled in: a generic OpenID provider
+        else:  # derived from the preset: an edit form's copies of the old values must not contradict a new directory
+            for name in ("jwkSetUrl", "issuer", SECTION):
+                body.pop(name, None)
         return body
 
     def openapi_variants(self, update: bool):
