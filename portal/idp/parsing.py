@@ -16,17 +16,29 @@ class Errors(dict):
         self.setdefault(path, message)
 
 
+_MISSING = {str: "This field is required.", dict: "This section is required."}
+_WRONG_TYPE = {str: "Must be a string.", dict: "Must be an object."}
+
+
+def _typed(obj: dict, name: str, path: str, kind: type, errors: Errors, *, required: bool) -> Any:
+    """obj[name] when it is a `kind` (str or dict); None when it is absent (recorded if required) or another type."""
+    value = obj.get(name)
+    if value is None:
+        if required:
+            errors.add(path, _MISSING[kind])
+        return None
+    if not isinstance(value, kind):
+        errors.add(path, _WRONG_TYPE[kind])
+        return None
+    return value
+
+
 def text(obj: dict, name: str, errors: Errors, *, path: str | None = None, required: bool = False,
          limit: int = 255, strip: bool = True, secret: bool = False) -> str | None:
     """A string field: None when absent or blank; a type, length or placeholder problem is recorded."""
     path = path or name
-    value = obj.get(name)
+    value = _typed(obj, name, path, str, errors, required=required)
     if value is None:
-        if required:
-            errors.add(path, "This field is required.")
-        return None
-    if not isinstance(value, str):
-        errors.add(path, "Must be a string.")
         return None
     if not value.isascii():
         try:
@@ -54,13 +66,8 @@ def text(obj: dict, name: str, errors: Errors, *, path: str | None = None, requi
 
 def section(body: dict, name: str, allowed: frozenset[str], errors: Errors, *, required: bool) -> dict | None:
     """A nested object such as relationalSchema; unknown members are reported one by one."""
-    value = body.get(name)
+    value = _typed(body, name, name, dict, errors, required=required)
     if value is None:
-        if required:
-            errors.add(name, "This section is required.")
-        return None
-    if not isinstance(value, dict):
-        errors.add(name, "Must be an object.")
         return None
     for extra in sorted(set(value) - allowed):
         errors.add(f"{name}.{extra}", f"Unknown field {extra!r}.")
