@@ -174,6 +174,7 @@ class Tally:
         self.kinds: dict[str, Measurement] = {}
         self.seconds = 0.0
         self.client_cpu = 0.0
+        self.server_cpu = 0.0  # gunicorn's CPU seconds in the timed rounds, when measured
 
     def add(self, part: dict[str, Measurement], timed: bool = True) -> None:
         if part and timed:
@@ -317,9 +318,15 @@ def run(args: argparse.Namespace) -> int:
             per_round = args.duration / 2 / args.rounds
             step(f"measuring: {args.duration:g} s in {args.rounds} alternating rounds of {per_round:g} s mix and "
                  f"{per_round:g} s bare page")
+            cpu = {"mix": 0.0, "bare": 0.0}  # gunicorn's own CPU seconds in each kind of round (/proc)
             for _ in range(args.rounds):
+                before = stage.server_cpu()
                 load.mixed(per_round, mixed)
+                middle = stage.server_cpu()
                 bare.add(drive([a.http for a in admins], timed_get("/bare/"), per_round))
+                cpu["mix"] += middle - before
+                cpu["bare"] += stage.server_cpu() - middle
+            mixed.server_cpu, bare.server_cpu = cpu["mix"], cpu["bare"]
             extra = Tally()
             if any(c > load.tickets.taken for c in args.checkpoints):
                 step(f"going on with the mix until {args.checkpoints[-1]:,} portal requests (for the memory figure)")
@@ -363,7 +370,15 @@ def goal_figures(warm: Tally, mixed: Tally, bare: Tally, extra: Tally, load: Run
         Figure(f"worker RSS growth {first:,} → {second:,} requests (worst worker)", worst * 100,
                f"< {GOAL_GROWTH:.0%}", worst < GOAL_GROWTH, "%", fmt="+.2f"),
         Figure("mix ÷ bare page throughput", mixed.rate / bare.rate if bare.rate else 0.0, "", None),
+        Figure("mix CPU/req: bare ÷ mix (server CPU per request)", cpu_per_request(bare) / cpu_per_request(mixed)
+               if cpu_per_request(mixed) else 0.0, "", None),
     ]
+
+
+def cpu_per_request(tally: Tally) -> float:
+    """Server CPU seconds per request in the timed rounds (gunicorn's arbiter and workers, /proc)."""
+    answered = tally.ok + tally.errors
+    return tally.server_cpu / answered if answered else 0.0
 
 
 def report(args: argparse.Namespace, stage: Stage, warm: Tally, mixed: Tally, bare: Tally, extra: Tally, load: Run,
@@ -398,7 +413,8 @@ def report(args: argparse.Namespace, stage: Stage, warm: Tally, mixed: Tally, ba
     print(f"(warm-up, not in the table: {warm.ok:,} served, {warm.errors} errors)")
     print()
     print(f"throughput in the timed rounds: mix {mixed.rate:.1f} req/s, bare page {bare.rate:.1f} req/s; "
-          f"client CPU {mixed.cpu_share:.0%} (mix), {bare.cpu_share:.0%} (bare) of one core")
+          f"client CPU {mixed.cpu_share:.0%} (mix), {bare.cpu_share:.0%} (bare) of one core; server CPU per request "
+          f"{cpu_per_request(mixed) * 1000:.2f} ms (mix), {cpu_per_request(bare) * 1000:.2f} ms (bare)")
     print()
     if len(load.memory) >= 2:
         print("worker memory (RSS, read with the clients paused; requests = portal requests sent since start), "

@@ -1,18 +1,21 @@
-"""Tenant list throughput at 100 and at 100,000 tenants, each as a ratio to a bare Flask page.
+"""The tenant list and a signed-in empty page at 100 and at 100,000 tenants, each against a bare Flask page: the
+server's CPU time per request (the goals), throughput and latency.
 
 One run: a fresh database (SQLite in a temporary folder, or a throwaway PostgreSQL database), migrated, with an
 administrator and 100 demo tenants; gunicorn on 127.0.0.1 serving the portal and a bare Flask page (bench/bare_app.py);
-signed-in clients hammer /tenants/ and then /bare/ for a fixed time each; then the database is filled up to 100,000
-tenants and both are measured again. Everything is local, bounded in time, and cleaned up at the end.
+one browser session signed in through the form, whose cookies wrk (bench/_wrk.py) then sends on every request; the
+pages measured in alternating rounds; then the database is filled up to 100,000 tenants and they are measured again.
+Everything is local, bounded in time, and cleaned up at the end.
 
     .venv/bin/python bench/tenant_list.py [--quick] [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
 
-Goals (issue 3): list ÷ bare >= 0.35, and the ratio at 100,000 tenants within 10% of the ratio at 100.
+Goals (issue 17), of CPU per request: bare ÷ list (50 rows, signed in) >= 0.25 at each count, bare ÷ signed-in
+empty page >= 0.5; and (issue 3) the list's ratio at 100,000 tenants within 10% of the one at 100. The throughput
+ratio list ÷ bare of earlier rounds (goal then 0.35) is printed beside them for comparison.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 import time
@@ -20,30 +23,44 @@ import time
 from _common import (
     Client,
     Figure,
-    Measurement,
     Stage,
     add_common_options,
     flask,
-    hammer,
+    load_average,
+    machine_line,
     main_with_limits,
     step,
     write_json,
 )
+from _wrk import (
+    TABLE_HEADER,
+    TABLE_NOTE,
+    Target,
+    Totals,
+    cookie_header,
+    cpu_ratio,
+    measure,
+    need_wrk,
+    rate_ratio,
+    table_row,
+)
 
-GOAL_RATIO = 0.35
+GOAL_LIST = 0.25
+GOAL_EMPTY = 0.5
 GOAL_DRIFT = 0.10
+EMPTY_PATH = "/bench/empty"  # bench/bare_app.py: an empty answer to any signed-in role
 
 
-def measure(clients: list[Client], args: argparse.Namespace) -> tuple[Measurement, Measurement]:
-    """The list and the bare page in alternating rounds, so a change in background load (another process on the
-    machine) weighs on both figures alike instead of on whichever page happened to run at the time."""
-    hammer(clients, args.list_path, args.warmup / 2)
-    hammer(clients, "/bare/", args.warmup / 2)
-    listing, bare = Measurement(args.list_path), Measurement("/bare/")
+def measure_rounds(stage: Stage, targets: list[Target], args: argparse.Namespace) -> dict[str, Totals]:
+    """The targets in alternating rounds, so a change in background load weighs on all alike."""
+    for target in targets:
+        measure(stage, target, 1, args.clients, args.pin_client)  # warm-up
+    totals = {t.name: Totals() for t in targets}
+    per_round = max(1, round(args.duration / args.rounds))
     for _ in range(args.rounds):
-        listing.merge(hammer(clients, args.list_path, args.duration / args.rounds))
-        bare.merge(hammer(clients, "/bare/", args.duration / args.rounds))
-    return listing, bare
+        for target in targets:
+            totals[target.name].samples.append(measure(stage, target, per_round, args.clients, args.pin_client))
+    return totals
 
 
 # --- the run ------------------------------------------------------------------------------------------------------
@@ -55,20 +72,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="tenant counts to measure at, ascending (default: 100 100000)")
     parser.add_argument("--list-path", default="/tenants/", help="the page measured against the bare one "
                                                                   "(default: /tenants/; e.g. /tenants/?q=demo-05)")
-    parser.add_argument("--duration", type=float, help="seconds per measurement (default: 10; --quick: 6)")
-    parser.add_argument("--warmup", type=float, help="seconds of unmeasured load first (default: 2; --quick: 1)")
-    parser.add_argument("--rounds", type=int, help="alternating list/bare rounds the duration is split "
-                                                   "into (default: 5; --quick: 3)")
+    parser.add_argument("--duration", type=float, help="seconds per page per tenant count (default: 10; --quick: 6)")
+    parser.add_argument("--rounds", type=int, help="alternating rounds the duration is split into "
+                                                   "(default: 5; --quick: 3)")
     parser.add_argument("--quick", action="store_true", help="shorter measurements, for make bench "
-                                                             "(--duration 6 --warmup 1 --rounds 3)")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent signed-in clients (default: 8)")
+                                                             "(--duration 6 --rounds 3)")
+    parser.add_argument("--clients", type=int, default=8, help="wrk connections (default: 8)")
+    parser.add_argument("--pin-client", metavar="CPUS", help="run wrk under taskset -c CPUS (the ratios do not "
+                                                             "depend on it; wall-clock rates may)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default: 2)")
     parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (default: gthread)")
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker (default: 4)")
     add_common_options(parser, time_limit=900)
     args = parser.parse_args(argv)
-    preset = (6.0, 1.0, 3) if args.quick else (10.0, 2.0, 5)
-    for name, value in zip(("duration", "warmup", "rounds"), preset, strict=True):
+    preset = (6.0, 3) if args.quick else (10.0, 5)
+    for name, value in zip(("duration", "rounds"), preset, strict=True):
         if getattr(args, name) is None:
             setattr(args, name, value)
     if args.tenants != sorted(args.tenants) or args.tenants[0] < 1:
@@ -78,91 +96,91 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def signed_in_targets(stage: Stage, args: argparse.Namespace) -> list[Target]:
+    """Sign in once through the form, like a browser; wrk then sends that session's cookies."""
+    client = Client(stage.port)
+    try:
+        client.sign_in(stage.password, args.list_path)
+        cookies = cookie_header(client.cookies)
+    finally:
+        client.close()
+    return [Target("list", "GET", args.list_path, cookies), Target("signed-in empty", "GET", EMPTY_PATH, cookies),
+            Target("bare", "GET", "/bare/")]
+
+
 def run(args: argparse.Namespace) -> int:
-    clients: list[Client] = []
+    need_wrk()
+    args.load_at_start = load_average()
     with Stage(args.database_url, args.keep) as stage:
-        try:
-            results: list[tuple[int, Measurement, Measurement]] = []
-            seeded = 0
-            for count in args.tenants:
-                step(f"seeding demo tenants up to {count:,}")
-                began = time.monotonic()
-                flask(stage.env, "seed-demo", "--tenants", str(count - seeded))
-                step(f"  {count - seeded:,} tenants in {time.monotonic() - began:.1f} s")
-                seeded = count
-                if stage.server is None:
-                    port = stage.start(workers=args.workers, worker_class=args.worker_class, threads=args.threads)
-                    step(f"signing in {args.clients} clients")
-                    clients = [Client(port) for _ in range(args.clients)]
-                    for client in clients:
-                        client.sign_in(stage.password, args.list_path)
-                step(f"measuring at {count:,} tenants: warm-up {args.warmup:g} s, then {args.duration:g} s per "
-                     f"page in {args.rounds} alternating rounds")
-                results.append((count, *measure(clients, args)))
-            report(args, stage, results)
-            figures = goal_figures(results)
-            write_json(args.json, "tenant_list", figures, server=stage.server_command, database=stage.database,
-                       rows=[{"tenants": count, "list_rate": listing.rate, "bare_rate": bare.rate,
-                              "errors": listing.errors + bare.errors,
-                              "client_cpu": max(listing.cpu_share, bare.cpu_share)}
-                             for count, listing, bare in results])
-            return 1 if args.strict and not all(f.met for f in figures) else 0
-        finally:
-            for client in clients:
-                client.close()
+        results: list[tuple[int, dict[str, Totals]]] = []
+        targets: list[Target] = []
+        seeded = 0
+        for n, count in enumerate(args.tenants):
+            step(f"seeding demo tenants up to {count:,}")
+            began = time.monotonic()
+            flask(stage.env, "seed-demo", "--tenants", str(count - seeded))
+            step(f"  {count - seeded:,} tenants in {time.monotonic() - began:.1f} s")
+            seeded = count
+            if stage.server is None:
+                stage.start(workers=args.workers, worker_class=args.worker_class, threads=args.threads)
+                targets = signed_in_targets(stage, args)
+            chosen = targets if n == 0 else [t for t in targets if t.name != "signed-in empty"]
+            step(f"measuring at {count:,} tenants: {', '.join(t.name for t in chosen)}, {args.duration:g} s each "
+                 f"in {args.rounds} alternating rounds (wrk -c{args.clients})")
+            results.append((count, measure_rounds(stage, chosen, args)))
+        figures = goal_figures(results)
+        report(args, stage, results, figures)
+        write_json(args.json, "tenant_list", figures, server=stage.server_command, database=stage.database,
+                   load_average=[args.load_at_start, load_average()],
+                   rows=[{"tenants": count, **{name: {"rate": t.rate, "cpu_ms_per_request": t.cpu_per_request * 1000,
+                                                       "errors": t.errors} for name, t in totals.items()}}
+                         for count, totals in results])
+        return 1 if args.strict and not all(f.met for f in figures if f.goal) else 0
 
 
-def ratio(listing: Measurement, bare: Measurement) -> float:
-    return listing.rate / bare.rate if bare.rate else 0.0
-
-
-def goal_figures(results: list[tuple[int, Measurement, Measurement]]) -> list[Figure]:
+def goal_figures(results: list[tuple[int, dict[str, Totals]]]) -> list[Figure]:
     """Each goal as a figure; a run with errors meets none (it measured something other than the page)."""
-    clean = sum(m.errors for _, listing, bare in results for m in (listing, bare)) == 0
+    clean = sum(t.errors for _, totals in results for t in totals.values()) == 0
     figures = []
-    for count, listing, bare in results:
-        r = ratio(listing, bare)
-        figures.append(Figure(f"list ÷ bare at {count:,} tenants", r, f">= {GOAL_RATIO}",
-                              clean and r >= GOAL_RATIO))
-    first, last = ratio(results[0][1], results[0][2]), ratio(results[-1][1], results[-1][2])
-    if len(results) > 1 and first:
-        drift = last / first
-        figures.append(Figure(f"ratio at {results[-1][0]:,} ÷ ratio at {results[0][0]:,}", drift,
+    ratios = []
+    for count, totals in results:
+        r = cpu_ratio(totals["bare"], totals["list"])
+        ratios.append(r)
+        figures.append(Figure(f"list CPU/req: bare ÷ list at {count:,} tenants", r, f">= {GOAL_LIST}",
+                              clean and r >= GOAL_LIST))
+        if "signed-in empty" in totals:
+            e = cpu_ratio(totals["bare"], totals["signed-in empty"])
+            figures.append(Figure("signed-in empty page CPU/req: bare ÷ empty", e, f">= {GOAL_EMPTY}",
+                                  clean and e >= GOAL_EMPTY))
+    if len(results) > 1 and ratios[0]:
+        drift = ratios[-1] / ratios[0]
+        figures.append(Figure(f"list CPU ratio at {results[-1][0]:,} ÷ at {results[0][0]:,}", drift,
                               f"within {GOAL_DRIFT:.0%} of 1", clean and abs(drift - 1) <= GOAL_DRIFT))
+    for count, totals in results:
+        figures.append(Figure(f"(earlier figure) list ÷ bare req/s at {count:,}",
+                              rate_ratio(totals["bare"], totals["list"]), "", None))
     return figures
 
 
-def report(args: argparse.Namespace, stage: Stage, results: list[tuple[int, Measurement, Measurement]]) -> None:
+def report(args: argparse.Namespace, stage: Stage, results: list[tuple[int, dict[str, Totals]]],
+           figures: list[Figure]) -> None:
     print()
     print("command:  " + " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
     print("server:   " + stage.server_command)
-    print(f"pages:    {args.list_path} against /bare/")
-    print(f"database: {stage.database}; {args.clients} clients, "
-          f"{args.duration:g} s per page in {args.rounds} alternating rounds; {os.cpu_count()} CPUs shared by "
-          "server and client")
+    print(f"client:   wrk -t1 -c{args.clients}, one signed-in session's cookies" +
+          (f", pinned to CPUs {args.pin_client}" if args.pin_client else ""))
+    print(machine_line(args.load_at_start))
+    print(f"database: {stage.database}; {args.duration:g} s per page in {args.rounds} alternating rounds")
+    for count, totals in results:
+        print(f"\n{count:,} tenants")
+        print(TABLE_HEADER)
+        print("-" * len(TABLE_HEADER))
+        for name, t in totals.items():
+            print(table_row(name, t))
     print()
-    header = (f"{'tenants':>9} | {'list req/s':>10} | {'bare req/s':>10} | {'list÷bare':>9} | {'errors':>6} | "
-              f"{'list p50/p95 ms':>15} | {'bare p50/p95 ms':>15} | {'client CPU':>10}")
-    print(header)
-    print("-" * len(header))
-    for count, listing, bare in results:
-        errors = listing.errors + bare.errors
-        cpu = max(listing.cpu_share, bare.cpu_share) * 100
-        print(f"{count:>9,} | {listing.rate:>10.1f} | {bare.rate:>10.1f} | {ratio(listing, bare):>9.3f} | "
-              f"{errors:>6} | {listing.percentile(50) * 1000:>6.1f}/{listing.percentile(95) * 1000:<8.1f} | "
-              f"{bare.percentile(50) * 1000:>6.1f}/{bare.percentile(95) * 1000:<8.1f} | {cpu:>9.0f}%")
-    print()
-    first, last = ratio(results[0][1], results[0][2]), ratio(results[-1][1], results[-1][2])
-    for count, listing, bare in results:
-        r = ratio(listing, bare)
-        verdict = "met" if r >= GOAL_RATIO else "MISSED"
-        print(f"list ÷ bare at {count:,} tenants: {r:.3f} (goal >= {GOAL_RATIO}): {verdict}")
-    if len(results) > 1 and first:
-        drift = last / first
-        print(f"ratio at {results[-1][0]:,} ÷ ratio at {results[0][0]:,}: {drift:.3f} (goal within "
-              f"{GOAL_DRIFT:.0%} of 1): {'met' if abs(drift - 1) <= GOAL_DRIFT else 'MISSED'}")
-    print("client CPU: the share of one core the measuring process used; near 100% means the client, not the "
-          "server, set the pace.")
+    for figure in figures:
+        print(figure.line())
+    print(TABLE_NOTE)
 
 
 def main(argv: list[str] | None = None) -> int:
