@@ -69,12 +69,13 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-## make bench: every benchmark in bench/ (tenant list, onboarding, tokens, mixed load) in its quick form, about 5
-## minutes, then one table of ratios with the command behind each (bench/README.md). Full length:
-## make bench BENCH_ARGS=--full; on PostgreSQL: BENCH_ARGS='--database-url $(PG_ADMIN_URL)'
+## make bench: every benchmark in bench/ (tenant list, onboarding, tokens, mixed load, sign-in flood) in its quick
+## form on SQLite and on PostgreSQL ($(PG_ADMIN_URL), throwaway databases), about 10 minutes, load from wrk, then one
+## table of figures (server CPU per request ratios) with the command behind each (bench/README.md).
+## Full length: make bench BENCH_ARGS=--full; one database: BENCH_ARGS='--databases sqlite'
 BENCH_ARGS ?=
-bench: install-dev
-	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+bench: system-packages install-dev
+	$(BIN)/python bench/run_all.py --database-url $(PG_ADMIN_URL) $(BENCH_ARGS)
 
 ## make bench-onboarding: 1,000 tenants delivered to both simulated products, concurrent vs one after another
 bench-onboarding: install-dev
