@@ -157,6 +157,8 @@ def live(slapd, idp) -> Iterator[Live]:
             admins.create_admin(ADMIN, "admin", Actor.cli(), password=ADMIN_PASSWORD)
         products.connect(app)
         products.share(app, "off")
+        with app.app_context():
+            layout.register_long_tenant()  # long values on every list, sync and audit page the tests visit
         server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
         serving = threading.Thread(target=server.serve_forever, name="browser-portal", daemon=True)
         serving.start()

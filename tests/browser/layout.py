@@ -9,6 +9,9 @@ from pathlib import Path
 import axe_playwright_python
 from playwright.sync_api import Browser, BrowserContext, Page, Response
 
+from portal.services.context import Actor
+from portal.services.tenants import service as tenants
+
 AXE_JS = (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text()
 # WCAG 2.1 A and AA rules plus axe's best practices.
 AXE_RUN = """async () => await axe.run(document, {
@@ -24,6 +27,24 @@ SCROLL_WIDTH = "(() => { const e = document.scrollingElement; return [e.scrollWi
 WIDEST = """(() => [...document.querySelectorAll("body *")]
   .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest("[data-scroll-region]"))
   .slice(-3).map(e => e.tagName + "." + e.className + " " + (e.textContent || "").trim().slice(0, 40)).join(" | "))()"""
+
+
+LONG_LABEL = "d" * 63  # the longest DNS label
+
+
+def register_long_tenant(tenant_id: str = "Long_values_" + "v" * 52) -> str:
+    """A tenant whose id, name, client id, directory URL and DN have nothing to break at, registered with the live
+    portal, so the pages every test visits (lists, sync, audit, dashboard) show long values."""
+    tenants.register_tenant({
+        "tenantId": tenant_id, "displayName": "Display_" + "n" * 110, "clientId": "client_" + "c" * 120,
+        "clientSecret": "long-values-client-secret-" + "s" * 20, "identityProviderType": "LDAP",
+        "owner": {"username": "owner_" + "o" * 50, "email": "o" * 60 + "@example.com",
+                  "provisioningMethod": "invite-via-email"},
+        "ldapSchema": {"ldapURLForDirectoryService": f"ldaps://{LONG_LABEL}.{LONG_LABEL}.{LONG_LABEL}.example.com:636",
+                       "directoryServiceDomainName": "example.com",
+                       "directoryServiceRootDistinguishedName": f"ou={LONG_LABEL},ou={LONG_LABEL},dc=example,dc=com"},
+    }, Actor(name="browser-long-values"), skip_check=True)
+    return tenant_id
 
 
 def axe_violations(page: Page, impacts: tuple[str, ...] | None = None) -> list[str]:
