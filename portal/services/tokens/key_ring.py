@@ -32,6 +32,7 @@ from portal.services.tokens import signing_keys
 USABLE = ("active", "passive")
 _CACHE_LIMIT = 10000
 _parsed: dict[tuple[int, str, str], Any] = {}
+_secrets: dict[str, str] = {}  # client secret ciphertext -> plaintext (TenantRow.client_secret)
 _lock = threading.Lock()
 
 
@@ -167,7 +168,17 @@ class TenantRow:
 
     @property
     def client_secret(self) -> str:
-        return encryption.cipher().decrypt(self.client_secret_cipher)
+        """Decrypted once per process and ciphertext, like the parsed signing keys (_cached): a Fernet decryption
+        per token request cost more than the rest of client authentication. A changed or re-encrypted secret is
+        another ciphertext, so it is never served stale."""
+        plain = _secrets.get(self.client_secret_cipher)
+        if plain is None:
+            plain = encryption.cipher().decrypt(self.client_secret_cipher)
+            with _lock:
+                if len(_secrets) >= _CACHE_LIMIT:
+                    _secrets.clear()
+                _secrets[self.client_secret_cipher] = plain
+        return plain
 
 
 _TENANT_COLUMNS = (Tenant.id, Tenant.tenant_id, Tenant.tenant_key, Tenant.client_id,
@@ -183,7 +194,8 @@ def lookup(*, tenant_key: str | None = None, client_id: str | None = None, kid: 
     query on the Core connection and no ORM objects, because every token request starts here."""
     by, value = ("key", tenant_key) if tenant_key is not None else ("client", client_id)
     statement = _LOOKUPS[(by, kid is not None)]
-    rows = db.session.connection().execute(statement, {"value": value, "kid": kid}).all()[:limit]
+    with db.engine.connect() as conn:  # a pooled connection of its own: no ORM session transaction to begin and end
+        rows = conn.execute(statement, {"value": value, "kid": kid}).all()[:limit]
     return [TenantRow(*row[:8], KeyRow(*row[8:]) if row[8] is not None else None) for row in rows]
 
 
