@@ -78,6 +78,7 @@ class IdpFamily(abc.ABC):
     bound_secret_hint: str | None = None  # when a stored secret must be entered again (form description)
     password_grant: bool = False  # the portal issues tokens for users of this provider
     issues_tokens: bool = True  # False: the provider issues its tenants' tokens itself
+    users_access: str | None = None  # the tenant users pages: "manage" (list, add, change), "browse" or None
     demo_weight: Mapping[str, int] = {}  # type -> weight among demo tenants
     demo_algorithms: tuple[tuple[str, int], ...] = (("HS256", 70), ("HS384", 10), ("HS512", 10), ("RS256", 10))
 
@@ -120,6 +121,12 @@ class IdpFamily(abc.ABC):
                     password: str, config: Mapping[str, Any]):
         """The password grant's user check (clients.user_stores.UserCheck); only when password_grant."""
         raise TypeError(f"{type(self).__name__} has no password grant: its users sign in at their own provider")
+
+    def tenant_users(self, idp_type: str, settings: Mapping[str, Any], secret: str | None,
+                     config: Mapping[str, Any]):
+        """The tenant's users in its own store (clients.tenant_users: RelationalUsers when users_access is
+        "manage", DirectoryUsers when "browse"); only when users_access is set."""
+        raise TypeError(f"{type(self).__name__} keeps no users the portal can show")
 
     # --- views ------------------------------------------------------------------------------------------------
 

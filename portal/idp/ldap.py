@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from portal.clients import ldap, user_stores
+from portal.clients import ldap, tenant_users, user_stores
 from portal.clients.checks import CheckResult
 from portal.idp import ldap_settings, parsing, schema as js
 from portal.idp.base import CheckEnv, Field, IdpFamily, ParseContext
@@ -41,6 +41,7 @@ class Ldap(IdpFamily):
     )
     bound_secret_hint = "enter it again when you change the directory URL, StartTLS or bind DN"
     password_grant = True
+    users_access = "browse"
     demo_weight = {"LDAP": 25}
 
     def parse(self, idp_type: str, body: dict, ctx: ParseContext, errors: parsing.Errors) -> tuple[dict, str | None]:
@@ -95,6 +96,11 @@ class Ldap(IdpFamily):
                     password: str, config: Mapping[str, Any]) -> user_stores.UserCheck:
         return user_stores.check_ldap(dict(settings), secret, username, password, ca_file=config.get("LDAP_CA_FILE"),
                                       timeout=float(config["USER_STORE_TIMEOUT"]))
+
+    def tenant_users(self, idp_type: str, settings: Mapping[str, Any], secret: str | None,
+                     config: Mapping[str, Any]) -> tenant_users.DirectoryUsers:
+        return tenant_users.DirectoryUsers(settings, secret, ca_file=config.get("LDAP_CA_FILE"),
+                                           timeout=float(config["USER_STORE_TIMEOUT"]))
 
     def openapi_components(self) -> dict[str, js.Schema]:
         return {"LdapSchemaRequest": _schema(update=False), "LdapSchemaUpdate": _schema(update=True)}

@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from portal.clients import jdbc, user_stores
+from portal.clients import jdbc, tenant_users, user_stores
 from portal.clients.checks import CheckResult
 from portal.idp import jdbc_url, parsing, schema as js
 from portal.idp.base import CheckEnv, Field, IdpFamily, ParseContext
@@ -35,6 +35,7 @@ class Relational(IdpFamily):
     )
     bound_secret_hint = "enter it again when you change the host, port, database, URL parameters or user"
     password_grant = True
+    users_access = "manage"
     demo_weight = {"POSTGRES": 40, "ORACLE": 20}
 
     def parse(self, idp_type: str, body: dict, ctx: ParseContext, errors: parsing.Errors) -> tuple[dict, str | None]:
@@ -82,6 +83,12 @@ class Relational(IdpFamily):
         check = user_stores.check_postgres if idp_type == "POSTGRES" else user_stores.check_oracle
         return check(target, settings.get("dataSourceUserName") or "", secret or "", username, password,
                      timeout=float(config["USER_STORE_TIMEOUT"]))
+
+    def tenant_users(self, idp_type: str, settings: Mapping[str, Any], secret: str | None,
+                     config: Mapping[str, Any]) -> tenant_users.RelationalUsers:
+        return tenant_users.RelationalUsers(jdbc_url.parse_jdbc_url(settings["dataSourceURL"]),
+                                            settings.get("dataSourceUserName") or "", secret or "",
+                                            timeout=float(config["USER_STORE_TIMEOUT"]))
 
     def api_view(self, settings: Mapping[str, Any], secret_set: bool) -> dict[str, Any]:
         view = super().api_view(settings, secret_set)

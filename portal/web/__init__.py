@@ -13,10 +13,11 @@ def register_blueprints(app: Flask) -> None:
     from portal.web.mtls_check.views import bp as mtls_check_bp
     from portal.web.sharing import bp as sharing_bp
     from portal.web.sync import bp as sync_bp
+    from portal.web.tenant_users.views import bp as tenant_users_bp
     from portal.web.tenants import key_manager, token_lab  # noqa: F401  (their routes live on the tenants blueprint)
     from portal.web.tenants.views import bp as tenants_bp
 
     # bulk before tenants so /tenants/bulk is never read as a tenant id
     for bp in (main_bp, auth_bp, admins_bp, audit_bp, bulk_bp, tenants_bp, api_clients_bp, certificates_bp,
-               mtls_check_bp, sharing_bp, sync_bp):
+               mtls_check_bp, sharing_bp, sync_bp, tenant_users_bp):
         app.register_blueprint(bp)
