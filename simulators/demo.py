@@ -4,9 +4,11 @@ A fresh SQLite database in instance/demo/ (replaced on every start), the first a
 printed, the simulators' CA and the portal's connections stored, one sharing direction on with
 auto_configure_key_manager (API Manager makes a WSO2-IS-7 key manager per tenant), API Manager's client certificate
 uploaded and mapped for IS's mutual-TLS handler, IS's mappings taken from the portal's generated deployment.toml, and
-one demo tenant registered and delivered. The launcher then prints what the portal's lint said about the key
-manager users and whether API Manager generated keys for the tenant through IS, and serves the portal on
-http://127.0.0.1:<port> (`--port`, default 5000) with a worker until Ctrl-C stops everything. Before serving it prints
+one demo tenant registered and delivered, and the Entra ID simulator with an entra-demo tenant
+(simulators/demo_entra.py: a client-credentials command to try is printed). The launcher then prints what the
+portal's lint said about the key manager users and whether API Manager generated keys for the tenant through IS,
+and serves the portal on http://127.0.0.1:<port> (`--port`, default 5000) with a worker until Ctrl-C stops
+everything. Before serving it prints
 what to sign in with: the portal's first administrator, each simulator's `admin` (a password made for this run) and
 the users the portal and the products use with each other, and the demo tenant's owner. `--check` stops after that
 report (exit 0 when what happened is what the lint predicted); `--key-manager-users admin` shows the failure the
@@ -26,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from simulators.demo_entra import start_entra_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_TENANT = {"tenantId": "demo", "displayName": "Demo tenant", "tenantDomain": "demo.example.com",
@@ -81,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         products.connect(app)
         products.share(app, args.direction)
         report = _onboard_demo_tenant(app, products, users)
+        _entra, entra_lines = start_entra_demo(app, instance, lambda body: _register(app, body))
         simulator_users = add_simulator_admins(products)
         ca_file = instance / "simulators-ca.pem"
         ca_file.write_text(products.pki.server_ca.cert_pem)
@@ -89,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"IS 7 simulator:         {products.is7.base_url}")
         print(f"API Manager simulator:  {products.apim.base_url}")
         for line in report.lines:
+            print(line)
+        print("-" * 72)
+        for line in entra_lines:
             print(line)
         print("-" * 72)
         for line in sign_in_lines(sign_in, simulator_users, ca_file):
@@ -100,6 +108,16 @@ def main(argv: list[str] | None = None) -> int:
         print("=" * 72, flush=True)
         _serve(args.port)
     return 0
+
+
+def _register(app, body: dict) -> str:
+    """Register a tenant as the CLI would (its connection check runs); the check's summary."""
+    from portal.services.context import Actor
+    from portal.services.tenants import service as tenants
+
+    with app.app_context():
+        check = tenants.register_tenant(body, Actor.cli()).check
+    return check.summary if check else ""
 
 
 def _port(text: str) -> int:

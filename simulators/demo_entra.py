@@ -7,6 +7,8 @@ demo.py passes in, so this module imports nothing of the portal.
 """
 from __future__ import annotations
 
+import json
+import os
 import shlex
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +33,9 @@ def start_entra_demo(app: Any, instance: Path,
     simulator = EntraSimulator(config, server_cert_pem=cert_pem, server_key_pem=key_pem).start()
     app.config["OIDC_ALLOWED_NETWORKS"] = [*app.config.get("OIDC_ALLOWED_NETWORKS", ()), "127.0.0.1/32"]
     app.config["OIDC_CA_BUNDLE"] = str(cert_dir / "ca.pem")
+    # The portal and worker demo.py serves run as child processes: they read the same settings from PORTAL_*.
+    os.environ["PORTAL_OIDC_ALLOWED_NETWORKS"] = json.dumps(app.config["OIDC_ALLOWED_NETWORKS"])
+    os.environ["PORTAL_OIDC_CA_BUNDLE"] = app.config["OIDC_CA_BUNDLE"]
     summary = register({"tenantId": TENANT_ID, "displayName": "Entra ID demo (Contoso)", "clientId": DAEMON,
                         "clientSecret": secret, "identityProviderType": "EXTERNAL", "supportAlgorithm": "RS256",
                         "owner": OWNER, "entraId": {"directory": CONTOSO, "authority": simulator.authority,

@@ -14,6 +14,7 @@ from simulators.entra_directory import API_MULTI, API_V2, CONTOSO, FABRIKAM
 from tests.api_helpers import load_contract, make_api
 from tests.entra_helpers import LEGACY_URI, app_for, entra_body, legacy, multi_tenant, single_tenant
 from tests.test_bulk import to_csv
+from tests.test_demo import run_demo
 
 
 @pytest.fixture
@@ -159,3 +160,13 @@ def test_bulk_onboards_entra_tenants_with_their_checks(api, entra_sim, admin_cli
                               content_type="multipart/form-data")
     rerun = admin_client.get(f"/tenants/bulk/{again.headers['Location'].rstrip('/').rsplit('/', 1)[1]}/progress").json
     assert rerun["skipped"] == 3  # identical settings: nothing changes
+
+
+def test_make_demo_registers_an_entra_tenant_and_says_what_to_try(app, tmp_path):
+    """`make demo --check` starts the Entra simulator beside the WSO2 ones and registers entra-demo after a passing
+    check (a test token included); the served portal gets the same outbound settings through PORTAL_*."""
+    done = run_demo(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Entra demo tenant:      entra-demo: directory {CONTOSO} (contoso.onmicrosoft.com)" in done.stdout
+    assert "test token v2.0 verified" in done.stdout
+    assert f"-d scope=api://{API_V2}/.default" in done.stdout and "--cacert" in done.stdout
