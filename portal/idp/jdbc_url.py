@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote, unquote_plus
 
+from portal.idp.parsing import host_port
+
 # Field paths of the registration API, so the form can pin each problem on the right input.
 URL_FIELD = "relationalSchema.dataSourceURL"
 USER_FIELD = "relationalSchema.dataSourceUserName"
@@ -54,9 +56,7 @@ class JdbcTarget:
 
     @property
     def address(self) -> str:
-        """host:port for messages, with IPv6 hosts bracketed so the port stays readable."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return host_port(self.host, self.port)
 
 
 # --- Parsing -------------------------------------------------------------------------------------------

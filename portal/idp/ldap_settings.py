@@ -8,6 +8,8 @@ import warnings
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from portal.idp.parsing import host_port
+
 with warnings.catch_warnings():
     # ldap3 2.9.1, the latest release, imports names that pyasn1 0.6 deprecates; harmless, and out of our hands.
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ldap3\.")
@@ -42,9 +44,7 @@ class LdapTarget:
 
     @property
     def address(self) -> str:
-        """host:port for messages, with IPv6 hosts bracketed so the port stays readable."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return host_port(self.host, self.port)
 
     @property
     def url(self) -> str:

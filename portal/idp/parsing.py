@@ -105,5 +105,10 @@ def url(obj: dict, name: str, path: str, allow_http: bool, errors: Errors) -> st
     return value
 
 
+def host_port(host: str, port: int) -> str:
+    """host:port for messages, with an IPv6 host bracketed so the port stays readable."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())

@@ -156,16 +156,21 @@ def running_job(tenant_pk: int) -> OutboxJob | None:
                                                          OutboxJob.status == "running").limit(1)).scalar_one_or_none()
 
 
-def retry_job(job_id: int, actor: Actor) -> JobView:
-    """Make one failed or waiting job due now, with a fresh set of attempts; audited. A running job is refused."""
+def _failed_or_waiting(job_id: int, done: str) -> JobView:
+    """The job, if a person may act on it (`done`: "retried", "discarded"): failed or waiting, never running."""
     view = get_job(job_id)
     job = view.job
     if job.status == "running":
         raise Conflict(RUNNING_REFUSED.format(what=f"job {job.id}"))
     if job.status not in ("failed", "pending"):
-        raise Conflict(f"Job {job.id} is {job.status}: only a failed or waiting job can be retried.")
-    now = utcnow()
-    before = job.status
+        raise Conflict(f"Job {job.id} is {job.status}: only a failed or waiting job can be {done}.")
+    return view
+
+
+def retry_job(job_id: int, actor: Actor) -> JobView:
+    """Make one failed or waiting job due now, with a fresh set of attempts; audited. A running job is refused."""
+    view = _failed_or_waiting(job_id, "retried")
+    job, now, before = view.job, utcnow(), view.job.status
     _make_due(job, now)
     _states_pending({job.tenant_id}, now)
     audit.record(actor, "sync.job_retry", "tenant", view.tenant_id,
@@ -178,14 +183,8 @@ def discard_job(job_id: int, actor: Actor) -> JobView:
     """Drop a failed or waiting job: it is never delivered and no longer holds back the tenant's later jobs.
     Audited. The products may then differ from the registry: the tenant's state says so and points at reconcile.
     Discarding a decommission cancels the decommissioning (the tenant can be changed again)."""
-    view = get_job(job_id)
-    job = view.job
-    if job.status == "running":
-        raise Conflict(RUNNING_REFUSED.format(what=f"job {job.id}"))
-    if job.status not in ("failed", "pending"):
-        raise Conflict(f"Job {job.id} is {job.status}: only a failed or waiting job can be discarded.")
-    now = utcnow()
-    before = job.status
+    view = _failed_or_waiting(job_id, "discarded")
+    job, now, before = view.job, utcnow(), view.job.status
     job.status, job.lease_until, job.updated_at = "discarded", None, now
     if job.op == "decommission":
         decommission_record.cancel(job.tenant_id, actor, now)
