@@ -65,11 +65,14 @@ SEED_EXTERNAL = {
 
 
 def postgres_body(tenant_id: str, *, skip_check: bool = True, **overrides: Any) -> dict[str, Any]:
-    """A valid POSTGRES registration pointing at the seed's user store; the check is skipped unless asked for."""
+    """A valid POSTGRES registration pointing at the seed's user store; the check is skipped unless asked for.
+    Skipped, each tenant gets a password of its own: two tenants on one schema with the same credentials are refused
+    (services/tenants/schema_sharing.py), and nothing connects to check it anyway."""
     body = copy.deepcopy(SEED_POSTGRES)
     body.update(tenantId=tenant_id, clientId=f"{tenant_id.lower()}-client", signingKey="k" * 32)
     if skip_check:
         body["skipConnectionCheck"] = True
+        body["relationalSchema"]["dataSourcePassword"] = f"{SEED_PASSWORD}-{tenant_id.lower()}"
     body.update(overrides)
     return body
 

@@ -60,6 +60,9 @@ class Tenant(Base):
     idp_type: Mapped[str] = mapped_column(sa.String(16))
     idp_settings: Mapped[dict] = mapped_column(JSONType, default=dict)  # the type's settings, secrets excluded
     idp_secret: Mapped[str | None] = mapped_column(EncryptedText)  # dataSourcePassword or LDAP bindPassword
+    # Relational tenants: their user store (server, database, schema) as a key, to find tenants sharing one
+    # (services/tenants/schema_sharing.py); None for other types.
+    user_store: Mapped[str | None] = mapped_column(sa.String(64), index=True)
 
     support_algorithm: Mapped[str] = mapped_column(sa.String(8), default="HS256")
 

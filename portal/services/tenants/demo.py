@@ -20,7 +20,7 @@ from portal.models import SigningKey, Tenant
 from portal.models.base import utcnow
 from portal.services.admin import audit
 from portal.services.context import Actor
-from portal.services.tenants import service as tenants, spec as tenant_spec
+from portal.services.tenants import schema_sharing, service as tenants, spec as tenant_spec
 from portal.services.tokens import signing_keys
 
 BATCH = 5000
@@ -101,6 +101,7 @@ def _tenant_row(tenant_id: str, domain: str, rng: random.Random, now) -> dict[st
         "owner_provisioning": "invite-via-email" if owner else None, "owner_password": None,
         "client_id": f"{tenant_id}-client", "client_secret": secrets.token_urlsafe(24),
         "idp_type": idp_type, "idp_settings": settings, "idp_secret": idp_secret, "support_algorithm": algorithm,
+        "user_store": schema_sharing.store_key(idp_type, settings),
         "active": rng.random() < 0.95, "check_status": "unchecked", "check_summary": "Demo tenant: never checked.",
         "checked_at": None, "created_at": now, "updated_at": now,
     }

@@ -22,7 +22,7 @@ from portal.services.admin import audit
 from portal.services.context import Actor
 from portal.services.errors import CheckFailed, Conflict, NotFound, ValidationError
 from portal.services.outbox import decommission, policy, store
-from portal.services.tenants import fields as tenant_fields, spec as tenant_spec
+from portal.services.tenants import fields as tenant_fields, schema_sharing, spec as tenant_spec
 from portal.services.tenants.spec import TenantSpec
 from portal.services.tokens import key_ring, signing_keys
 
@@ -31,6 +31,7 @@ from portal.services.tokens import key_ring, signing_keys
 class Registration:
     tenant: Tenant
     check: CheckResult | None  # None when the check was skipped
+    warnings: list[str] = dataclasses.field(default_factory=list)  # e.g. a user-store schema shared (schema_sharing)
 
 
 def rules() -> tenant_spec.Rules:
@@ -66,6 +67,7 @@ def register_tenant(body: Any, actor: Actor, *, skip_check: bool = False) -> Reg
     """Validate, check the identity provider for real, store the tenant and its first signing key, audit."""
     spec = tenant_spec.parse(body, rules())
     _refuse_duplicates(spec)
+    warnings = schema_sharing.check(spec.idp_type, spec.idp_settings, spec.idp_secret)
     key = _key_for(spec)
     check = _check(spec, skip_check)
     tenant = Tenant(tenant_id=spec.tenant_id, tenant_key=spec.tenant_id.lower(), domain=spec.domain, active=True)
@@ -74,7 +76,7 @@ def register_tenant(body: Any, actor: Actor, *, skip_check: bool = False) -> Reg
     _record_check(tenant, check)
     db.session.add(tenant)
     _commit_new(tenant, actor, "tenant.register", None)
-    return Registration(tenant, check)
+    return Registration(tenant, check, warnings)
 
 
 def update_tenant(tenant_id: str, body: Any, actor: Actor, *, skip_check: bool = False,
@@ -87,6 +89,7 @@ def update_tenant(tenant_id: str, body: Any, actor: Actor, *, skip_check: bool =
     spec = tenant_spec.parse(body, rules(), existing=existing_view(tenant))
     if spec.algorithm != tenant.support_algorithm and not confirm_algorithm_change:
         raise ValidationError({"supportAlgorithm": key_ring.change_warning(tenant, spec.algorithm)})
+    warnings = _store_sharing(tenant, spec)
     before = _audit_view(tenant)
     owner_before = store.owner_fingerprint(tenant)
     new_key = None
@@ -110,7 +113,7 @@ def update_tenant(tenant_id: str, body: Any, actor: Actor, *, skip_check: bool =
         audit.record(actor, "tenant.update", "tenant", tenant.tenant_id, changes)
     store.enqueue_owner_change(tenant, owner_before, actor)  # the outbox job commits with the change
     db.session.commit()
-    return Registration(tenant, check)
+    return Registration(tenant, check, warnings)
 
 
 def set_tenant_active(tenant_id: str, active: bool, actor: Actor) -> Tenant:
@@ -336,6 +339,16 @@ def _key_for(spec: TenantSpec) -> signing_keys.KeyMaterial:
         raise ValidationError({"signingKey": str(exc)}) from None
 
 
+def _store_sharing(tenant: Tenant, spec: TenantSpec) -> list[str]:
+    """On update: the schema-sharing rule, when where the user store is or how it is reached changes (a tenant that
+    shared before the rule existed can still be renamed; its page warns about it)."""
+    if (spec.idp_type, spec.idp_settings) == (tenant.idp_type, tenant.idp_settings) and spec.idp_secret is None:
+        return []
+    secret = spec.idp_secret if spec.idp_secret is not None else (
+        tenant.idp_secret if spec.idp_type == tenant.idp_type else None)
+    return schema_sharing.check(spec.idp_type, spec.idp_settings, secret, exclude=tenant.tenant_key)
+
+
 def _check(spec: TenantSpec, skip: bool, stored_secret: str | None = None) -> CheckResult | None:
     if skip:
         return None
@@ -387,6 +400,7 @@ def _apply(tenant: Tenant, spec: TenantSpec) -> None:
         tenant.idp_secret = None
     tenant.idp_type = spec.idp_type
     tenant.idp_settings = spec.idp_settings
+    tenant.user_store = schema_sharing.store_key(spec.idp_type, spec.idp_settings)
     if spec.idp_secret is not None:
         tenant.idp_secret = spec.idp_secret
     elif not registry.get(spec.idp_type).keeps_secret(spec.idp_settings):

@@ -35,6 +35,11 @@ def field_of_path() -> dict[str, str]:
     return {f.path: f.form_name for f in tenant_fields.all_fields()}
 
 
+def label_of(path: str) -> str:
+    """The form's label of the field at an API path (the path itself when no field has it)."""
+    return next((f.label for f in tenant_fields.all_fields() if f.path == path), path)
+
+
 def _label(path: str) -> str:
     return tenant_fields.common(path).label
 

@@ -15,12 +15,19 @@ from portal.services.admin import audit
 from portal.services.errors import CheckFailed, Conflict, NotFound, ServiceError, ValidationError
 from portal.services.outbox import decommission, policy, reads, reconcile
 from portal.services.outbox.products import LABELS
-from portal.services.tenants import kept_secrets, service as tenants, users as tenant_users
+from portal.services.tenants import kept_secrets, schema_sharing, service as tenants, users as tenant_users
 from portal.services.tokens import external_jwks, key_ring
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import apply_errors, current_actor
 from portal.web.tenants import listing
-from portal.web.tenants.forms import DecommissionForm, TenantForm, TenantSearchForm, TokenLabForm, form_errors
+from portal.web.tenants.forms import (
+    DecommissionForm,
+    TenantForm,
+    TenantSearchForm,
+    TokenLabForm,
+    form_errors,
+    label_of,
+)
 
 bp = Blueprint("tenants", __name__, url_prefix="/tenants")
 
@@ -146,6 +153,8 @@ def _duration(seconds: int) -> str:
 
 def _saved(done: tenants.Registration, verb: str):
     tenant = done.tenant
+    for message in done.warnings:  # e.g. the user store's schema is another tenant's too
+        flash(f"{label_of(schema_sharing.URL_FIELD)}: {message}", "warning")
     if done.check is not None:
         flash(f"Tenant {tenant.tenant_id} {verb}. Connection check passed: {done.check.summary}", "success")
     elif tenant.verified:
@@ -170,6 +179,7 @@ def detail_page(tenant: Tenant, lab: dict | None = None, new_secret: str | None 
     lab = lab or {"form": TokenLabForm(formdata=None)}
     decommission_form = decommission_form or DecommissionForm(formdata=None)
     return render_template("tenants/detail.html", tenant=tenant, api=tenants.to_api(tenant),
+                           schema_warnings=schema_sharing.tenant_warnings(tenant),
                            decommission_form=decommission_form,
                            changes=changes.events, confirm=ConfirmForm(), sync_view=reads.tenant_sync(tenant),
                            sync_labels=LABELS, keys=key_ring.key_views(tenant), lab=lab,
