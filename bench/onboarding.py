@@ -277,7 +277,10 @@ def worker_process(argv: list[str]) -> int:
     from portal.services.outbox.worker import Worker
 
     app = create_app(app_config(url, Path(folder)))
-    stats = Worker(app, concurrency=concurrency, poll_interval=0.05).drain(timeout=timeout)
+    worker = Worker(app, concurrency=concurrency, poll_interval=0.05)
+    print("ready", flush=True)  # start-up (imports, the app) is not delivery time: wait for the parent's go
+    sys.stdin.readline()
+    stats = worker.drain(timeout=timeout)
     print(json.dumps({"done": stats.done, "failed": stats.failed, "lost": stats.lost}), flush=True)
     return 0
 
@@ -289,11 +292,19 @@ def app_config(url: str, folder: Path) -> dict:
 
 
 def processes(url: str, folder: Path, count: int, concurrency: int, timeout: float) -> float:
-    """`count` worker processes started together on the same queue; seconds until every one has drained it."""
+    """`count` worker processes on the same queue, released together once all have started up; seconds from then
+    until every one has drained it."""
     command = [sys.executable, str(Path(__file__).resolve()), "--drain", url, str(folder), str(concurrency),
                str(timeout)]
+    children = [subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                for _ in range(count)]
+    for child in children:  # every process started up; then all begin at once, and the clock with them
+        if child.stdout.readline().strip() != "ready":
+            raise RuntimeError("a worker process did not start; see its output above")
     started = time.perf_counter()
-    children = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(count)]
+    for child in children:
+        child.stdin.write("go\n")
+        child.stdin.flush()
     for child in children:
         out, _ = child.communicate(timeout=timeout + 60)
         if child.returncode != 0:
