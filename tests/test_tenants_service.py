@@ -325,21 +325,6 @@ def test_list_is_keyset_paged_and_filtered(ctx):
 # --- real connection checks ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def pg_userstore():
-    """A real PostgreSQL database and login role for a tenant's user store, dropped afterwards."""
-    suffix = uuid.uuid4().hex[:8]
-    role, database, password = f"tp_role_{suffix}", f"tp_store_{suffix}", f"pw-{suffix}"
-    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
-        conn.execute(f"CREATE DATABASE {database} OWNER {role}")
-    yield {"role": role, "database": database, "password": password,
-           "url": f"jdbc:postgresql://127.0.0.1:5432/{database}?currentSchema=tenant_users"}
-    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        conn.execute(f'DROP ROLE IF EXISTS "{role}"')
-
-
 def postgres_body(store: dict, **overrides) -> dict:
     body = {"tenantId": "pgco", "clientId": "order", "clientSecret": "order", "identityProviderType": "POSTGRES",
             "supportAlgorithm": "HS256", "signingKey": SEED_KEY,
