@@ -11,7 +11,6 @@ MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 
 
-
 def _over_limits() -> list[str]:
     found = []
     for path in sorted(PORTAL.rglob("*.py")):
