@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,51 +110,74 @@ def _credential_verdict(username: str, row, password: str) -> UserCheck | None:
     return None
 
 
-def check_postgres(target: JdbcTarget, db_user: str, db_password: str, username: str, password: str,
-                   *, timeout: float) -> UserCheck:
-    schema = target.schema or "public"
+@dataclass(frozen=True)
+class _Dialect:
+    """What differs between the relational stores for a password check: how to connect, the two statements
+    (with their parameters) and the driver's error class."""
+
+    connect: Callable[..., Any]
+    user: Callable[[JdbcTarget, str], tuple[Any, Any]]
+    roles: Callable[[JdbcTarget, Any], tuple[Any, Any]]
+    error: type[Exception]
+
+
+def _pg_table(target: JdbcTarget, table: str) -> sql.Identifier:
+    return sql.Identifier(target.schema or "public", table)
+
+
+def _oracle_owner(target: JdbcTarget) -> str:
+    return f'"{target.schema}".' if target.schema else ""
+
+
+POSTGRES = _Dialect(
+    connect=connect_postgres,
+    user=lambda target, username: (sql.SQL("SELECT id, credential FROM {} WHERE user_name = %s").format(
+        _pg_table(target, "um_user")), (username,)),
+    roles=lambda target, user_id: (sql.SQL(
+        "SELECT r.role_name FROM {ur} ur JOIN {r} r ON r.id = ur.role_id WHERE ur.user_id = %s "
+        "ORDER BY r.role_name LIMIT %s").format(ur=_pg_table(target, "um_user_role"), r=_pg_table(target, "um_role")),
+        (user_id, MAX_ROLES)),
+    error=psycopg.Error)
+
+ORACLE = _Dialect(
+    connect=connect_oracle,
+    user=lambda target, username: (
+        f"SELECT ID, CREDENTIAL FROM {_oracle_owner(target)}UM_USER WHERE USER_NAME = :u", {"u": username}),
+    roles=lambda target, user_id: (
+        f"SELECT R.ROLE_NAME FROM {_oracle_owner(target)}UM_USER_ROLE UR JOIN {_oracle_owner(target)}UM_ROLE R "
+        "ON R.ID = UR.ROLE_ID WHERE UR.USER_ID = :i ORDER BY R.ROLE_NAME FETCH FIRST :n ROWS ONLY",
+        {"i": user_id, "n": MAX_ROLES}),
+    error=oracledb.Error)
+
+
+def _check_relational(dialect: _Dialect, target: JdbcTarget, db_user: str, db_password: str, username: str,
+                      password: str, *, timeout: float) -> UserCheck:
     try:
-        conn = connect_postgres(target, db_user, db_password, timeout=timeout)
+        conn = dialect.connect(target, db_user, db_password, timeout=timeout)
     except StoreUnavailable as exc:
         return UserCheck(False, username, reason=exc.reason, unavailable=True)
     try:
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("SELECT id, credential FROM {} WHERE user_name = %s").format(
-                sql.Identifier(schema, "um_user")), (username,))
+            cur.execute(*dialect.user(target, username))
             row = cur.fetchone()
             if refused := _credential_verdict(username, row, password):
                 return refused
-            cur.execute(sql.SQL(
-                "SELECT r.role_name FROM {ur} ur JOIN {r} r ON r.id = ur.role_id WHERE ur.user_id = %s "
-                "ORDER BY r.role_name LIMIT %s").format(ur=sql.Identifier(schema, "um_user_role"),
-                                                         r=sql.Identifier(schema, "um_role")), (row[0], MAX_ROLES))
+            cur.execute(*dialect.roles(target, row[0]))
             return UserCheck(True, username, [name for (name,) in cur.fetchall()])
-    except psycopg.Error as exc:
+    except dialect.error as exc:
         return UserCheck(False, username, reason=f"user store query failed: {first_line(exc)}", unavailable=True)
     finally:
         conn.close()
+
+
+def check_postgres(target: JdbcTarget, db_user: str, db_password: str, username: str, password: str,
+                   *, timeout: float) -> UserCheck:
+    return _check_relational(POSTGRES, target, db_user, db_password, username, password, timeout=timeout)
 
 
 def check_oracle(target: JdbcTarget, db_user: str, db_password: str, username: str, password: str,
                  *, timeout: float) -> UserCheck:
-    owner = f'"{target.schema}".' if target.schema else ""
-    try:
-        conn = connect_oracle(target, db_user, db_password, timeout=timeout)
-    except StoreUnavailable as exc:
-        return UserCheck(False, username, reason=exc.reason, unavailable=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT ID, CREDENTIAL FROM {owner}UM_USER WHERE USER_NAME = :u", u=username)
-            row = cur.fetchone()
-            if refused := _credential_verdict(username, row, password):
-                return refused
-            cur.execute(f"SELECT R.ROLE_NAME FROM {owner}UM_USER_ROLE UR JOIN {owner}UM_ROLE R ON R.ID = UR.ROLE_ID "
-                        "WHERE UR.USER_ID = :i ORDER BY R.ROLE_NAME FETCH FIRST :n ROWS ONLY", i=row[0], n=MAX_ROLES)
-            return UserCheck(True, username, [name for (name,) in cur.fetchall()])
-    except oracledb.Error as exc:
-        return UserCheck(False, username, reason=f"user store query failed: {first_line(exc)}", unavailable=True)
-    finally:
-        conn.close()
+    return _check_relational(ORACLE, target, db_user, db_password, username, password, timeout=timeout)
 
 
 # --- LDAP --------------------------------------------------------------------------------------------------
