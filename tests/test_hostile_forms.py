@@ -38,6 +38,7 @@ from portal.services.context import Actor
 from portal.services.sharing import connections
 from portal.services.tenants import bulk, service as tenants
 from tests import conftest
+from tests.fixtures.app import empty_tables
 from tests.test_hostile_parsers import SAMPLE, SAMPLE_PEM, TEXT, mutated_bytes
 
 # Derandomized for CI; HOSTILE_RANDOM=1 and a larger HOSTILE_FORM_EXAMPLES make a bug hunt.
@@ -242,7 +243,7 @@ def world(migrated_url, tmp_path_factory):
     built = _build_world(app)
     _crawl(built)
     yield built
-    conftest._truncate(app)
+    empty_tables(app)
 
 
 # --- what a hostile browser sends ----------------------------------------------------------------------------

@@ -22,9 +22,9 @@ def _listing(tenant_id: str, form: AddUserForm, status: int = 200):
         listing = users.list_users(tenant_id, search.q.data or "", request.args.get("after") or None)
     except NotFound as exc:
         abort(404, exc.message)
-    except users.StoreUnreachable as exc:
+    except users.StoreUnreachable as exc:  # the page works; the store does not: say so on it, not as a 5xx
         return render_template("tenant_users/index.html", tenant_id=tenant_id, listing=None, error=exc.message,
-                               search=search, form=form, confirm=ConfirmForm()), 503
+                               search=search, form=form, confirm=ConfirmForm()), status
     return render_template("tenant_users/index.html", tenant_id=tenant_id, listing=listing, error=None,
                            search=search, form=form, confirm=ConfirmForm()), status
 
