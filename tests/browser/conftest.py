@@ -287,7 +287,9 @@ def _checked_page(browser: Browser, live: Live, guard: Guard, checked: set[str],
     visits = layout.Visits(live.url)
     visits.watch(context)
     yield context.new_page()
-    found = visits.check(browser, context, checked)
+    # Rendering does not depend on the database: the PostgreSQL pass of `make test` runs the tests but leaves the
+    # re-check of every visited page to the SQLite pass (the accessibility and layout tests still check on both).
+    found = {} if PG_ADMIN_URL else visits.check(browser, context, checked)
     context.close()
     guard.assert_clean()
     assert not found, "pages this test visited fail at 1366 or 390 px:\n" + layout.report(found)
