@@ -120,14 +120,15 @@ def test_on_a_phone_sign_out_stays_in_reach_and_the_menu_works_from_the_keyboard
     page.set_viewport_size(layout.PHONE)
     sign_in(page, live.url, ADMIN, ADMIN_PASSWORD)  # a session of its own: signing out ends only this one
     expect(page).to_have_url(live.url + "/")
+    menu = page.get_by_role("button", name="Menu")
+    expect(menu).to_have_attribute("aria-expanded", "false")  # the page has settled: portal.js folded the menu
+    page.wait_for_load_state("load")  # and the style sheet is applied, so the box below is the one people see
     sign_out = page.get_by_role("button", name="Sign out")
     expect(sign_out).to_be_visible()
     box = sign_out.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= layout.PHONE["width"]
     assert box["y"] + box["height"] <= 80, box  # in the first row, not pushed below the navigation
 
-    menu = page.get_by_role("button", name="Menu")
-    expect(menu).to_have_attribute("aria-expanded", "false")
     expect(page.get_by_role("navigation", name="Main")).to_be_hidden()
     menu.focus()
     page.keyboard.press("Enter")
