@@ -6,6 +6,11 @@ FLASK := $(BIN)/flask --app portal
 # The PostgreSQL pass of the suite creates and drops a throwaway database through this server.
 PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?= -q
+# The suite runs on two processes (pytest-xdist): the browser tests mostly wait on chromium and the servers while the
+# rest mostly compute, so the two overlap well on a 2-core machine. What must share a process: tests/markers.py
+# scope_of. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS))
 
 # The tests that need no service or tool beyond Python: no PostgreSQL, slapd, chromium, nginx or JDK, nothing slow.
 FAST := not (postgres or ldap or browser or nginx or jdk or slow)
@@ -55,16 +60,16 @@ system-packages:
 	scripts/ensure-system-packages
 
 test-sqlite: system-packages install-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-postgres: system-packages install-dev
-	PORTAL_TEST_PG_ADMIN_URL=$(PG_ADMIN_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PORTAL_TEST_PG_ADMIN_URL=$(PG_ADMIN_URL) $(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 ## make test-fast: the tests that need no external service (markers: tests/markers.py), under a minute. Bytecode is
 ## written even when PYTHONDONTWRITEBYTECODE is set: otherwise every run compiles the portal again and pytest rewrites
 ## the asserts of ~100 test modules again (about 15 s of CPU on a 2-core machine)
 test-fast: install-dev
-	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest $(PYTEST_ARGS) -m "$(FAST)"
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS) -m "$(FAST)"
 
 ## make lint: ruff and the import contract (the layers, pyproject.toml [tool.importlinter]); CI runs it first
 lint: install-dev

@@ -9,7 +9,13 @@ pytest.register_assert_rewrite("tests.fixtures")  # before the imports below, so
 
 from tests.fixtures.accounts import PASSWORD, create_admin, csrf_token, login  # noqa: E402, F401 - the old import path
 from tests.fixtures.app import test_config  # noqa: E402, F401 - the old import path
-from tests.markers import pytest_collection_modifyitems  # noqa: E402, F401 - marks each test by what it needs
+from tests.markers import make_scheduler, pytest_collection_modifyitems  # noqa: E402, F401 - marks, scopes
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Under pytest-xdist (make test: -n 2), tests go out by scope: tests/markers.py scope_of."""
+    return make_scheduler(config, log)
+
 
 pytest_plugins = [
     "tests.fixtures.app",

@@ -62,7 +62,38 @@ def needs(item: pytest.Item) -> set[str]:
     return found
 
 
+# pytest-xdist (`make test` runs `-n 2`) hands out work by scope; tests/conftest.py's scheduler uses these scopes.
+# The browser tests share one live server, slapd and chromium per process, so they are one scope (splitting them
+# would start all of that twice); the seed's PostgreSQL store has fixed names (role userll, database userdbll), so
+# the modules using it are one scope (two processes must not make it at once); any other module is its own scope,
+# so its module-scoped fixtures are made once.
+SEED_STORE_MODULES = frozenset({"test_api_tenants", "test_secret_binding"})
+
+
+def scope_of(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    if path.startswith("tests/browser/"):
+        return "browser"
+    if Path(path).stem in SEED_STORE_MODULES:
+        return "seed_user_store"
+    return path
+
+
+def make_scheduler(config: pytest.Config, log):
+    """xdist's scope scheduling with the scopes above (its loadgroup mode cannot mark groups under pytest 9)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return scope_of(nodeid)
+
+    return Scheduling(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         for marker in sorted(needs(item)):
             item.add_marker(marker)
+        if "seed_user_store" in getattr(item, "fixturenames", ()) and item.path.stem not in SEED_STORE_MODULES:
+            raise pytest.UsageError(f"{item.nodeid} uses seed_user_store: add {item.path.stem} to "
+                                    "tests/markers.py SEED_STORE_MODULES, so no two processes make it at once")

@@ -264,25 +264,26 @@ def admin_state(browser: Browser, live: Live) -> dict:
 
 
 @pytest.fixture
-def page(browser: Browser, live: Live, admin_state: dict, guard: Guard, layout_checked: set[str]) -> Iterator[Page]:
+def page(browser: Browser, live: Live, admin_state: dict, guard: Guard,
+         layout_checked: layout.Checked) -> Iterator[Page]:
     """A page signed in as ADMIN. Console errors, uncaught exceptions and CSP violations fail the test, and so
     does any page it visited that scrolls sideways or fails axe at 1366 or 390 px (tests/browser/layout.py)."""
     yield from _checked_page(browser, live, guard, layout_checked, storage_state=admin_state)
 
 
 @pytest.fixture
-def anonymous_page(browser: Browser, live: Live, guard: Guard, layout_checked: set[str]) -> Iterator[Page]:
+def anonymous_page(browser: Browser, live: Live, guard: Guard, layout_checked: layout.Checked) -> Iterator[Page]:
     """A page nobody is signed in on, held to the same standard."""
     yield from _checked_page(browser, live, guard, layout_checked)
 
 
 @pytest.fixture(scope="package")
-def layout_checked() -> set[str]:
-    """The pages whose layout was checked already in this run: each is checked once."""
-    return set()
+def layout_checked(live: Live) -> layout.Checked:
+    """The kinds of page whose layout was checked already in this run: each is checked once."""
+    return layout.Checked(layout.page_kind(live.app))
 
 
-def _checked_page(browser: Browser, live: Live, guard: Guard, checked: set[str], **kwargs) -> Iterator[Page]:
+def _checked_page(browser: Browser, live: Live, guard: Guard, checked: layout.Checked, **kwargs) -> Iterator[Page]:
     context = _context(browser, guard, **kwargs)
     visits = layout.Visits(live.url)
     visits.watch(context)

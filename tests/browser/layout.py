@@ -1,10 +1,13 @@
 """Layout and accessibility checks every browser test gets for free: each page a test navigated to is opened again
-after the test at 1366 and 390 px, and must neither scroll sideways nor have a serious or critical axe-core
+after the test at 1366 and 390 px (each kind of page once per run: its route and query names; tenant pages
+by URL), and must neither scroll sideways nor have a serious or critical axe-core
 violation. axe-core is the engine screen-reader audits use, vendored by the axe-playwright-python package."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import axe_playwright_python
 from playwright.sync_api import Browser, BrowserContext, Page, Response
@@ -88,17 +91,17 @@ class Visits:
                 and response.url not in self.urls):
             self.urls.append(response.url)
 
-    def check(self, browser: Browser, context: BrowserContext, checked: set[str]) -> dict[str, list[str]]:
+    def check(self, browser: Browser, context: BrowserContext, checked: Checked) -> dict[str, list[str]]:
         """Each visited page not checked before in this run, opened again with the test's cookies in a fresh
         context at both widths: {url at width: problems}."""
-        todo = [url for url in self.urls if url not in checked]
+        todo = {checked.kind_of(url): url for url in reversed(self.urls) if url not in checked}
         if not todo:
             return {}
         found: dict[str, list[str]] = {}
         again = browser.new_context(storage_state=context.storage_state(), viewport=WIDE)
         try:
             page = again.new_page()
-            for url in todo:
+            for url in todo.values():
                 checked.add(url)
                 for width, viewport in WIDTHS.items():
                     page.set_viewport_size(viewport)
@@ -111,6 +114,42 @@ class Visits:
         finally:
             again.close()
         return found
+
+
+# Pages whose layout depends on more than their route: each tenant's page differs by its provider type and values.
+BY_URL = frozenset({"tenants.detail", "tenants.edit"})
+
+
+class Checked:
+    """The kinds of page (page_kind) checked at both widths in this run: the re-check after each test skips them,
+    and a test that checks pages itself at both widths adds them."""
+
+    def __init__(self, kind_of: Callable[[str], str]) -> None:
+        self.kind_of, self.kinds = kind_of, set()
+
+    def add(self, url: str) -> None:
+        self.kinds.add(self.kind_of(url))
+
+    def __contains__(self, url: str) -> bool:
+        return self.kind_of(url) in self.kinds
+
+
+def page_kind(app) -> Callable[[str], str]:
+    """url -> its route and the names in its query (so /tenants/a and /tenants/b?x=1 differ only where the page
+    can): the re-check opens each kind of page once per run rather than every URL the tests happened to visit."""
+    adapter = app.url_map.bind("localhost")
+
+    def kind(url: str) -> str:
+        parts = urlsplit(url)
+        try:
+            endpoint, _args = adapter.match(parts.path, method="GET")
+        except Exception:  # noqa: BLE001 - not a route (a redirect target outside the app): the URL itself
+            return url
+        if endpoint in BY_URL:
+            return url
+        return endpoint + "?" + ",".join(sorted(parse_qs(parts.query, keep_blank_values=True)))
+
+    return kind
 
 
 def report(found: dict[str, list[str]]) -> str:

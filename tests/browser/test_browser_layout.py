@@ -104,6 +104,7 @@ def test_pages_with_long_values_fit_the_window(page: Page, live, long_values, wi
                  f"/audit/?object_id={tenant_id}", "/audit/", "/certificates/", "/api-clients/",
                  "/tenants/?q=" + tenant_id[:20]):
         page.goto(live.url + path)
+        layout_checked.add(page.url)  # both widths are checked here: the after-test check need not repeat it
         problems = layout.layout_problems(page)
         if problems:
             found[path] = problems
