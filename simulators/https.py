@@ -313,7 +313,8 @@ class HttpsSimulator:
         with self._lifecycle:
             if self._server is None:
                 self._server = TlsServer((self._host, self._port), self._context, self, self._handler)
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            # poll_interval is how long stop() waits for the loop to notice: short, as tests start and stop many
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
                                             name=self.thread_name, daemon=True)
             self._thread.start()
         return self

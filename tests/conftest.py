@@ -12,6 +12,7 @@ from tests.fixtures.app import test_config  # noqa: E402, F401 - the old import 
 from tests.markers import make_scheduler, pytest_collection_modifyitems  # noqa: E402, F401 - marks, scopes
 
 
+@pytest.hookimpl(optionalhook=True)  # known only when pytest-xdist is loaded (not with -p no:xdist)
 def pytest_xdist_make_scheduler(config, log):
     """Under pytest-xdist (make test: -n 2), tests go out by scope: tests/markers.py scope_of."""
     return make_scheduler(config, log)
