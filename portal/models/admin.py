@@ -40,7 +40,10 @@ class AdminUser(UserMixin, Base):
     @property
     def current_session(self) -> AdminSession | None:
         if self._current_session is None and self.current_session_id is not None:
-            self._current_session = sa.orm.object_session(self).get(AdminSession, self.current_session_id)
+            session = sa.orm.object_session(self)
+            if session is None:  # loaded per request outside any ORM session (services/admin/sessions.py)
+                raise RuntimeError("the signed-in admin is not attached: call services.admin.sessions.attached")
+            self._current_session = session.get(AdminSession, self.current_session_id)
         return self._current_session
 
     @current_session.setter

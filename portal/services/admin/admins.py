@@ -140,6 +140,7 @@ def change_own_password(admin: AdminUser, current: str, new: str, actor: Actor,
                         user_agent: str | None = None) -> str:
     """Change one's own password. Every session ends, this browser gets a fresh one; returns its token.
     A wrong current password is audited (auth.password_change_failed) before the errors are raised."""
+    admin = sessions.attached(admin)
     errors: dict[str, str] = {}
     ok, _ = passwords.verify_password(admin.password_hash, current)
     if not ok:

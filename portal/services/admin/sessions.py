@@ -104,7 +104,7 @@ def load(token: str, user_agent: str | None = None, ip: str | None = None) -> Ad
             conn.execute(_TOUCH, {"session_id": found.s_id, "when": now})
             conn.commit()
     values = found._mapping
-    admin = _attach(AdminUser, {c.key: values[f"a_{c.key}"] for c in _A.c})
+    admin = _detached(AdminUser, {c.key: values[f"a_{c.key}"] for c in _A.c})
     admin.current_session_id, admin.session_token = found.s_id, token
     return admin
 
@@ -130,17 +130,27 @@ def _ended(found, user_agent: str | None, ip: str | None, now: datetime) -> str 
     return None
 
 
-def _attach(cls: type, values: dict):
-    """The ORM object of a row read with Core, in the request's session as if the ORM had loaded it (changes to it
-    are flushed as usual), without a query. An object already loaded in this session is returned as it is."""
-    found = db.session.identity_map.get(sa.orm.util.identity_key(cls, values["id"]))
-    if found is not None:
-        return found
+def _detached(cls: type, values: dict):
+    """The ORM object of a row read with Core, as the ORM would have loaded it but in no session yet: most
+    requests only read the signed-in admin (role, name, id), and an ORM session per request for that would cost more
+    than the query. A service that changes the admin or reads its session row calls attached() first."""
     obj = sa.orm.instrumentation.manager_of_class(cls).new_instance()
     obj.__dict__.update(values)  # loaded values, as the ORM's own loading sets them: no change history
     sa.orm.make_transient_to_detached(obj)  # persistent identity, nothing pending
-    db.session.add(obj)
     return obj
+
+
+def attached(admin: AdminUser) -> AdminUser:
+    """The signed-in admin in the request's ORM session (changes to it are flushed as usual), without a query. If
+    this session already holds the same admin, that object is used, with the signed-in session's id and token."""
+    if sa.orm.object_session(admin) is db.session():
+        return admin
+    found = db.session.identity_map.get(sa.orm.util.identity_key(AdminUser, admin.id))
+    if found is None:
+        db.session.add(admin)
+        return admin
+    found.current_session_id, found.session_token = admin.current_session_id, admin.session_token
+    return found
 
 
 def same_network(opened_from: str | None, now_from: str | None, ipv4_prefix: int) -> bool:
@@ -159,6 +169,7 @@ def same_network(opened_from: str | None, now_from: str | None, ipv4_prefix: int
 
 
 def sign_out(admin: AdminUser, actor: Actor) -> None:
+    admin = attached(admin)
     if admin.current_session is not None:
         _revoke(admin.current_session, "logout", utcnow())
     audit.record(actor, "auth.logout", "admin", admin.id)

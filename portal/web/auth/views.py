@@ -86,8 +86,7 @@ def change_password():
     status = 200
     if form.validate_on_submit():
         admin = current_user._get_current_object()
-        session_row = admin.current_session
-        budgets = password_change_budgets(admin.id, session_row.id if session_row is not None else None)
+        budgets = password_change_budgets(admin.id, admin.current_session_id)
         try:
             waits = [w for b in budgets if (w := b.retry_after())]
             if waits:

@@ -140,8 +140,7 @@ def _submit(form: TenantForm, tenant: Tenant | None, body: dict) -> tuple[CheckR
 
 
 def _session_id() -> int | None:
-    session = getattr(current_user, "current_session", None)
-    return session.id if session is not None else None
+    return getattr(current_user, "current_session_id", None)
 
 
 def _duration(seconds: int) -> str:
