@@ -70,6 +70,7 @@ class Client:
         self.cookies: dict[str, str] = {}
         self.conn = http.client.HTTPConnection(HOST, port, timeout=30)
         self.last_used = time.monotonic()
+        self.last_headers: http.client.HTTPMessage | dict[str, str] = {}  # of the last answer (Retry-After...)
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None, *, cookies: bool = True) -> tuple[int, bytes]:
@@ -96,6 +97,7 @@ class Client:
                     self.cookies.pop(name, None)
         if response.will_close:
             self.conn.close()
+        self.last_headers = response.headers
         return response.status, data
 
     def post_form(self, path: str, fields: dict[str, str]) -> tuple[int, bytes]:

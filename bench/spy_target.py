@@ -71,22 +71,30 @@ def package_of(frame: str) -> str:
 
 
 def summarise(raw: Path, top: int) -> None:
-    """Own time per package and per function from py-spy's collapsed stacks ('a;b;c count')."""
+    """Own time per package and per function, and time under each function (inclusive), from py-spy's collapsed
+    stacks ('a;b;c count')."""
     by_package: collections.Counter[str] = collections.Counter()
     by_function: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
     whole = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        leaf = stack.rsplit(";", 1)[-1]
+        frames = stack.split(";")
+        leaf = frames[-1]
         n = int(count)
         whole += n
         by_package[package_of(leaf)] += n
         by_function[leaf] += n
+        for frame in set(frames):
+            inclusive[frame] += n
     print(f"own time by package ({whole} samples):")
     for name, n in by_package.most_common(16):
         print(f"  {name:<28} {n / whole:6.1%}")
     print(f"\nown time by function (top {top}):")
     for name, n in by_function.most_common(top):
+        print(f"  {n / whole:6.1%}  {name}")
+    print(f"\ntime under each function, callees included (top {top}):")
+    for name, n in inclusive.most_common(top):
         print(f"  {n / whole:6.1%}  {name}")
 
 
@@ -113,7 +121,8 @@ def main() -> int:
         raw = Path(args.keep or Path(folder) / "stacks.txt")
         worker = stage.worker_pids()[0]
         spying = subprocess.Popen([spy, "record", "--pid", str(worker), "--rate", "250", "--format", "raw",
-                                   "--duration", str(int(args.seconds) + 2), "--output", str(raw), "--nonblocking"],
+                                   "--duration", str(int(args.seconds) + 2), "--output", str(raw), "--nonblocking",
+                                   "--gil"],  # only the thread holding the GIL: CPU, not threads waiting for it
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(1)
         cpu = stage.server_cpu()
