@@ -102,6 +102,9 @@ def _init_extensions(app: Flask) -> None:
         if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
             sa.event.listen(db.engine, "connect", _sqlite_pragmas)
         db_liveness.install(db.engine)
+    # Every mapper configured now, before requests run on threads: a request that builds an ORM object without a
+    # query (services/admin/sessions.py) must not meet a mapper another thread is still configuring.
+    sa.orm.configure_mappers()
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
     csrf.init_app(app)
     limiter.init_app(app)
