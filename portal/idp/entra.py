@@ -15,9 +15,6 @@ from portal.clients.entra import (  # the issuer forms, shared with the connecti
     MULTI_TENANT,
     TENANT_TEMPLATE,
     is_guid,
-    substitute,  # noqa: F401 - re-exported for token validation
-    tid_of_issuer,  # noqa: F401 - re-exported for token validation
-    v1_issuer,  # noqa: F401 - re-exported for token validation
     v2_issuer,
 )
 from portal.idp import parsing, schema as js

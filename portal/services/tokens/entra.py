@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from portal.clients import entra as issuers
 from portal.idp import entra
 
 REASONS = {
@@ -73,7 +74,7 @@ def plan(preset: Mapping[str, Any], header: Mapping[str, Any], claims: Mapping[s
     reason, rule = _directory_rule(preset, tid, directory_tid)
     if reason:
         return Plan(reason, rule)
-    issuer = entra.v1_issuer(tid) if version == "1.0" else entra.v2_issuer(preset["authority"], tid)
+    issuer = issuers.v1_issuer(tid) if version == "1.0" else issuers.v2_issuer(preset["authority"], tid)
     client = claims.get("azp") or claims.get("appid")
     decided = f"v{version} issuer for directory {tid}, {rule}" + (f"; client {client}" if client else "")
     return Plan("", decided, issuer, [audience] if audience else list(preset["audiences"]), tid, version)
@@ -100,7 +101,7 @@ def key_issuer_refusal(key_issuer: Any, plan_: Plan, authority: str) -> str | No
     """Why the key's own issuer member rules it out for this token, or None (no member, or a match)."""
     if not isinstance(key_issuer, str) or not key_issuer:
         return None
-    effective = entra.substitute(key_issuer, plan_.tid)
+    effective = issuers.substitute(key_issuer, plan_.tid)
     if effective in (plan_.issuer, entra.v2_issuer(authority, plan_.tid)):
         return None
     return f"the signing key's issuer is {effective}, not {plan_.issuer}"

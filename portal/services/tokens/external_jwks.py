@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from portal.clients import oidc, oidc_discovery
+from portal.clients import entra as issuers, oidc, oidc_discovery
 from portal.extensions import db
 from portal.idp import entra, outbound
 from portal.models import JwksCache, Tenant
@@ -116,7 +116,7 @@ def _directory_of_domain(tenant: Tenant) -> dict[str, str]:
     if not preset or entra.is_multi_tenant(preset) or entra.is_guid(preset["directory"]):
         return {}
     issuer = outbound.fetcher().get_json(entra.discovery_url(preset)).get("issuer")
-    tid = entra.tid_of_issuer(preset["authority"], issuer) if isinstance(issuer, str) else None
+    tid = issuers.tid_of_issuer(preset["authority"], issuer) if isinstance(issuer, str) else None
     if tid is None:
         raise oidc.FetchFailed(f"the discovery document of {preset['directory']} names no directory id")
     return {"tid": tid}
