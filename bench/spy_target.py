@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import profile_target
 from _common import Client, Stage, api_json, basic_auth, issue_token, oracle_tenant, token_form
 from _wrk import Target, cookie_header, need_wrk, run_wrk
 from tenant_list import EMPTY_PATH
@@ -57,17 +58,17 @@ def target_for(stage: Stage, name: str) -> Target:
 
 
 def package_of(frame: str) -> str:
-    """'function (path/to/file.py:12)' → its package (sqlalchemy, werkzeug, portal.web, stdlib...)."""
+    """'function (sqlalchemy/engine/base.py:12)' → its package (sqlalchemy, portal.services, ...). py-spy names files
+    relative to the sys.path entry they came from; an absolute path is handled as profile_target.py does."""
     path = frame.rsplit("(", 1)[-1].rstrip(")").rsplit(":", 1)[0]
+    if path.startswith("/"):
+        return profile_target.package_of(path)
     parts = Path(path).parts
-    if "site-packages" in parts:
-        return parts[parts.index("site-packages") + 1].split(".")[0]
-    if "portal" in parts:
-        i = parts.index("portal")
-        return ".".join(parts[i:i + 2]).removesuffix(".py")
-    if path.endswith(".html") or "<template>" in path:
+    if parts and parts[0] == "portal":
+        return ".".join(parts[:2]).removesuffix(".py")
+    if path.endswith(".html"):
         return "templates (Jinja)"
-    return "python (stdlib)" if "python3" in path else Path(path).name
+    return parts[0] if len(parts) > 1 and parts[0] != "concurrent" else "python (stdlib)"
 
 
 def summarise(raw: Path, top: int) -> None:
