@@ -129,7 +129,9 @@ def test_a_reactivation_rolled_back_or_a_product_down_is_retried(portal, env):
         decommission.request("acme", ACTOR, confirm="ACME")
     from portal.services.outbox.worker import Worker
 
-    assert Worker(portal, concurrency=1).run(once=True).retry == 1
+    stats = Worker(portal, concurrency=1).run(once=True)
+    # retried, neither done nor given up; with a 50 ms backoff a slow machine may retry twice within one pass
+    assert stats.retry >= 1 and stats.done == stats.failed == 0
     assert registered(portal) and record(portal).completed_at is None
     env.is7.come_up()
     assert drain(portal).done == 1

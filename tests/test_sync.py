@@ -119,7 +119,7 @@ def test_is_down_during_a_create_then_back(portal, env):
     env.is7.go_down()
     domain = register(portal, "acme")
     stats = Worker(portal, concurrency=1).run(once=True)
-    assert stats.retry == 1
+    assert stats.retry >= 1 and stats.done == stats.failed == 0  # 50 ms backoff: a slow pass may retry twice
     with portal.app_context():
         state = reads.states_for_keys(["acme"])["acme"]
     assert state["is"].status == "failed" and state["is"].next_attempt_at is not None  # retrying by itself
@@ -231,7 +231,7 @@ def test_api_manager_rolls_back_when_is_is_down_and_the_portal_repairs_both(port
     env.is7.go_down()
     domain = register(portal, "acme")
     stats = Worker(portal, concurrency=1).run(once=True)
-    assert stats.retry == 1
+    assert stats.retry >= 1 and stats.done == stats.failed == 0  # 50 ms backoff: a slow pass may retry twice
     # API Manager created the tenant, could not confirm it in IS, and deactivated it (§5's initial activation).
     assert env.apim.tenant(domain).active is False
     assert any("Deactivating tenant" in e for e in env.apim.events)
