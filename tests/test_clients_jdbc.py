@@ -6,6 +6,7 @@ they never skip. Each run creates a throwaway login role and database and drops 
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import socket
 import struct
@@ -426,3 +427,38 @@ def test_oracle_url_pointing_at_something_else_says_so() -> None:
     assert "Help:" not in result.summary and "CONNECTION_ID" not in result.summary
     assert result.field_errors[URL_FIELD] == result.summary
     _assert_secret_absent(result, "tiger-pw-2")
+
+
+@contextlib.contextmanager
+def _resetting_listener() -> Iterator[int]:
+    """A listener that reads the client's first bytes and answers with a TCP reset (SO_LINGER 0), as a busy
+    PostgreSQL sometimes does to a stranger's handshake: python-oracledb's thin driver then drops its socket
+    without closing it, which is why pyproject.toml ignores that one ResourceWarning from oracledb.connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            conn.recv(64)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        thread.join(5)
+        listener.close()
+
+
+def test_oracle_listener_that_resets_says_so_and_leaves_no_descriptor_open() -> None:
+    fds = set(os.listdir("/proc/self/fd"))
+    with _resetting_listener() as port:
+        result = check_relational("ORACLE", f"jdbc:oracle:thin:@//127.0.0.1:{port}/XEPDB1", "scott", "tiger-pw-2")
+    assert not result.ok
+    assert result.summary.startswith(f"Could not connect to Oracle at 127.0.0.1:{port}:")
+    assert result.field_errors[URL_FIELD] == result.summary
+    _assert_secret_absent(result, "tiger-pw-2")
+    assert set(os.listdir("/proc/self/fd")) <= fds  # the driver's socket is closed once it is dropped
