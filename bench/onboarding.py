@@ -276,7 +276,7 @@ def worker_process(argv: list[str]) -> int:
     from portal import create_app
     from portal.services.outbox.worker import Worker
 
-    app = create_app(app_config(url, Path(folder)))
+    app = create_app(app_config(url, Path(folder), concurrency))
     worker = Worker(app, concurrency=concurrency, poll_interval=0.05)
     print("ready", flush=True)  # start-up (imports, the app) is not delivery time: wait for the parent's go
     sys.stdin.readline()
@@ -285,9 +285,11 @@ def worker_process(argv: list[str]) -> int:
     return 0
 
 
-def app_config(url: str, folder: Path) -> dict:
-    return {"SQLALCHEMY_DATABASE_URI": url, "INSTANCE_PATH": str(folder / "instance"), "LOG_LEVEL": "ERROR",
-            "SYNC_VERIFY_SECONDS": 10.0, "SYNC_POLL_INTERVAL": 0.02,
+def app_config(url: str, folder: Path, concurrency: int) -> dict:
+    """The portal's configuration for a worker of `concurrency` threads (which sizes its database pool)."""
+    return {"SQLALCHEMY_DATABASE_URI": url, "WORKER_CONCURRENCY": concurrency,
+            "INSTANCE_PATH": str(folder / "instance"), "LOG_LEVEL": "ERROR", "SYNC_VERIFY_SECONDS": 10.0,
+            "SYNC_POLL_INTERVAL": 0.02,
             "SECRET_KEY": "bench-onboarding-" + "x" * 40}
 
 
@@ -330,7 +332,7 @@ def run_mode(args, mode: str, url: str | None) -> dict:
     result: dict = {"mode": mode}
     try:
         with database(url, folder) as db_url:
-            app = create_app(app_config(db_url, folder))
+            app = create_app(app_config(db_url, folder, args.concurrency))
             sims.start()
             started = time.perf_counter()
             prepare(app, sims, args.tenants, mode)

@@ -97,6 +97,7 @@ def _init_extensions(app: Flask) -> None:
     from portal.services.admin import sessions
 
     encryption.init_app(app)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _pool_options(app.config)
     db.init_app(app)
     with app.app_context():
         if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
@@ -138,6 +139,20 @@ def _init_extensions(app: Flask) -> None:
             flash("Your session has ended. Sign in again.", "info")
         next_url = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("auth.login", next=next_url))
+
+
+def _pool_options(config) -> dict:
+    """Engine options with a pool that has a connection for every outbox worker thread and its bulk and main
+    threads (SQLAlchemy's own default, 5 + 10 overflow, made 32 threads queue for connections). An in-memory
+    SQLite database has a single shared connection and takes no pool size."""
+    import sqlalchemy as sa
+
+    options = dict(config["SQLALCHEMY_ENGINE_OPTIONS"])
+    url = sa.engine.make_url(config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return options
+    options.setdefault("pool_size", max(5, int(config["WORKER_CONCURRENCY"]) + 3))
+    return options
 
 
 def _create_sqlite_file(url: str) -> None:

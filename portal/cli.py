@@ -188,12 +188,13 @@ def seed_demo_command(count: int) -> None:
 
 @click.command("worker")
 @with_appcontext
-@click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True,
-              help="Threads delivering jobs side by side (WSO2 calls wait on the network).")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=None,
+              help="Threads delivering jobs side by side (WSO2 calls wait on the network). Default: the "
+                   "WORKER_CONCURRENCY setting (4), which also sizes the database pool.")
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit (scripts and tests).")
 @click.option("--poll-interval", type=click.FloatRange(0.05, 60), default=1.0, show_default=True,
               help="Seconds an idle thread waits before looking for jobs again.")
-def worker_command(concurrency: int, once: bool, poll_interval: float) -> None:
+def worker_command(concurrency: int | None, once: bool, poll_interval: float) -> None:
     """Deliver tenant changes from the outbox to IS 7 and API Manager, and run bulk onboarding jobs."""
     import signal
     import threading
@@ -205,7 +206,11 @@ def worker_command(concurrency: int, once: bool, poll_interval: float) -> None:
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
-    runner = Worker(app, concurrency=concurrency, poll_interval=poll_interval)
+    concurrency = concurrency or int(app.config["WORKER_CONCURRENCY"])
+    try:
+        runner = Worker(app, concurrency=concurrency, poll_interval=poll_interval)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if not once:
         click.echo(f"Outbox worker {runner.name}: {concurrency} thread(s); stop with Ctrl-C.")
     stats = runner.run(once=once, stop=stop)

@@ -23,6 +23,10 @@ class DefaultConfig:
     # No pool_pre_ping (a round trip on every checkout): portal/db_liveness.py polls the socket instead, and
     # pool_recycle retires connections before idle timeouts nobody announces.
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": False, "pool_recycle": 1800}
+    # Threads of `flask worker` (its --concurrency default). The connection pool is sized from it (pool_size
+    # WORKER_CONCURRENCY + 3, at least 5, unless SQLALCHEMY_ENGINE_OPTIONS names one): threads beyond the pool's
+    # connections would queue for one. Web processes open only the connections their threads use.
+    WORKER_CONCURRENCY = 4
 
     # Sessions: 30 minutes idle, 12 hours absolute, server-side revocation (see services/sessions.py).
     SESSION_IDLE_TIMEOUT = timedelta(minutes=30)

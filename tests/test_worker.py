@@ -240,6 +240,49 @@ def test_the_worker_needs_at_least_one_thread(app):
         worker.Worker(app, concurrency=0)
 
 
+def test_the_pool_has_a_connection_for_every_worker_thread(make_app):
+    """SQLAlchemy's default pool (5 + 10 overflow) made 32 worker threads queue for connections, most of them
+    idle: the pool is sized from WORKER_CONCURRENCY, and a worker with more threads than the pool can serve is
+    refused with what to set, by the service and by `flask worker`."""
+    app = make_app(WORKER_CONCURRENCY=20)
+    with app.app_context():
+        assert _db.engine.pool.size() == 23  # the threads, the bulk thread, the main thread, one spare
+    worker.Worker(app, concurrency=20)
+    default = make_app()
+    with default.app_context():
+        assert _db.engine.pool.size() == 7
+    worker.Worker(default, concurrency=15)  # 15 + 2 of 7 + 10 overflow
+    with pytest.raises(ValueError, match=r"16 worker threads need 18 database connections.*the pool has 17.*"
+                                         r"WORKER_CONCURRENCY"):
+        worker.Worker(default, concurrency=16)
+    result = default.test_cli_runner().invoke(args=["worker", "--once", "--concurrency", "40"])
+    assert result.exit_code == 2 and "PORTAL_WORKER_CONCURRENCY" in result.output
+    assert default.test_cli_runner().invoke(args=["worker", "--once"]).exit_code == 0  # 4 threads by default
+
+
+def test_drain_waits_for_a_job_another_worker_holds_with_its_threads_up(ctx):
+    """Jobs another worker process holds count as open: drain waits for them with the same threads (it used to
+    start every thread and its product clients again each time it ran dry, which cost two benchmark processes
+    more CPU than they delivered with)."""
+    register("held")
+    held = claim("another-process", CFG)
+    seen: list[set[threading.Thread]] = []
+
+    def other_worker() -> None:
+        for _ in range(3):
+            threading.Event().wait(0.15)
+            seen.append({t for t in threading.enumerate() if t.name.startswith("outbox-worker")})
+        with ctx.app_context():
+            assert complete(held)
+
+    finisher = threading.Thread(target=other_worker)
+    finisher.start()
+    stats = worker.Worker(ctx, concurrency=2, poll_interval=0.05).drain(timeout=10)
+    finisher.join()
+    assert stats.total == 0 and jobs() == [("held", "create", "done")]
+    assert len(seen[0]) == 2 and seen[0] == seen[1] == seen[2]
+
+
 def test_two_workers_deliver_every_job_exactly_once(make_app):
     """Two worker processes' worth (two apps, two pools, four threads each) drain 30 registrations against the
     simulators at once. PostgreSQL: their claims go through FOR UPDATE SKIP LOCKED; SQLite: through the single

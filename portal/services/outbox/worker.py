@@ -20,7 +20,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import sqlalchemy as sa
 from flask import Flask
@@ -59,7 +58,8 @@ def process_one(worker: str, products: Products, cfg: Settings | None = None, *,
 
     def heartbeat() -> None:
         done = [p for p in PRODUCTS if taken.steps.get(p) == "done" and p not in shown]
-        if done and taken.op != "decommission":  # a step ended: the pages show it now, not when the job ends
+        last = all(taken.steps.get(p) == "done" for p in PRODUCTS)  # the job's completion shows them at once
+        if done and not last and taken.op != "decommission":  # a step ended: the pages show it now, not at the end
             store.renew(taken, cfg, done=done)
             shown.update(done)
         elif (taken.lease_until - utcnow()).total_seconds() < cfg.lease_seconds - renew_after:
@@ -84,7 +84,8 @@ def process_one(worker: str, products: Products, cfg: Settings | None = None, *,
     if not store.complete(taken):
         return "lost"
     if taken.op in ("create", "sync"):
-        key_managers.after_delivery(taken.tenant_id)  # never raises: the delivery stands whatever the check finds
+        # never raises: the delivery stands whatever the check finds
+        key_managers.after_delivery(taken.tenant_id, products.key_managers_expected())
     return "done"
 
 
@@ -122,49 +123,88 @@ class Worker:
                  cfg: Settings | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        with app.app_context():
+            room = _pool_room(db.engine.pool)
+        if room is not None and room < concurrency + 2:
+            raise ValueError(f"{concurrency} worker threads need {concurrency + 2} database connections (with the bulk "
+                             f"and main threads); the pool has {room}. Set WORKER_CONCURRENCY (PORTAL_WORKER_"
+                             f"CONCURRENCY) to {concurrency} or more: the pool is sized from it.")
         self.app = app
         self.concurrency = concurrency
         self.name = name or default_name()
         self.poll_interval = poll_interval
         with app.app_context():
             self.cfg = cfg or settings()
-        self._busy = 0
+        self._busy = 0  # threads claiming or delivering a job right now
+        self._bulk_busy = 0  # 1 while the bulk thread claims or runs a bulk job
+        self._bulk_runs = 0  # bulk jobs run so far
+        self._dry = threading.Event()  # a thread looked for work and found none (drain counts open jobs only then)
         self._lock = threading.Lock()
 
     def run(self, *, once: bool = False, stop: threading.Event | None = None) -> Stats:
         """Deliver until `stop` is set; with `once`, until no job is due and no thread is busy."""
         stop = stop or threading.Event()
         stats = Stats()
-        threads = [threading.Thread(target=self._loop, args=(f"{self.name}/{i}", once, stop, stats),
-                                    name=f"outbox-worker-{i}", daemon=True) for i in range(self.concurrency)]
-        threads.append(threading.Thread(target=self._bulk_loop, args=(once, stop, stats), name="bulk-worker",
-                                        daemon=True))
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.2)  # short joins keep the main thread responsive to signals
+        _join(self._start(once, stop, stats))
         return stats
 
     def drain(self, *, timeout: float = 60.0) -> Stats:
         """Run until no job is pending or running (failed ones stay), waiting for backoffs; for tests, scripts
-        and the benchmark. Raises TimeoutError with what is left."""
-        deadline = time.monotonic() + timeout
-        total = Stats()
-        while True:
-            stats = self.run(once=True)
-            for name in ("done", "retry", "failed", "lost", "crashed", "bulk"):
-                setattr(total, name, getattr(total, name) + getattr(stats, name))
-            with self.app.app_context():
-                left, next_at = _open_jobs()
-            if not left:
-                return total
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"{left} outbox or bulk job(s) still open after {timeout:g} s")
-            wait = 0.05 if next_at is None else max(0.0, (next_at - utcnow()).total_seconds())
-            time.sleep(min(wait, max(0.0, deadline - time.monotonic()), 1.0) or 0.01)
+        and the benchmark. Raises TimeoutError with what is left.
 
-    def _loop(self, worker: str, once: bool, stop: threading.Event, stats: Stats) -> None:
+        The threads stay up until then, as under `flask worker`: jobs another worker process holds count as open
+        here, and starting every thread (and its product clients) again each time this process ran dry cost the
+        benchmark's two processes more CPU than they delivered with."""
+        deadline = time.monotonic() + timeout
+        stop, stats = threading.Event(), Stats()
+        threads = self._start(False, stop, stats, idle_cap=min(self.poll_interval, 0.25))
+        try:
+            while True:
+                # While every thread finds work there is work left: count only once one came back empty-handed.
+                if not self._dry.wait(max(0.0, min(0.05, deadline - time.monotonic()))):
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError(f"outbox or bulk jobs still open after {timeout:g} s")
+                    continue
+                self._dry.clear()
+                with self._lock:
+                    bulk_idle, runs = self._bulk_busy == 0, self._bulk_runs
+                with self.app.app_context():
+                    left = _open_jobs()
+                with self._lock:
+                    # An outbox job is pending or running until the write that ends it, so `left` sees it. A bulk
+                    # job stops being pending when claimed, before its outbox jobs exist: the count holds only
+                    # if the bulk thread was idle before and after it and ran nothing in between.
+                    settled = bulk_idle and self._bulk_busy == 0 and self._bulk_runs == runs
+                if not left and settled:
+                    return stats
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"{left} outbox or bulk job(s) still open after {timeout:g} s")
+        finally:
+            stop.set()
+            _join(threads)
+
+    def _start(self, once: bool, stop: threading.Event, stats: Stats, idle_cap: float | None = None,
+               ) -> list[threading.Thread]:
+        threads = [threading.Thread(target=self._loop, args=(f"{self.name}/{i}", once, stop, stats, idle_cap),
+                                    name=f"outbox-worker-{i}", daemon=True) for i in range(self.concurrency)]
+        threads.append(threading.Thread(target=self._bulk_loop, args=(once, stop, stats, idle_cap),
+                                        name="bulk-worker", daemon=True))
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def _busy_for(self, delta: int) -> None:
+        with self._lock:
+            self._busy += delta
+
+    def _bulk_busy_for(self, delta: int, ran: bool = False) -> None:
+        with self._lock:
+            self._bulk_busy += delta
+            self._bulk_runs += ran
+
+    def _loop(self, worker: str, once: bool, stop: threading.Event, stats: Stats, idle_cap: float | None) -> None:
+        """One delivery thread. Idle, it waits poll_interval; with `once` or an idle_cap (drain) it looks again
+        after 20 ms, doubling to 250 ms (or the cap), since another thread's job may free a tenant's next one."""
         products = Products()
         idle = 0.02
         next_lease_check = 0.0
@@ -172,8 +212,7 @@ class Worker:
         with self.app.app_context():
             try:
                 while not stop.is_set():
-                    with self._lock:
-                        self._busy += 1
+                    self._busy_for(+1)
                     check_expired = time.monotonic() >= next_lease_check
                     if check_expired:
                         next_lease_check = time.monotonic() + LEASE_CHECK_SECONDS
@@ -185,51 +224,69 @@ class Worker:
                         db.session.rollback()
                         outcome = "crashed"
                     finally:
-                        with self._lock:
-                            self._busy -= 1
+                        self._busy_for(-1)
                     if outcome is not None:
                         stats.add(outcome)
                         idle = 0.02
                         continue
+                    self._dry.set()
                     if once:
                         with self._lock:
                             if self._busy == 0:
                                 return
-                        stop.wait(idle)  # another thread's job may free this tenant's next one
+                        stop.wait(idle)
                         idle = min(idle * 2, 0.25)
+                    elif idle_cap is not None:
+                        stop.wait(idle)
+                        idle = min(idle * 2, idle_cap)
                     else:
                         stop.wait(self.poll_interval)
             finally:
                 products.close()
                 db.session.remove()
 
-    def _bulk_loop(self, once: bool, stop: threading.Event, stats: Stats) -> None:
+    def _bulk_loop(self, once: bool, stop: threading.Event, stats: Stats, idle_cap: float | None) -> None:
         """Run pending bulk jobs one at a time; with `once`, until none is pending."""
         with self.app.app_context():
             try:
                 while not stop.is_set():
+                    self._bulk_busy_for(+1)
+                    ran = False
                     try:
                         ran = bulk_jobs.run_next()
                     except Exception:  # the loop must survive; the job page shows the job as stopped
                         log.exception("bulk worker: unexpected error")
                         db.session.rollback()
-                        ran = False
+                    finally:
+                        self._bulk_busy_for(-1, ran)
                     if ran:
                         stats.add("bulk")
                     elif once:
                         return
                     else:
-                        stop.wait(self.poll_interval)
+                        stop.wait(self.poll_interval if idle_cap is None else idle_cap)
             finally:
                 db.session.remove()
 
 
-def _open_jobs() -> tuple[int, datetime | None]:
-    """How many outbox jobs are pending or running, and bulk jobs waiting for a worker; and when the earliest
-    pending outbox job is due."""
-    count, next_at = db.session.execute(
-        sa.select(sa.func.count(), sa.func.min(OutboxJob.next_attempt_at))
-        .where(OutboxJob.status.in_(("pending", "running")))).one()
+def _pool_room(pool: sa.pool.Pool) -> int | None:
+    """How many connections the pool hands out at once, or None when it has no limit of its own."""
+    if not isinstance(pool, sa.pool.QueuePool):
+        return None
+    overflow = getattr(pool, "_max_overflow", 0)  # QueuePool's max_overflow (-1: none); no public accessor
+    return None if overflow < 0 else pool.size() + overflow
+
+
+def _join(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.2)  # short joins keep the main thread responsive to signals
+
+
+def _open_jobs() -> int:
+    """How many outbox jobs are pending or running, and bulk jobs waiting for a worker."""
+    count = db.session.execute(sa.select(sa.func.count()).select_from(OutboxJob)
+                               .where(OutboxJob.status.in_(("pending", "running")))).scalar_one()
     bulk_waiting = bulk_jobs.claim_waiting()
     db.session.rollback()
-    return count + bulk_waiting, next_at
+    return count + bulk_waiting
