@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from portal.clients.errors import DeletionDisabled, UpstreamError
 from portal.extensions import db
 from portal.models import Tenant
-from portal.services.outbox.policy import DIRECTIONS, Settings, current_sharing
+from portal.services.outbox.policy import DIRECTIONS, Settings, current_direction
 from portal.services.outbox.products import (
     PRODUCTS,
     DeliveryError,
@@ -246,21 +246,14 @@ class Products:
         self.ttl = ttl
         self.direction_ttl = direction_ttl
         self._built: dict[str, tuple[float, Side]] = {}
-        self._sharing: tuple[float, str, bool] | None = None
+        self._direction: tuple[float, str] | None = None
 
     def direction(self) -> str:
         """The sharing direction, read again every few seconds. A job delivered under the old direction just
         after a switch still converges: both modes end with the tenant right in both products."""
-        return self._sharing_now()[1]
-
-    def key_managers_expected(self) -> bool:
-        """Whether API Manager should create a key manager per tenant now (read with the direction)."""
-        return self._sharing_now()[2]
-
-    def _sharing_now(self) -> tuple[float, str, bool]:
-        if self._sharing is None or time.monotonic() - self._sharing[0] > self.direction_ttl:
-            self._sharing = (time.monotonic(), *current_sharing())
-        return self._sharing
+        if self._direction is None or time.monotonic() - self._direction[0] > self.direction_ttl:
+            self._direction = (time.monotonic(), current_direction())
+        return self._direction[1]
 
     def side(self, product: str) -> Side:
         built = self._built.get(product)

@@ -77,9 +77,3 @@ def owner_rules() -> OwnerRules:
 
 def current_direction() -> str:
     return sharing.current().direction
-
-
-def current_sharing() -> tuple[str, bool]:
-    """(the sharing direction, whether API Manager should create a key manager per tenant), in one read."""
-    s = sharing.current()
-    return s.direction, sharing.expects_key_managers(s)

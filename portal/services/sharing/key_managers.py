@@ -338,17 +338,14 @@ def repair(tenant_id: str, actor: Actor) -> KeyManagerCheck:
     return row
 
 
-def after_delivery(tenant_pk: int, expected: bool | None = None) -> None:
+def after_delivery(tenant_pk: int) -> None:
     """The worker's hook after a create or sync job completed: check, store, log. Never raises: the delivery is
     already recorded and a failed check must not undo it. Off with KEY_MANAGER_CHECK_AFTER_SYNC = False; when no key
-    manager is expected and the tenant was never checked, nothing is written (no extra transaction per job).
-    `expected`: whether one is expected, when the caller knows (the worker reads it with the sharing direction)."""
+    manager is expected and the tenant was never checked, nothing is written (no extra transaction per job)."""
     if not current_app.config.get("KEY_MANAGER_CHECK_AFTER_SYNC", True):
         return
     try:
-        if expected is None:
-            expected = sharing.key_manager_expectation().expected
-        if not expected and db.session.get(KeyManagerCheck, tenant_pk) is None:
+        if not sharing.key_manager_expectation().expected and db.session.get(KeyManagerCheck, tenant_pk) is None:
             db.session.rollback()
             return
         tenant = db.session.get(Tenant, tenant_pk)

@@ -332,11 +332,6 @@ class KeyManagerExpectation:
     reason: str
 
 
-def expects_key_managers(s: SharingSettings) -> bool:
-    """Whether, under these settings, API Manager should create a WSO2-IS-7 key manager per tenant."""
-    return s.direction in KEY_MANAGER_DIRECTIONS and bool(s.auto_configure_key_manager)
-
-
 def key_manager_expectation() -> KeyManagerExpectation:
     s = current()
     if s.direction not in KEY_MANAGER_DIRECTIONS:
